@@ -1,0 +1,63 @@
+"""The one place that decides which kernels are live.
+
+The C extension (``fastws._speedups``) is used when it imports; the
+pure-Python twin (``fastws._kernels_py``) is used when the extension is
+missing or when the environment variable ``FASTWS_NO_EXTENSIONS`` is set to a
+non-empty value other than ``0``. Both export exactly the same names with the
+same behaviour; :data:`implementation` says which one is live, e.g.
+``"c/avx512"`` or ``"python"``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from types import ModuleType
+
+__all__ = [
+    "implementation",
+    "apply_mask",
+    "mask_inplace",
+    "validate_utf8",
+    "Utf8Validator",
+    "decode_header",
+    "encode_header",
+    "encode_frame",
+]
+
+
+def _forced_pure() -> bool:
+    value = os.environ.get("FASTWS_NO_EXTENSIONS", "")
+    return value not in ("", "0")
+
+
+def _load() -> tuple[ModuleType, str]:
+    if not _forced_pure():
+        try:
+            from fastws import _speedups
+        except ImportError as exc:
+            # A missing extension is expected for a pure-Python install; one
+            # that exists but cannot load is a broken install: say so.
+            if getattr(exc, "name", None) != "fastws._speedups":
+                warnings.warn(
+                    f"fastws C extension failed to load ({exc}); "
+                    "using the much slower pure-Python kernels",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        else:
+            return _speedups, "c/" + _speedups.simd_level()
+    from fastws import _kernels_py
+
+    return _kernels_py, "python"
+
+
+_kernels, implementation = _load()
+
+apply_mask = _kernels.apply_mask
+mask_inplace = _kernels.mask_inplace
+validate_utf8 = _kernels.validate_utf8
+Utf8Validator = _kernels.Utf8Validator
+decode_header = _kernels.decode_header
+encode_header = _kernels.encode_header
+encode_frame = _kernels.encode_frame
