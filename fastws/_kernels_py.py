@@ -1,0 +1,356 @@
+"""Pure-Python twin of the C kernels in ``fastws._speedups``.
+
+Same names, same behaviour, same exceptions as the extension (see
+``docs/kernels.md``); only the speed differs. Each function leans on the
+fastest primitive CPython offers for the job:
+
+* masking turns the whole buffer into one big integer and XORs it with the
+  key repeated to the same length, so the loop runs in C inside ``int``;
+* UTF-8 validation runs CPython's own UTF-8 decoder, which stops at the first
+  byte that cannot continue a valid sequence; the one case it leaves open
+  (a surrogate prefix ``ED A0..BF`` waiting for more input) is checked here;
+* frame headers are packed and unpacked with :mod:`struct`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import operator
+import struct
+from typing import TYPE_CHECKING
+
+from fastws.exceptions import Utf8Error
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = [
+    "Utf8Validator",
+    "apply_mask",
+    "decode_header",
+    "encode_frame",
+    "encode_header",
+    "mask_inplace",
+    "validate_utf8",
+]
+
+_utf8_decode = codecs.utf_8_decode
+_from_bytes = int.from_bytes
+_pack_short = struct.Struct("!BB").pack
+_pack_medium = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
+_unpack_medium = struct.Struct("!H").unpack_from
+_unpack_long = struct.Struct("!Q").unpack_from
+
+_MAX_LENGTH = (1 << 63) - 1
+
+
+def _byte_view(obj: Buffer) -> memoryview:
+    """Return a flat, C-contiguous view of ``obj``'s bytes.
+
+    Raises:
+        TypeError: ``obj`` does not support the buffer protocol, or its
+            memory is not C-contiguous.
+    """
+    try:
+        view = memoryview(obj)
+    except TypeError:
+        raise TypeError(f"a bytes-like object is required, not {type(obj).__name__!r}") from None
+    if view.format != "B" or view.ndim != 1:
+        if not view.c_contiguous:
+            raise TypeError("buffer must be C-contiguous")
+        view = view.cast("B")
+    elif not view.c_contiguous:
+        raise TypeError("buffer must be C-contiguous")
+    return view
+
+
+def _mask_key(mask: Buffer) -> bytes:
+    """Return the masking key as 4 bytes, or raise ``TypeError``/``ValueError``."""
+    if type(mask) is bytes:
+        key = mask
+    else:
+        key = _byte_view(mask).tobytes()
+    if len(key) != 4:
+        raise ValueError(f"mask must be 4 bytes long, got {len(key)}")
+    return key
+
+
+def _xor(data: Buffer, key: bytes, n: int) -> bytes:
+    """``data[i] ^ key[i % 4]`` for the first ``n`` bytes of ``data`` (``n`` > 0)."""
+    reps, extra = divmod(n, 4)
+    stream = key * reps + key[:extra] if extra else key * reps
+    value = _from_bytes(data, "little") ^ _from_bytes(stream, "little")
+    return value.to_bytes(n, "little")
+
+
+def apply_mask(data: Buffer, mask: Buffer) -> bytes:
+    """Return a new ``bytes`` with ``data[i] ^ mask[i % 4]``.
+
+    Args:
+        data: the bytes to mask or unmask.
+        mask: the 4-byte masking key.
+
+    Raises:
+        TypeError: an argument is not a C-contiguous buffer.
+        ValueError: ``mask`` is not exactly 4 bytes long.
+    """
+    key = _mask_key(mask)
+    if type(data) is not bytes:
+        data = _byte_view(data)
+    n = len(data)
+    if n == 0:
+        return b""
+    return _xor(data, key, n)
+
+
+def mask_inplace(buffer: Buffer, mask: Buffer, phase: int = 0) -> None:
+    """XOR ``buffer`` in place with ``mask``: ``buffer[i] ^= mask[(phase + i) % 4]``.
+
+    To unmask a payload that arrives in several chunks, pass the phase of
+    each chunk: the next chunk's phase is ``(phase + len(chunk)) % 4``.
+
+    Args:
+        buffer: a writable buffer.
+        mask: the 4-byte masking key.
+        phase: position in the key of ``buffer[0]``, 0..3.
+
+    Raises:
+        TypeError: an argument is not a C-contiguous buffer, ``buffer`` is
+            read-only, or ``phase`` is not an integer.
+        ValueError: ``mask`` is not 4 bytes long or ``phase`` is not in 0..3.
+    """
+    view = _byte_view(buffer)
+    if view.readonly:
+        raise TypeError(f"buffer must be writable, got a read-only {type(buffer).__name__!r}")
+    key = _mask_key(mask)
+    phase = operator.index(phase)
+    if not 0 <= phase <= 3:
+        raise ValueError(f"phase must be in 0..3, got {phase}")
+    n = len(view)
+    if n == 0:
+        return
+    if phase:
+        key = key[phase:] + key[:phase]
+    view[:] = _xor(view, key, n)
+
+
+def validate_utf8(data: Buffer) -> bool:
+    """Return ``True`` iff ``data`` is complete, valid UTF-8.
+
+    Raises:
+        TypeError: ``data`` is not a C-contiguous buffer.
+    """
+    if type(data) is not bytes:
+        data = _byte_view(data)
+    try:
+        _utf8_decode(data, "strict", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class Utf8Validator:
+    """Incremental UTF-8 validator that fails as early as possible.
+
+    Feed the fragments of a text message as they arrive; :meth:`feed`
+    raises :class:`~fastws.exceptions.Utf8Error` as soon as the bytes fed so
+    far cannot be the beginning of valid UTF-8. A code point may be split
+    between fragments anywhere.
+    """
+
+    __slots__ = ("_error", "_pending", "_start")
+
+    def __init__(self) -> None:
+        # Bytes before ``_start`` are complete, valid code points; ``_pending``
+        # holds the 0..3 bytes of a code point that is not complete yet.
+        self._start = 0
+        self._pending = b""
+        self._error: Utf8Error | None = None
+
+    @property
+    def position(self) -> int:
+        """Number of bytes accepted so far (after an error: the error position)."""
+        if self._error is not None:
+            return self._error.position
+        return self._start + len(self._pending)
+
+    @property
+    def complete(self) -> bool:
+        """``True`` when the input so far does not end inside a code point."""
+        return not self._pending
+
+    def reset(self) -> None:
+        """Forget everything fed so far, including an error."""
+        self._start = 0
+        self._pending = b""
+        self._error = None
+
+    def _fail(self, position: int, incomplete: bool = False) -> Utf8Error:
+        self._error = Utf8Error(position, incomplete)
+        return Utf8Error(position, incomplete)
+
+    def feed(self, data: Buffer, final: bool = False) -> None:
+        """Validate the next fragment.
+
+        Args:
+            data: the next bytes of the message.
+            final: ``True`` for the last fragment: the input must then not
+                end inside a code point.
+
+        Raises:
+            Utf8Error: the input so far cannot be the prefix of valid UTF-8
+                (or, with ``final``, ends inside a code point). The error
+                repeats on every later call until :meth:`reset`.
+            TypeError: ``data`` is not a C-contiguous buffer.
+        """
+        error = self._error
+        if error is not None:
+            raise Utf8Error(error.position, error.incomplete)
+        view = _byte_view(data)
+        start = self._start
+        pending = self._pending
+        if pending:
+            # Finish the pending code point on a small copy; 3 more bytes
+            # always suffice to complete it or to prove it invalid.
+            head = pending + view[:3].tobytes()
+            try:
+                _, used = _utf8_decode(head, "strict", False)
+            except UnicodeDecodeError as exc:
+                raise self._fail(start + exc.start) from None
+            if used == 0:
+                # Still inside the same code point: all of ``view`` is in head.
+                self._pending = head
+                self._check_tail(final)
+                return
+            start += used
+            view = view[used - len(pending) :]
+        try:
+            _, used = _utf8_decode(view, "strict", False)
+        except UnicodeDecodeError as exc:
+            raise self._fail(start + exc.start) from None
+        self._start = start + used
+        self._pending = view[used:].tobytes() if used != len(view) else b""
+        self._check_tail(final)
+
+    def _check_tail(self, final: bool) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        # CPython's decoder accepts ED A0..BF as a prefix (for the
+        # "surrogatepass" handler); in strict UTF-8 it starts a surrogate.
+        if len(pending) > 1 and pending[0] == 0xED and pending[1] > 0x9F:
+            raise self._fail(self._start)
+        if final:
+            raise self._fail(self._start, incomplete=True)
+
+
+def decode_header(
+    data: Buffer, offset: int = 0
+) -> tuple[bool, int, int, int, bytes | None, int] | None:
+    """Decode the frame header that starts at ``data[offset]``.
+
+    Returns:
+        ``(fin, rsv, opcode, payload_length, mask, header_length)``, or
+        ``None`` when the whole header is not available yet. ``rsv`` holds
+        the three RSV bits (RSV1 = 4); ``mask`` is ``None`` for an unmasked
+        frame.
+
+    Raises:
+        TypeError: ``data`` is not a C-contiguous buffer.
+        ValueError: ``offset`` is outside ``0..len(data)`` or the 64-bit
+            payload length has its most significant bit set.
+    """
+    if type(data) is not bytes:
+        data = _byte_view(data)
+    offset = operator.index(offset)
+    available = len(data) - offset
+    if offset < 0 or available < 0:
+        raise ValueError(f"offset must be in 0..{len(data)}, got {offset}")
+    if available < 2:
+        return None
+    first = data[offset]
+    second = data[offset + 1]
+    length = second & 0x7F
+    masked = second & 0x80
+    if length < 126:
+        size = 6 if masked else 2
+        if available < size:
+            return None
+    elif length == 126:
+        size = 8 if masked else 4
+        if available < size:
+            return None
+        (length,) = _unpack_medium(data, offset + 2)
+    else:
+        size = 14 if masked else 10
+        if available < size:
+            return None
+        (length,) = _unpack_long(data, offset + 2)
+        if length > _MAX_LENGTH:
+            raise ValueError("payload length has its most significant bit set")
+    mask = bytes(data[offset + size - 4 : offset + size]) if masked else None
+    return (first > 0x7F, (first >> 4) & 7, first & 0x0F, length, mask, size)
+
+
+def encode_header(
+    fin: bool,
+    opcode: int,
+    payload_length: int,
+    mask: Buffer | None = None,
+    rsv: int = 0,
+) -> bytes:
+    """Return the 2..14 byte frame header, with the minimal length encoding.
+
+    Raises:
+        TypeError: an integer argument is not an integer, or ``mask`` is
+            not a buffer.
+        ValueError: ``opcode`` is not in 0..15, ``rsv`` not in 0..7,
+            ``payload_length`` not in 0..2**63-1, or ``mask`` not 4 bytes.
+    """
+    opcode = operator.index(opcode)
+    rsv = operator.index(rsv)
+    payload_length = operator.index(payload_length)
+    if not 0 <= opcode <= 15:
+        raise ValueError(f"opcode must be in 0..15, got {opcode}")
+    if not 0 <= rsv <= 7:
+        raise ValueError(f"rsv must be in 0..7, got {rsv}")
+    if not 0 <= payload_length <= _MAX_LENGTH:
+        raise ValueError(f"payload_length must be in 0..2**63-1, got {payload_length}")
+    first = (0x80 if fin else 0) | (rsv << 4) | opcode
+    if mask is None:
+        if payload_length < 126:
+            return _pack_short(first, payload_length)
+        if payload_length < 65536:
+            return _pack_medium(first, 126, payload_length)
+        return _pack_long(first, 127, payload_length)
+    key = _mask_key(mask)
+    if payload_length < 126:
+        return _pack_short(first, 0x80 | payload_length) + key
+    if payload_length < 65536:
+        return _pack_medium(first, 0xFE, payload_length) + key
+    return _pack_long(first, 0xFF, payload_length) + key
+
+
+def encode_frame(
+    fin: bool,
+    opcode: int,
+    payload: Buffer,
+    mask: Buffer | None = None,
+    rsv: int = 0,
+) -> bytes:
+    """Return a whole frame: the header, then ``payload`` masked with ``mask``.
+
+    Raises:
+        TypeError: ``payload`` or ``mask`` is not a buffer.
+        ValueError: as :func:`encode_header`.
+    """
+    if type(payload) is not bytes:
+        payload = _byte_view(payload)
+    n = len(payload)
+    header = encode_header(fin, opcode, n, mask, rsv)
+    if mask is None:
+        return header + payload
+    if n == 0:
+        return header
+    return header + _xor(payload, header[-4:], n)
