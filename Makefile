@@ -1,0 +1,60 @@
+# Developer entry points. `make echo` and `make test` work on a fresh machine
+# with Python >= 3.10, a C compiler and network access to PyPI.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8765
+
+.PHONY: setup build echo test test-c test-python test-kernels-c sanitize conformance lint bench clean
+
+$(VENV)/.stamp: pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "setuptools>=77" "Cython>=3.1"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.stamp
+
+# (Re)build the C extension in place; a compile error fails loudly.
+build: setup
+	$(PY) setup.py -q build_ext --inplace
+
+# The main job: the echo server (and its browser page on http://HOST:PORT/).
+echo: build
+	$(PY) -m fastws echo --host $(HOST) --port $(PORT)
+
+# Everything CI runs: the suite with the C extension, the suite on the
+# pure-Python kernels, the C kernel tests, the sanitizer build and the
+# Autobahn TestSuite (server role, quick set).
+test: test-c test-python test-kernels-c sanitize conformance
+
+test-c: build
+	FASTWS_REQUIRE_EXTENSION=1 $(PY) -m pytest
+
+test-python: setup
+	FASTWS_NO_EXTENSIONS=1 $(PY) -m pytest
+
+test-kernels-c:
+	$(MAKE) -C csrc test
+
+sanitize: setup
+	PYTHON=$(PY) tools/sanitize.sh
+
+conformance: build
+	PYTHON=$(PY) compliance/run.sh server quick
+
+lint: setup
+	$(PY) -m pip install -q ruff mypy
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+bench: build
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) bench/report.py
+
+clean:
+	rm -rf build dist *.egg-info fastws/*.so fastws/_speedups.c
+	$(MAKE) -C csrc clean
