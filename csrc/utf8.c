@@ -1,0 +1,312 @@
+/* UTF-8 validation: scalar scanner, incremental state machine, ISA dispatch.
+ *
+ * Structure of a feed:
+ *   1. a code point left unfinished by the previous feed is completed (or
+ *      rejected) one byte at a time by a small state machine;
+ *   2. the bulk is handed to the selected scanner (scalar or SIMD), which
+ *      returns the longest prefix made of complete valid code points;
+ *   3. what follows that prefix (a truncated sequence of at most 3 bytes, or
+ *      the start of an invalid one) goes through the state machine again,
+ *      which either keeps it as pending state or pinpoints the error.
+ * The SIMD scanners only need to be right about "longest complete valid
+ * prefix"; everything about carrying state lives here.
+ */
+#include "fastws_utf8.h"
+#include "fastws_cpu.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Scalar scanner: 8-bytes-at-a-time ASCII skip, then one code point at a   */
+/* time with explicit range checks on the second byte.                      */
+/* ------------------------------------------------------------------------ */
+
+#define FWS_HI8 0x8080808080808080ull
+
+static inline int is_cont(uint8_t c) { return (c & 0xC0u) == 0x80u; }
+
+size_t fws_utf8_scan_scalar(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        /* ASCII run: 16 then 8 bytes at a time. */
+        while (i + 16 <= n) {
+            uint64_t a, b;
+            memcpy(&a, p + i, 8);
+            memcpy(&b, p + i + 8, 8);
+            if ((a | b) & FWS_HI8)
+                break;
+            i += 16;
+        }
+        if (i + 8 <= n) {
+            uint64_t a;
+            memcpy(&a, p + i, 8);
+            if (!(a & FWS_HI8)) {
+                i += 8;
+                continue;
+            }
+        }
+        uint8_t c = p[i];
+        if (c < 0x80u) {
+            i++;
+            continue;
+        }
+        if (c < 0xC2u) /* stray continuation, or overlong C0/C1 */
+            return i;
+        if (c < 0xE0u) {
+            if (i + 1 >= n || !is_cont(p[i + 1]))
+                return i;
+            i += 2;
+            continue;
+        }
+        if (c < 0xF0u) {
+            if (i + 2 >= n)
+                return i;
+            uint8_t b1 = p[i + 1];
+            uint8_t lo = (c == 0xE0u) ? 0xA0u : 0x80u; /* E0 80..9F overlong */
+            uint8_t hi = (c == 0xEDu) ? 0x9Fu : 0xBFu; /* ED A0..BF surrogate */
+            if (b1 < lo || b1 > hi || !is_cont(p[i + 2]))
+                return i;
+            i += 3;
+            continue;
+        }
+        if (c < 0xF5u) {
+            if (i + 3 >= n)
+                return i;
+            uint8_t b1 = p[i + 1];
+            uint8_t lo = (c == 0xF0u) ? 0x90u : 0x80u; /* F0 80..8F overlong */
+            uint8_t hi = (c == 0xF4u) ? 0x8Fu : 0xBFu; /* F4 90.. > U+10FFFF */
+            if (b1 < lo || b1 > hi || !is_cont(p[i + 2]) || !is_cont(p[i + 3]))
+                return i;
+            i += 4;
+            continue;
+        }
+        return i; /* F5..FF never appear in UTF-8 */
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Byte-at-a-time state machine for sequences split across feeds.           */
+/* state = need | lo << 8 | hi << 16: `need` continuation bytes still due,  */
+/* the next one must lie in [lo, hi].  0 = between code points.             */
+/* ------------------------------------------------------------------------ */
+
+#define FWS_REJECT 0xFFFFFFFFu
+#define PACK(need, lo, hi) ((uint32_t)(need) | ((uint32_t)(lo) << 8) | ((uint32_t)(hi) << 16))
+
+/* Returns 0 on success, 1 on error (st is then rejected, seq_start = error
+ * position).  `pos` is the absolute offset of `c`. */
+static int step(fws_utf8_state *st, uint8_t c, uint64_t pos)
+{
+    uint32_t s = st->state;
+    if (s == 0) {
+        if (c < 0x80u)
+            return 0;
+        if (c < 0xC2u)
+            s = 0;
+        else if (c < 0xE0u)
+            s = PACK(1, 0x80, 0xBF);
+        else if (c == 0xE0u)
+            s = PACK(2, 0xA0, 0xBF);
+        else if (c == 0xEDu)
+            s = PACK(2, 0x80, 0x9F);
+        else if (c < 0xF0u)
+            s = PACK(2, 0x80, 0xBF);
+        else if (c == 0xF0u)
+            s = PACK(3, 0x90, 0xBF);
+        else if (c < 0xF4u)
+            s = PACK(3, 0x80, 0xBF);
+        else if (c == 0xF4u)
+            s = PACK(3, 0x80, 0x8F);
+        else
+            s = 0;
+        if (s == 0) {
+            st->state = FWS_REJECT;
+            st->seq_start = pos;
+            st->total = pos;
+            return 1;
+        }
+        st->state = s;
+        st->pending = 1;
+        st->seq_start = pos;
+        return 0;
+    }
+    uint32_t lo = (s >> 8) & 0xFFu, hi = (s >> 16) & 0xFFu, need = s & 0xFFu;
+    if (c < lo || c > hi) {
+        st->state = FWS_REJECT;
+        st->total = st->seq_start;
+        return 1;
+    }
+    if (need == 1) {
+        st->state = 0;
+        st->pending = 0;
+    } else {
+        st->state = PACK(need - 1, 0x80, 0xBF);
+        st->pending++;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch.                                                                */
+/* ------------------------------------------------------------------------ */
+
+enum { ISA_UNSET = -1, ISA_SCALAR = 0, ISA_SSE2, ISA_AVX2, ISA_AVX512 };
+
+static int g_isa = ISA_UNSET;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ISA_LOAD() __atomic_load_n(&g_isa, __ATOMIC_RELAXED)
+#define ISA_STORE(v) __atomic_store_n(&g_isa, (v), __ATOMIC_RELAXED)
+#else
+#define ISA_LOAD() (*(volatile int *)&g_isa)
+#define ISA_STORE(v) (*(volatile int *)&g_isa = (v))
+#endif
+
+static int detect_isa(void)
+{
+#ifdef FWS_UTF8_X86_64
+    unsigned f = fws_cpu_features();
+    if ((f & FWS_CPU_AVX512BW) && (f & FWS_CPU_AVX512VBMI))
+        return ISA_AVX512;
+    if (f & FWS_CPU_AVX2)
+        return ISA_AVX2;
+    if (f & FWS_CPU_SSE2)
+        return ISA_SSE2;
+#endif
+    return ISA_SCALAR;
+}
+
+static int current_isa(void)
+{
+    int isa = ISA_LOAD();
+    if (isa == ISA_UNSET) {
+        isa = detect_isa();
+        ISA_STORE(isa);
+    }
+    return isa;
+}
+
+static size_t scan(const uint8_t *p, size_t n)
+{
+    switch (current_isa()) {
+#ifdef FWS_UTF8_X86_64
+    case ISA_AVX512:
+        return fws_utf8_scan_avx512(p, n);
+    case ISA_AVX2:
+        return fws_utf8_scan_avx2(p, n);
+    case ISA_SSE2:
+        return fws_utf8_scan_sse2(p, n);
+#endif
+    default:
+        return fws_utf8_scan_scalar(p, n);
+    }
+}
+
+const char *fws_utf8_isa(void)
+{
+    switch (current_isa()) {
+    case ISA_AVX512:
+        return "avx512";
+    case ISA_AVX2:
+        return "avx2";
+    case ISA_SSE2:
+        return "sse2";
+    default:
+        return "scalar";
+    }
+}
+
+int fws_utf8_set_isa(const char *name)
+{
+    int isa;
+    if (!name)
+        return -1;
+    if (strcmp(name, "auto") == 0) {
+        ISA_STORE(detect_isa());
+        return 0;
+    }
+    if (strcmp(name, "scalar") == 0) {
+        ISA_STORE(ISA_SCALAR);
+        return 0;
+    }
+#ifdef FWS_UTF8_X86_64
+    {
+        unsigned f = fws_cpu_features();
+        if (strcmp(name, "sse2") == 0 && (f & FWS_CPU_SSE2))
+            isa = ISA_SSE2;
+        else if (strcmp(name, "avx2") == 0 && (f & FWS_CPU_AVX2))
+            isa = ISA_AVX2;
+        else if (strcmp(name, "avx512") == 0 && (f & FWS_CPU_AVX512BW) &&
+                 (f & FWS_CPU_AVX512VBMI))
+            isa = ISA_AVX512;
+        else
+            return -1;
+    }
+    ISA_STORE(isa);
+    return 0;
+#else
+    (void)isa;
+    return -1;
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API.                                                              */
+/* ------------------------------------------------------------------------ */
+
+void fws_utf8_init(fws_utf8_state *st)
+{
+    memset(st, 0, sizeof *st);
+}
+
+int fws_utf8_feed(fws_utf8_state *st, const uint8_t *p, size_t n, uint64_t *err_pos)
+{
+    if (st->state == FWS_REJECT) {
+        *err_pos = st->seq_start;
+        return 1;
+    }
+    const uint64_t base = st->total;
+    size_t i = 0;
+    /* 1. finish a code point left open by the previous feed */
+    while (st->state != 0 && i < n) {
+        if (step(st, p[i], base + i)) {
+            *err_pos = st->seq_start;
+            return 1;
+        }
+        i++;
+    }
+    if (i < n) {
+        /* 2. bulk */
+        i += scan(p + i, n - i);
+        /* 3. at most a few bytes: a truncated sequence or the error */
+        for (; i < n; i++) {
+            if (step(st, p[i], base + i)) {
+                *err_pos = st->seq_start;
+                return 1;
+            }
+        }
+    }
+    st->total = base + n;
+    return 0;
+}
+
+int fws_utf8_finish(const fws_utf8_state *st, uint64_t *err_pos)
+{
+    if (st->state == 0)
+        return 0;
+    *err_pos = st->seq_start;
+    return 1;
+}
+
+int fws_utf8_validate(const uint8_t *p, size_t n, size_t *err_pos)
+{
+    size_t k = scan(p, n);
+    if (k == n)
+        return 0;
+    /* p[k] starts an invalid or truncated sequence: either way the longest
+     * valid prefix ends at k. */
+    *err_pos = k;
+    return 1;
+}
