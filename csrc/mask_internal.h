@@ -1,0 +1,73 @@
+/* Helpers shared by the masking kernels (not installed, not public). */
+#ifndef FASTWS_MASK_INTERNAL_H
+#define FASTWS_MASK_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#define FWS_ARCH_X86 1
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define FWS_ARCH_ARM64 1
+#endif
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define FWS_INLINE static __forceinline
+#else
+#define FWS_INLINE static inline __attribute__((always_inline))
+#endif
+
+/* The key as it appears in memory starting at a byte whose phase is `phase`. */
+FWS_INLINE uint32_t fws_key32(const uint8_t key[4], unsigned phase)
+{
+    uint8_t k[4];
+    k[0] = key[phase & 3];
+    k[1] = key[(phase + 1) & 3];
+    k[2] = key[(phase + 2) & 3];
+    k[3] = key[(phase + 3) & 3];
+    uint32_t v;
+    memcpy(&v, k, 4);
+    return v;
+}
+
+FWS_INLINE uint64_t fws_key64(const uint8_t key[4], unsigned phase)
+{
+    uint32_t k = fws_key32(key, phase);
+    uint8_t b[8];
+    memcpy(b, &k, 4);
+    memcpy(b + 4, &k, 4);
+    uint64_t v;
+    memcpy(&v, b, 8);
+    return v;
+}
+
+/* n < 16. Every load happens before the first store, so in place works with
+ * the overlapping second word. */
+FWS_INLINE void fws_mask_small(uint8_t *dst, const uint8_t *src, size_t n,
+                               const uint8_t key[4], unsigned phase)
+{
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        a ^= fws_key64(key, phase);
+        b ^= fws_key64(key, phase + (unsigned)(n & 3));
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        a ^= fws_key32(key, phase);
+        b ^= fws_key32(key, phase + (unsigned)(n & 3));
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = (uint8_t)(src[i] ^ key[(phase + i) & 3]);
+    }
+}
+
+#endif /* FASTWS_MASK_INTERNAL_H */

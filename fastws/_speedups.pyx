@@ -1,0 +1,531 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: freethreading_compatible=True
+"""C kernels of fastws: XOR masking, UTF-8 validation, frame headers.
+
+The API (names, behaviour, errors) is the one in docs/kernels.md and is
+identical to the pure-Python twin ``fastws._kernels_py``. Arguments named
+"buffer" accept any C-contiguous buffer-protocol object. The GIL is released
+for buffers of 64 KiB and more.
+"""
+
+import os
+
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+from fastws.exceptions import Utf8Error
+
+cdef extern from "Python.h":
+    # Declared without Cython's automatic error handling: the callers check
+    # the result themselves (to turn BufferError into TypeError and to avoid
+    # try/finally on the hot paths).
+    ctypedef struct Py_buffer:
+        void *buf
+        Py_ssize_t len
+        int readonly
+    int PyBUF_SIMPLE
+    int PyObject_GetBuffer(object obj, Py_buffer *view, int flags)
+    void PyBuffer_Release(Py_buffer *view)
+    bint PyBytes_CheckExact(object o)
+    char *PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+    PyObject *PyBytes_FromStringAndSize(const char *v, Py_ssize_t n)
+    Py_ssize_t PyNumber_AsSsize_t(object o, PyObject *exc) except? -1
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+    object PyNumber_Index(object o)
+    int PyErr_ExceptionMatches(PyObject *exc)
+    void PyErr_Clear()
+    PyObject *PyExc_BufferError
+
+cdef extern from "fastws_cpu.h" nogil:
+    unsigned fws_cpu_features()
+    int fws_mask_set_isa(const char *name)
+    int fws_utf8_set_isa(const char *name)
+
+cdef extern from "fastws_mask.h" nogil:
+    void fws_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t *key, unsigned phase)
+    const char *fws_mask_isa()
+
+cdef extern from "fastws_utf8.h" nogil:
+    ctypedef struct fws_utf8_state:
+        pass
+    void fws_utf8_init(fws_utf8_state *st)
+    int fws_utf8_feed(fws_utf8_state *st, const uint8_t *p, size_t n, uint64_t *err_pos)
+    int fws_utf8_finish(const fws_utf8_state *st, uint64_t *err_pos)
+    int fws_utf8_validate(const uint8_t *p, size_t n, size_t *err_pos)
+    const char *fws_utf8_isa()
+
+cdef extern from "fastws_frame.h" nogil:
+    ctypedef struct fws_header:
+        int fin
+        unsigned rsv
+        unsigned opcode
+        int masked
+        uint8_t mask[4]
+        uint64_t length
+        size_t header_len
+    int fws_header_decode(const uint8_t *buf, size_t n, fws_header *h)
+    size_t fws_header_encode(uint8_t *out, int fin, unsigned rsv, unsigned opcode,
+                             uint64_t length, const uint8_t *mask)
+
+# At and above this size the GIL is released around a kernel call.
+cdef enum:
+    NOGIL_THRESHOLD = 65536
+
+
+cdef inline object _steal(PyObject *o):
+    """Turn a new reference into an object without an extra incref."""
+    res = <object>o
+    Py_DECREF(res)
+    return res
+
+
+# ---- buffer helpers ---------------------------------------------------------
+
+cdef int _get_buffer(object obj, Py_buffer *view, const char *what) except -1:
+    """Acquire a C-contiguous byte view; TypeError for anything else."""
+    if PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) == 0:
+        return 0
+    if PyErr_ExceptionMatches(PyExc_BufferError):
+        # e.g. a non-contiguous memoryview
+        PyErr_Clear()
+        raise TypeError(
+            f"{what.decode()} must be a C-contiguous bytes-like object, "
+            f"not {type(obj).__name__}"
+        )
+    return -1
+
+
+cdef int _get_key(object mask, uint8_t *key) except -1:
+    """Copy a 4-byte mask into key; TypeError / ValueError otherwise."""
+    cdef Py_buffer view
+    cdef Py_ssize_t n
+    if PyBytes_CheckExact(mask):
+        n = PyBytes_GET_SIZE(mask)
+        if n == 4:
+            memcpy(key, PyBytes_AS_STRING(mask), 4)
+            return 0
+    else:
+        _get_buffer(mask, &view, b"mask")
+        n = view.len
+        if n == 4:
+            memcpy(key, view.buf, 4)
+        PyBuffer_Release(&view)
+        if n == 4:
+            return 0
+    raise ValueError(f"mask must be 4 bytes long, got {n}")
+
+
+cdef inline int _check_phase(object phase) except -1:
+    cdef Py_ssize_t p = PyNumber_AsSsize_t(phase, NULL)  # clamps huge values
+    if p < 0 or p > 3:
+        raise ValueError(f"phase must be in 0..3, got {phase!r}")
+    return <int>p
+
+
+# ---- masking ------------------------------------------------------------------
+
+def apply_mask(data, mask):
+    """Return ``data`` XOR-ed with the 4-byte ``mask`` as new bytes.
+
+    Args:
+        data: the bytes to mask (any buffer).
+        mask: the 4-byte masking key (any buffer).
+
+    Raises:
+        TypeError: ``data`` or ``mask`` is not a buffer.
+        ValueError: ``mask`` is not 4 bytes long.
+    """
+    cdef uint8_t key[4]
+    cdef Py_buffer view
+    cdef const uint8_t *src
+    cdef Py_ssize_t n
+    cdef PyObject *out
+    cdef uint8_t *dst
+    _get_key(mask, key)
+    if PyBytes_CheckExact(data):
+        n = PyBytes_GET_SIZE(data)
+        out = PyBytes_FromStringAndSize(NULL, n)
+        if out is NULL:
+            raise MemoryError()
+        dst = <uint8_t *>PyBytes_AS_STRING(<object>out)
+        src = <const uint8_t *>PyBytes_AS_STRING(data)
+        if n >= NOGIL_THRESHOLD:
+            with nogil:
+                fws_mask(dst, src, <size_t>n, key, 0)
+        else:
+            fws_mask(dst, src, <size_t>n, key, 0)
+    else:
+        _get_buffer(data, &view, b"data")
+        n = view.len
+        out = PyBytes_FromStringAndSize(NULL, n)
+        if out is NULL:
+            PyBuffer_Release(&view)
+            raise MemoryError()
+        dst = <uint8_t *>PyBytes_AS_STRING(<object>out)
+        src = <const uint8_t *>view.buf
+        if n >= NOGIL_THRESHOLD:
+            with nogil:
+                fws_mask(dst, src, <size_t>n, key, 0)
+        else:
+            fws_mask(dst, src, <size_t>n, key, 0)
+        PyBuffer_Release(&view)
+    return _steal(out)
+
+
+def mask_inplace(buffer, mask, phase=0):
+    """XOR a writable ``buffer`` in place: ``buffer[i] ^= mask[(phase + i) % 4]``.
+
+    To continue a frame across chunks, pass ``(phase + len(chunk)) % 4`` with
+    the next chunk.
+
+    Args:
+        buffer: a writable buffer (bytearray, memoryview, array, mmap...).
+        mask: the 4-byte masking key.
+        phase: position in the key of ``buffer[0]``, 0..3.
+
+    Raises:
+        TypeError: not a buffer, or ``buffer`` is read-only.
+        ValueError: ``mask`` is not 4 bytes long or ``phase`` is not in 0..3.
+    """
+    cdef uint8_t key[4]
+    cdef Py_buffer view
+    cdef unsigned ph = 0
+    if phase is not 0:
+        ph = <unsigned>_check_phase(phase)
+    _get_key(mask, key)
+    _get_buffer(buffer, &view, b"buffer")
+    if view.readonly:
+        PyBuffer_Release(&view)
+        raise TypeError(f"buffer must be writable, got read-only {type(buffer).__name__}")
+    cdef uint8_t *p = <uint8_t *>view.buf
+    cdef size_t n = <size_t>view.len
+    if n >= NOGIL_THRESHOLD:
+        with nogil:
+            fws_mask(p, p, n, key, ph)
+    else:
+        fws_mask(p, p, n, key, ph)
+    PyBuffer_Release(&view)
+
+
+# ---- UTF-8 --------------------------------------------------------------------
+
+def validate_utf8(data):
+    """Return True iff ``data`` is complete, valid UTF-8.
+
+    Raises:
+        TypeError: ``data`` is not a buffer.
+    """
+    cdef Py_buffer view
+    cdef size_t err = 0
+    cdef int r
+    cdef const uint8_t *p
+    cdef size_t n
+    if PyBytes_CheckExact(data):
+        p = <const uint8_t *>PyBytes_AS_STRING(data)
+        n = <size_t>PyBytes_GET_SIZE(data)
+        if n >= NOGIL_THRESHOLD:
+            with nogil:
+                r = fws_utf8_validate(p, n, &err)
+        else:
+            r = fws_utf8_validate(p, n, &err)
+        return r == 0
+    _get_buffer(data, &view, b"data")
+    p = <const uint8_t *>view.buf
+    n = <size_t>view.len
+    if n >= NOGIL_THRESHOLD:
+        with nogil:
+            r = fws_utf8_validate(p, n, &err)
+    else:
+        r = fws_utf8_validate(p, n, &err)
+    PyBuffer_Release(&view)
+    return r == 0
+
+
+cdef class Utf8Validator:
+    """Incremental UTF-8 validator that fails as early as possible.
+
+    ``feed`` raises :class:`fastws.exceptions.Utf8Error` as soon as the bytes
+    fed so far cannot begin valid UTF-8; with ``final=True`` it also raises
+    (``incomplete=True``) when the input stops inside a multi-byte sequence.
+    After an error every ``feed`` raises the same error until ``reset()``.
+    Not safe to share between threads without a lock.
+    """
+
+    cdef fws_utf8_state _st
+    cdef uint64_t _accepted
+    cdef uint64_t _err_pos
+    cdef bint _failed
+    cdef bint _err_incomplete
+    cdef bint _busy
+
+    def __cinit__(self):
+        fws_utf8_init(&self._st)
+
+    def reset(self) -> None:
+        """Forget everything fed so far."""
+        if self._busy:
+            raise RuntimeError("Utf8Validator is in use by another thread")
+        fws_utf8_init(&self._st)
+        self._accepted = 0
+        self._err_pos = 0
+        self._failed = False
+        self._err_incomplete = False
+
+    def feed(self, data, bint final=False) -> None:
+        """Validate the next chunk.
+
+        Args:
+            data: the next bytes (any buffer).
+            final: the input ends after ``data``.
+
+        Raises:
+            Utf8Error: the input so far is not (the prefix of) valid UTF-8.
+            TypeError: ``data`` is not a buffer.
+        """
+        cdef Py_buffer view
+        cdef uint64_t err = 0
+        cdef int r
+        cdef const uint8_t *p
+        cdef size_t n
+        if self._failed:
+            raise Utf8Error(self._err_pos, bool(self._err_incomplete))
+        if self._busy:
+            raise RuntimeError("Utf8Validator is in use by another thread")
+        _get_buffer(data, &view, b"data")
+        p = <const uint8_t *>view.buf
+        n = <size_t>view.len
+        if n >= NOGIL_THRESHOLD:
+            self._busy = True
+            with nogil:
+                r = fws_utf8_feed(&self._st, p, n, &err)
+            self._busy = False
+        else:
+            r = fws_utf8_feed(&self._st, p, n, &err)
+        PyBuffer_Release(&view)
+        if r:
+            self._failed = True
+            self._err_pos = err
+            self._accepted = err
+            raise Utf8Error(err, False)
+        self._accepted += n
+        if final and fws_utf8_finish(&self._st, &err):
+            self._failed = True
+            self._err_incomplete = True
+            self._err_pos = err
+            self._accepted = err
+            raise Utf8Error(err, True)
+
+    @property
+    def position(self) -> int:
+        """Bytes accepted so far (after an error: the valid prefix length)."""
+        return self._accepted
+
+    @property
+    def complete(self) -> bool:
+        """True when not inside a multi-byte sequence (False after an error)."""
+        cdef uint64_t err
+        if self._failed:
+            return False
+        return fws_utf8_finish(&self._st, &err) == 0
+
+
+# ---- frame headers --------------------------------------------------------------
+
+def decode_header(data, offset=0):
+    """Decode the frame header at ``data[offset]``.
+
+    Returns:
+        ``(fin, rsv, opcode, payload_length, mask, header_length)`` with
+        ``mask`` the 4-byte key or None, or None if the header is incomplete.
+
+    Raises:
+        TypeError: ``data`` is not a buffer.
+        ValueError: ``offset`` out of range, or the 64-bit length has its
+            most significant bit set.
+    """
+    cdef Py_buffer view
+    cdef const uint8_t *p
+    cdef Py_ssize_t n
+    cdef Py_ssize_t off = 0
+    cdef fws_header h
+    cdef int r
+    cdef bint is_bytes = PyBytes_CheckExact(data)
+    if offset is not 0:
+        off = PyNumber_AsSsize_t(offset, NULL)  # clamps huge values
+    if is_bytes:
+        p = <const uint8_t *>PyBytes_AS_STRING(data)
+        n = PyBytes_GET_SIZE(data)
+    else:
+        _get_buffer(data, &view, b"data")
+        p = <const uint8_t *>view.buf
+        n = view.len
+    if off < 0 or off > n:
+        if not is_bytes:
+            PyBuffer_Release(&view)
+        raise ValueError(f"offset must be in 0..{n}, got {offset!r}")
+    r = fws_header_decode(p + off, <size_t>(n - off), &h)
+    if not is_bytes:
+        PyBuffer_Release(&view)
+    if r == 0:
+        return None
+    if r < 0:
+        raise ValueError("invalid frame length: most significant bit of the 64-bit length is set")
+    mask = (<char *>h.mask)[:4] if h.masked else None
+    return (h.fin != 0, h.rsv, h.opcode, h.length, mask, h.header_len)
+
+
+cdef inline int _small_int(object value, Py_ssize_t hi, str name) except -1:
+    cdef Py_ssize_t v = PyNumber_AsSsize_t(value, NULL)
+    if v < 0 or v > hi:
+        raise ValueError(f"{name} must be in 0..{hi}, got {value!r}")
+    return <int>v
+
+
+cdef inline uint64_t _payload_length(object value) except? 0xFFFFFFFFFFFFFFFF:
+    cdef int overflow = 0
+    cdef long long v = PyLong_AsLongLongAndOverflow(PyNumber_Index(value), &overflow)
+    if overflow or v < 0:
+        raise ValueError(f"payload_length must be in 0..2**63-1, got {value!r}")
+    return <uint64_t>v
+
+
+def encode_header(fin, opcode, payload_length, mask=None, rsv=0):
+    """Encode a 2..14 byte frame header with minimal length encoding.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: ``opcode`` not in 0..15, ``rsv`` not in 0..7,
+            ``payload_length`` not in 0..2**63-1, ``mask`` not 4 bytes.
+    """
+    cdef uint8_t out[14]
+    cdef uint8_t key[4]
+    cdef unsigned op = <unsigned>_small_int(opcode, 15, "opcode")
+    cdef unsigned rs = 0
+    if rsv is not 0:
+        rs = <unsigned>_small_int(rsv, 7, "rsv")
+    cdef uint64_t length = _payload_length(payload_length)
+    cdef const uint8_t *kp = NULL
+    if mask is not None:
+        _get_key(mask, key)
+        kp = key
+    cdef bint f = fin
+    cdef size_t hl = fws_header_encode(out, f, rs, op, length, kp)
+    return (<char *>out)[:hl]
+
+
+def encode_frame(fin, opcode, payload, mask=None, rsv=0):
+    """Return header + payload (masked with ``mask`` if given) as one bytes.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: as for :func:`encode_header`.
+    """
+    cdef uint8_t hdr[14]
+    cdef uint8_t key[4]
+    cdef Py_buffer view
+    cdef unsigned op = <unsigned>_small_int(opcode, 15, "opcode")
+    cdef unsigned rs = 0
+    if rsv is not 0:
+        rs = <unsigned>_small_int(rsv, 7, "rsv")
+    cdef const uint8_t *kp = NULL
+    if mask is not None:
+        _get_key(mask, key)
+        kp = key
+    cdef bint f = fin
+    cdef bint is_bytes = PyBytes_CheckExact(payload)
+    cdef const uint8_t *src
+    cdef Py_ssize_t n
+    if is_bytes:
+        src = <const uint8_t *>PyBytes_AS_STRING(payload)
+        n = PyBytes_GET_SIZE(payload)
+    else:
+        _get_buffer(payload, &view, b"payload")
+        src = <const uint8_t *>view.buf
+        n = view.len
+    cdef size_t hl = fws_header_encode(hdr, f, rs, op, <uint64_t>n, kp)
+    cdef PyObject *out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>hl + n)
+    if out is NULL:
+        if not is_bytes:
+            PyBuffer_Release(&view)
+        raise MemoryError()
+    cdef uint8_t *dst = <uint8_t *>PyBytes_AS_STRING(<object>out)
+    memcpy(dst, hdr, hl)
+    dst += hl
+    if n >= NOGIL_THRESHOLD:
+        with nogil:
+            if kp is not NULL:
+                fws_mask(dst, src, <size_t>n, kp, 0)
+            else:
+                memcpy(dst, src, <size_t>n)
+    elif kp is not NULL:
+        fws_mask(dst, src, <size_t>n, kp, 0)
+    else:
+        memcpy(dst, src, <size_t>n)
+    if not is_bytes:
+        PyBuffer_Release(&view)
+    return _steal(out)
+
+
+# ---- ISA selection ----------------------------------------------------------------
+
+# Weakest first. "neon" ranks with "sse2" (the 128-bit baseline).
+_LEVELS = ("scalar", "sse2", "neon", "avx2", "avx512")
+
+
+def simd_level() -> str:
+    """The masking kernel in use: avx512, avx2, sse2, neon or scalar."""
+    return fws_mask_isa().decode("ascii")
+
+
+def utf8_simd_level() -> str:
+    """The UTF-8 validator kernel in use: avx512, avx2, sse2, neon or scalar."""
+    return fws_utf8_isa().decode("ascii")
+
+
+cdef int _cap_utf8(bytes name):
+    """Select the best UTF-8 kernel not above ``name``; 0 on success."""
+    cdef Py_ssize_t i
+    if name == b"auto":
+        return fws_utf8_set_isa(b"auto")
+    i = _LEVELS.index(name.decode("ascii"))
+    while i >= 0:
+        if fws_utf8_set_isa(_LEVELS[i].encode("ascii")) == 0:
+            return 0
+        i -= 1
+    return -1
+
+
+def _force_isa(name: str) -> bool:
+    """Select the kernels for ``name`` (tests and benchmarks only).
+
+    ``name`` is one of scalar, sse2, avx2, avx512, neon or auto. Returns False
+    (and changes nothing) if the masking kernel for ``name`` is unknown or
+    unsupported on this CPU. The UTF-8 validator gets the best kernel it has
+    that is not above ``name`` (some levels have no UTF-8 kernel of their own).
+    """
+    if name != "auto" and name not in _LEVELS:
+        return False
+    cdef bytes b = name.encode("ascii")
+    if fws_mask_set_isa(b) != 0:
+        return False
+    _cap_utf8(b)
+    return True
+
+
+def _apply_env_cap() -> None:
+    cap = os.environ.get("FASTWS_SIMD", "").strip().lower()
+    if cap not in _LEVELS:
+        return
+    cdef Py_ssize_t i = _LEVELS.index(cap)
+    while i >= 0:
+        if fws_mask_set_isa(_LEVELS[i].encode("ascii")) == 0:
+            break
+        i -= 1
+    _cap_utf8(cap.encode("ascii"))
+
+
+fws_mask_isa()  # resolve the dispatch now, not on the first call
+_apply_env_cap()

@@ -1,0 +1,189 @@
+"""Build script for fastws.
+
+The C extension ``fastws._speedups`` is built from ``fastws/_speedups.pyx``
+plus the kernels in ``csrc/``. Every ``csrc/*_<isa>.c`` file is compiled on
+its own with only that instruction set's flags and linked in as an extra
+object; the kernels pick one at run time from the CPU, so the build never
+uses ``-march=native``.
+
+Environment switches:
+
+``FASTWS_BUILD_EXTENSION=no``
+    Build a pure-Python package on purpose. Otherwise a failed compile fails
+    the build (there is no silent fallback).
+``FASTWS_SANITIZE=1``
+    Build with AddressSanitizer and UndefinedBehaviorSanitizer (``-O1 -g``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).resolve().parent
+CSRC = "csrc"
+ISAS = ("sse2", "avx2", "avx512", "neon")
+
+_AVX2_GCC = ["-mavx2", "-mbmi", "-mbmi2", "-mlzcnt", "-mpopcnt"]
+# Flags per ISA; the matching FWS_CPU_* bit in csrc/fastws_cpu.h promises
+# every feature listed here.
+GCC_ISA_FLAGS: dict[str, list[str]] = {
+    "sse2": ["-msse2"],
+    "avx2": _AVX2_GCC,
+    "avx512": [
+        *_AVX2_GCC,
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512vl",
+        "-mavx512dq",
+        "-mavx512cd",
+    ],
+    "neon": [],  # baseline on AArch64
+}
+# Files that need more than their ISA's base set; their dispatcher checks
+# the extra bit (FWS_CPU_AVX512VBMI).
+GCC_FILE_EXTRA: dict[str, list[str]] = {
+    "utf8_avx512.c": ["-mavx512vbmi"],
+}
+MSVC_ISA_FLAGS: dict[str, list[str]] = {
+    "sse2": [],
+    "avx2": ["/arch:AVX2"],
+    "avx512": ["/arch:AVX512"],
+    "neon": [],
+}
+
+
+def _truthy(name: str, default: str = "") -> bool:
+    return os.environ.get(name, default).strip().lower() not in ("", "0", "no", "false", "off")
+
+
+def _want_extension() -> bool:
+    return _truthy("FASTWS_BUILD_EXTENSION", "yes")
+
+
+def _sanitize() -> bool:
+    return _truthy("FASTWS_SANITIZE")
+
+
+def _target_is_x86() -> bool:
+    machine = platform.machine().lower()
+    return machine in ("x86_64", "amd64", "i386", "i486", "i586", "i686", "x86")
+
+
+def _isa_of(path: str) -> str | None:
+    stem = Path(path).stem
+    for isa in ISAS:
+        if stem.endswith("_" + isa):
+            return isa
+    return None
+
+
+def _kernel_sources() -> tuple[list[str], list[str]]:
+    """(C sources, include dirs), paths relative to this file."""
+    sources = sorted(str(p.relative_to(HERE)).replace(os.sep, "/") for p in (HERE / CSRC).glob("*.c"))
+    include_dirs = [CSRC]
+    if not (HERE / CSRC / "fastws_utf8.h").exists():
+        # The UTF-8 kernel is not in the tree yet: build the stand-in.
+        sources.append(f"{CSRC}/placeholder/utf8_placeholder.c")
+        include_dirs.append(f"{CSRC}/placeholder")
+    return sources, include_dirs
+
+
+# Extension name -> kernel C files compiled by BuildExt (cythonize may copy
+# the Extension objects, so this is kept outside them).
+_KERNELS: dict[str, list[str]] = {}
+
+
+class BuildExt(build_ext):
+    """Compiles csrc/*.c separately (each ISA file with its own flags)."""
+
+    def build_extension(self, ext: Extension) -> None:
+        kernel_sources = _KERNELS.get(ext.name, [])
+        if kernel_sources:
+            ext.extra_objects = list(ext.extra_objects or []) + self._compile_kernels(
+                ext, kernel_sources
+            )
+        super().build_extension(ext)
+
+    def _flags(self, src: str) -> list[str]:
+        msvc = self.compiler.compiler_type == "msvc"
+        isa = _isa_of(src)
+        if msvc:
+            flags = ["/O2", "/std:c11", "/W3"]
+            if isa:
+                flags += MSVC_ISA_FLAGS[isa] if _target_is_x86() else []
+            return flags
+        opt = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
+        flags = ["-std=c11", "-Wall", "-Wextra", *(opt if _sanitize() else ["-O3"])]
+        if isa in ("sse2", "avx2", "avx512") and _target_is_x86():
+            flags += GCC_ISA_FLAGS[isa] + GCC_FILE_EXTRA.get(Path(src).name, [])
+        return flags
+
+    def _compile_kernels(self, ext: Extension, sources: list[str]) -> list[str]:
+        objects: list[str] = []
+        for src in sources:
+            objects += self.compiler.compile(
+                [src],
+                output_dir=self.build_temp,
+                include_dirs=ext.include_dirs,
+                extra_postargs=self._flags(src),
+                debug=self.debug,
+                depends=ext.depends,
+            )
+        return objects
+
+
+def _extensions() -> list[Extension]:
+    if not _want_extension():
+        return []
+    from Cython.Build import cythonize  # required: fail loudly when missing
+
+    kernels, include_dirs = _kernel_sources()
+    headers = sorted(str(p.relative_to(HERE)) for p in (HERE / CSRC).rglob("*.h"))
+    msvc_like = sys.platform == "win32"
+    if msvc_like:
+        compile_args: list[str] = ["/O2"]
+        link_args: list[str] = []
+    elif _sanitize():
+        compile_args = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
+        link_args = ["-fsanitize=address,undefined"]
+    else:
+        compile_args = ["-O3"]
+        link_args = []
+    ext = Extension(
+        "fastws._speedups",
+        sources=["fastws/_speedups.pyx"],
+        include_dirs=include_dirs,
+        depends=kernels + headers,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+    _KERNELS[ext.name] = kernels
+    return cythonize(
+        [ext],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "embedsignature": True,
+            "freethreading_compatible": True,
+        },
+    )
+
+
+def _setup_kwargs() -> dict[str, Any]:
+    exts = _extensions()
+    kwargs: dict[str, Any] = {"ext_modules": exts}
+    if exts:
+        kwargs["cmdclass"] = {"build_ext": BuildExt}
+    return kwargs
+
+
+setup(**_setup_kwargs())
