@@ -87,12 +87,7 @@ def _isa_of(path: str) -> str | None:
 def _kernel_sources() -> tuple[list[str], list[str]]:
     """(C sources, include dirs), paths relative to this file."""
     sources = sorted(str(p.relative_to(HERE)).replace(os.sep, "/") for p in (HERE / CSRC).glob("*.c"))
-    include_dirs = [CSRC]
-    if not (HERE / CSRC / "fastws_utf8.h").exists():
-        # The UTF-8 kernel is not in the tree yet: build the stand-in.
-        sources.append(f"{CSRC}/placeholder/utf8_placeholder.c")
-        include_dirs.append(f"{CSRC}/placeholder")
-    return sources, include_dirs
+    return sources, [CSRC]
 
 
 # Extension name -> kernel C files compiled by BuildExt (cythonize may copy
@@ -145,7 +140,7 @@ def _extensions() -> list[Extension]:
     from Cython.Build import cythonize  # required: fail loudly when missing
 
     kernels, include_dirs = _kernel_sources()
-    headers = sorted(str(p.relative_to(HERE)) for p in (HERE / CSRC).rglob("*.h"))
+    headers = sorted(str(p.relative_to(HERE)).replace(os.sep, "/") for p in (HERE / CSRC).glob("*.h"))
     msvc_like = sys.platform == "win32"
     if msvc_like:
         compile_args: list[str] = ["/O2"]
