@@ -58,6 +58,8 @@ static inline int fws_utf8_failed(const fws_utf8_state *st) { return st->state =
  * valid code points.  The byte at the returned offset (if < n) starts either
  * an invalid sequence or one truncated by the end of the buffer. */
 size_t fws_utf8_scan_scalar(const uint8_t *p, size_t n);
+/* Nibble tables of the vector validators (defined and explained in utf8.c). */
+extern const uint8_t fws_utf8_tbl_h1[16], fws_utf8_tbl_l1[16], fws_utf8_tbl_h2[16];
 #if defined(__x86_64__) || defined(_M_X64)
 #define FWS_UTF8_X86_64 1
 size_t fws_utf8_scan_sse2(const uint8_t *p, size_t n);

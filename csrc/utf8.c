@@ -87,6 +87,31 @@ size_t fws_utf8_scan_scalar(const uint8_t *p, size_t n)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Nibble tables for the vector validators.  For a byte `a` followed by a   */
+/* byte `c`, h1[a >> 4] & l1[a & 15] & h2[c >> 4] has one bit per error:   */
+/*   0x01  lead C0..FF not followed by a continuation (truncated)           */
+/*   0x02  ASCII followed by a continuation (stray continuation)            */
+/*   0x04  E0 followed by 80..9F (overlong 3-byte form)                     */
+/*   0x08  F4..FF followed by 90..BF (above U+10FFFF)                       */
+/*   0x10  ED followed by A0..BF (surrogate)                                */
+/*   0x20  C0 or C1 followed by a continuation (overlong 2-byte form)       */
+/*   0x40  F0 or F5..FF followed by 80..8F (overlong 4-byte / too large)    */
+/*   0x80  continuation followed by continuation: not an error by itself;   */
+/*         XORed with "must be the 3rd/4th byte of a sequence" (the byte    */
+/*         two back is E0..FF or the byte three back is F0..FF).            */
+/* Each condition is a product of a set of high nibbles and a set of low    */
+/* nibbles of `a` and a set of high nibbles of `c`, so the AND is exact     */
+/* (checked over all 65536 pairs when the tables were derived).             */
+/* ------------------------------------------------------------------------ */
+
+const uint8_t fws_utf8_tbl_h1[16] = {0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02,
+                                     0x80, 0x80, 0x80, 0x80, 0x21, 0x01, 0x15, 0x49};
+const uint8_t fws_utf8_tbl_l1[16] = {0xE7, 0xA3, 0x83, 0x83, 0x8B, 0xCB, 0xCB, 0xCB,
+                                     0xCB, 0xCB, 0xCB, 0xCB, 0xCB, 0xDB, 0xCB, 0xCB};
+const uint8_t fws_utf8_tbl_h2[16] = {0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+                                     0xE6, 0xAE, 0xBA, 0xBA, 0x01, 0x01, 0x01, 0x01};
+
+/* ------------------------------------------------------------------------ */
 /* Byte-at-a-time state machine for sequences split across feeds.           */
 /* state = need | lo << 8 | hi << 16: `need` continuation bytes still due,  */
 /* the next one must lie in [lo, hi].  0 = between code points.             */
