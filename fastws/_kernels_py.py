@@ -177,8 +177,11 @@ class Utf8Validator:
 
     @property
     def complete(self) -> bool:
-        """``True`` when the input so far does not end inside a code point."""
-        return not self._pending
+        """``True`` when the input so far does not end inside a code point.
+
+        ``False`` after an error.
+        """
+        return not self._pending and self._error is None
 
     def reset(self) -> None:
         """Forget everything fed so far, including an error."""
@@ -252,7 +255,9 @@ def decode_header(
 
     Returns:
         ``(fin, rsv, opcode, payload_length, mask, header_length)``, or
-        ``None`` when the whole header is not available yet. ``rsv`` holds
+        ``None`` when the whole header is not available yet (a 64-bit length
+        with its most significant bit set is an error as soon as its 8 bytes
+        are available, even before the masking key). ``rsv`` holds
         the three RSV bits (RSV1 = 4); ``mask`` is ``None`` for an unmasked
         frame.
 
@@ -283,12 +288,18 @@ def decode_header(
             return None
         (length,) = _unpack_medium(data, offset + 2)
     else:
-        size = 14 if masked else 10
-        if available < size:
+        # A bad 64-bit length is reported as soon as its 8 bytes are there,
+        # without waiting for the masking key.
+        if available < 10:
             return None
         (length,) = _unpack_long(data, offset + 2)
         if length > _MAX_LENGTH:
-            raise ValueError("payload length has its most significant bit set")
+            raise ValueError(
+                "invalid frame length: most significant bit of the 64-bit length is set"
+            )
+        size = 14 if masked else 10
+        if available < size:
+            return None
     mask = bytes(data[offset + size - 4 : offset + size]) if masked else None
     return (first > 0x7F, (first >> 4) & 7, first & 0x0F, length, mask, size)
 

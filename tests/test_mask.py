@@ -221,11 +221,11 @@ def test_mask_inplace_buffer_types(simd_kernels: ModuleType) -> None:
 
 def test_non_contiguous_buffer_is_rejected(simd_kernels: ModuleType) -> None:
     strided = memoryview(bytearray(100))[::2]
-    with pytest.raises((TypeError, ValueError, BufferError), match="contiguous"):
+    with pytest.raises(TypeError, match="contiguous"):
         simd_kernels.apply_mask(strided, KEY)
-    with pytest.raises((TypeError, ValueError, BufferError), match="contiguous"):
+    with pytest.raises(TypeError, match="contiguous"):
         simd_kernels.mask_inplace(strided, KEY)
-    with pytest.raises((TypeError, ValueError, BufferError), match="contiguous"):
+    with pytest.raises(TypeError, match="contiguous"):
         simd_kernels.apply_mask(b"data", memoryview(bytearray(8))[::2])
 
 

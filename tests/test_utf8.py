@@ -283,6 +283,8 @@ def test_error_is_sticky_and_reset_clears_it(simd_kernels: ModuleType) -> None:
     with pytest.raises(Utf8Error) as first:
         validator.feed(b"de\xff")
     assert first.value.position == 5
+    assert validator.position == 5
+    assert not validator.complete
     for _ in range(3):
         with pytest.raises(Utf8Error) as again:
             validator.feed(b"valid")
@@ -354,9 +356,9 @@ def test_non_buffer_arguments(simd_kernels: ModuleType, bad: object) -> None:
 
 def test_non_contiguous_buffer_is_rejected(simd_kernels: ModuleType) -> None:
     strided = memoryview(bytearray(b"abcdefgh"))[::2]
-    with pytest.raises((TypeError, ValueError, BufferError), match="contiguous"):
+    with pytest.raises(TypeError, match="contiguous"):
         simd_kernels.validate_utf8(strided)
-    with pytest.raises((TypeError, ValueError, BufferError), match="contiguous"):
+    with pytest.raises(TypeError, match="contiguous"):
         simd_kernels.Utf8Validator().feed(strided)
 
 
