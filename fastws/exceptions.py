@@ -1,11 +1,32 @@
 """Exceptions raised by fastws.
 
 Every error fastws raises on purpose derives from :class:`FastWSError`.
+
+Hierarchy::
+
+    FastWSError
+    ├── Utf8Error            (also a ValueError; raised by the UTF-8 kernels)
+    ├── ProtocolError        the peer broke RFC 6455 / RFC 7692; carries the close code
+    │   └── PayloadTooBig    a size limit was exceeded (close code 1009)
+    ├── InvalidHandshake     the HTTP upgrade failed; carries the status / response
+    └── InvalidState         an operation is not allowed in the connection's state
 """
 
 from __future__ import annotations
 
-__all__ = ["FastWSError", "Utf8Error"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastws.events import Response
+
+__all__ = [
+    "FastWSError",
+    "InvalidHandshake",
+    "InvalidState",
+    "PayloadTooBig",
+    "ProtocolError",
+    "Utf8Error",
+]
 
 
 class FastWSError(Exception):
@@ -35,3 +56,55 @@ class Utf8Error(FastWSError, ValueError):
 
     def __reduce__(self) -> tuple[type[Utf8Error], tuple[int, bool]]:
         return (type(self), (self.position, self.incomplete))
+
+
+class ProtocolError(FastWSError):
+    """The peer violated the WebSocket protocol; the connection was failed.
+
+    Attributes:
+        code: the close code sent to the peer (1002, 1007, 1009, ...).
+        message: a human-readable explanation (also used as the close reason).
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{message} (close code {code})")
+
+    def __reduce__(self) -> tuple[type[ProtocolError], tuple[int, str]]:
+        return (type(self), (self.code, self.message))
+
+
+class PayloadTooBig(ProtocolError):
+    """A message, frame, fragment count or decompressed size exceeded a limit (1009)."""
+
+    def __init__(self, message: str, code: int = 1009) -> None:
+        super().__init__(code, message)
+
+    def __reduce__(self) -> tuple[type[PayloadTooBig], tuple[str, int]]:  # type: ignore[override]
+        return (type(self), (self.message, self.code))
+
+
+class InvalidHandshake(FastWSError):
+    """The HTTP upgrade handshake failed.
+
+    Attributes:
+        message: what was wrong.
+        response: client side: the server's HTTP response, if one was parsed.
+        status: server side: the HTTP status we answered with (e.g. 400, 426);
+            client side: the response status if known.
+    """
+
+    def __init__(
+        self, message: str, response: Response | None = None, status: int | None = None
+    ) -> None:
+        self.message = message
+        self.response = response
+        if status is None and response is not None:
+            status = response.status
+        self.status = status
+        super().__init__(message)
+
+
+class InvalidState(FastWSError):
+    """The operation is not allowed in the connection's current state."""

@@ -1,0 +1,187 @@
+"""Events produced by the sans-IO protocol (:mod:`fastws.protocol`).
+
+Events are small, immutable, slotted dataclasses. :class:`Headers` is a
+case-insensitive multi-dict that keeps the original order and spelling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeAlias, overload
+
+__all__ = [
+    "BinaryMessage",
+    "CloseReceived",
+    "Event",
+    "Headers",
+    "MessageChunk",
+    "Ping",
+    "Pong",
+    "Request",
+    "Response",
+    "TextMessage",
+]
+
+
+class Headers:
+    """A case-insensitive multi-dict of HTTP headers.
+
+    Built from ``(name, value)`` pairs; keeps their order and spelling.
+
+    Args:
+        items: the header pairs.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = [(str(k), str(v)) for k, v in items]
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """Return the first value for ``name`` (case-insensitive), or ``default``."""
+        lname = name.lower()
+        for k, v in self._items:
+            if k.lower() == lname:
+                return v
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """Return every value for ``name`` (case-insensitive), in order."""
+        lname = name.lower()
+        return [v for k, v in self._items if k.lower() == lname]
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        lname = name.lower()
+        return any(k.lower() == lname for k, _ in self._items)
+
+    def items(self) -> list[tuple[str, str]]:
+        """Return the ``(name, value)`` pairs in order."""
+        return list(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return [(k.lower(), v) for k, v in self._items] == [
+                (k.lower(), v) for k, v in other._items
+            ]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple((k.lower(), v) for k, v in self._items))
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An HTTP upgrade request (received by a server, or built by a client).
+
+    Attributes:
+        method: the HTTP method (``"GET"``).
+        path: the request target (path and query).
+        headers: the request headers.
+    """
+
+    method: str
+    path: str
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An HTTP response (built by a server, or received by a client).
+
+    Attributes:
+        status: the status code (101 on success).
+        reason: the reason phrase.
+        headers: the response headers.
+        body: the body (empty for 101).
+    """
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes = field(default=b"")
+
+
+@dataclass(frozen=True, slots=True)
+class TextMessage:
+    """A complete text message."""
+
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryMessage:
+    """A complete binary message."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChunk:
+    """Part of a message, with ``stream_messages=True``.
+
+    Attributes:
+        data: the payload of one data frame (decompressed, and for text
+            decoded; a code point split across frames is held back until it is
+            complete).
+        text: whether the message is text.
+        final: whether this is the last chunk of the message.
+    """
+
+    data: str | bytes
+    text: bool
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """A ping frame was received (a pong is sent automatically unless ``auto_pong=False``)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """A pong frame was received."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReceived:
+    """The peer's close frame.
+
+    Attributes:
+        code: the close code; 1005 when the frame had no payload.
+        reason: the close reason.
+    """
+
+    code: int
+    reason: str
+
+
+Event: TypeAlias = (
+    Request | Response | TextMessage | BinaryMessage | MessageChunk | Ping | Pong | CloseReceived
+)
