@@ -1,0 +1,389 @@
+"""permessage-deflate (RFC 7692) on zlib, for both roles.
+
+Negotiation:
+
+- :func:`client_offer` builds the client's ``Sec-WebSocket-Extensions`` offer
+  from :class:`DeflateOptions`; :func:`client_accept` validates the server's
+  answer and returns the configured :class:`PerMessageDeflate`.
+- :func:`server_accept` picks the first acceptable offer, returns the
+  response parameters and the configured :class:`PerMessageDeflate`.
+
+Window bits of 8: zlib refuses a 256-byte window for raw deflate streams, so
+when the peer asks us to compress with ``max_window_bits=8`` we compress with
+9. This is safe: with a 512-byte window zlib never emits a match distance
+above 250 (the window minus its 262-byte lookahead), so every stream it
+produces only refers back 256 bytes or less and a peer inflating with an
+8-bit window decodes it. Inflating always uses at least 9 bits, which decodes
+any stream made with a smaller window.
+
+Decompression is bounded: the output of each frame is produced with
+``decompressobj.decompress(data, max_length)`` where ``max_length`` is what
+is left of the message size limit plus one, so a decompression bomb is
+detected after at most ``max_message_size + 1`` bytes were produced, never
+more.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from fastws.exceptions import InvalidHandshake, PayloadTooBig, ProtocolError
+
+__all__ = [
+    "EXTENSION_NAME",
+    "DeflateOptions",
+    "PerMessageDeflate",
+    "client_accept",
+    "client_offer",
+    "server_accept",
+]
+
+EXTENSION_NAME = "permessage-deflate"
+_TAIL = b"\x00\x00\xff\xff"
+_PARAMS = frozenset(
+    {
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+        "server_max_window_bits",
+        "client_max_window_bits",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateOptions:
+    """Settings for permessage-deflate.
+
+    The defaults keep memory low (about 10 KiB of zlib state per direction
+    instead of about 260 KiB with zlib's defaults) at a small cost in
+    compression ratio.
+
+    Attributes:
+        server_no_context_takeover: server role: reset our compressor after
+            every message and say so; client role: ask the server to do so.
+        client_no_context_takeover: server role: require the client to reset
+            its compressor after every message; client role: reset ours and say so.
+        server_max_window_bits: 8-15 or ``None`` (15). Server role: the largest
+            window our compressor uses (announced in the response). Client role:
+            the largest window we ask the server to use (sent in the offer).
+        client_max_window_bits: 8-15 or ``None``. Server role: the largest window
+            we ask the client to use, when the client offers to honour it.
+            Client role: the largest window our compressor uses; ``None`` still
+            announces that we honour the parameter.
+        compress_level: zlib compression level, 0-9 (1 fastest, 9 smallest).
+        mem_level: zlib memLevel, 1-9 (memory of the compressor's hash tables).
+        threshold: messages shorter than this many bytes are sent
+            uncompressed unless ``compress=True`` is passed when sending.
+    """
+
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: int | None = 12
+    client_max_window_bits: int | None = 12
+    compress_level: int = 6
+    mem_level: int = 5
+    threshold: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("server_max_window_bits", "client_max_window_bits"):
+            value = getattr(self, name)
+            if value is not None and not 8 <= value <= 15:
+                raise ValueError(f"{name} must be between 8 and 15, got {value}")
+        if not 0 <= self.compress_level <= 9 and self.compress_level != -1:
+            raise ValueError("compress_level must be between 0 and 9")
+        if not 1 <= self.mem_level <= 9:
+            raise ValueError("mem_level must be between 1 and 9")
+        if self.threshold < 0:
+            raise ValueError("threshold must be >= 0")
+
+
+class PerMessageDeflate:
+    """A negotiated permessage-deflate instance: compresses and decompresses messages.
+
+    Args:
+        local_no_context_takeover: reset our compressor after each message.
+        remote_no_context_takeover: the peer resets its compressor after each
+            message (we then reset our decompressor too, freeing memory).
+        local_max_window_bits: our compressor's window (8 means 9, see module doc).
+        remote_max_window_bits: the peer's window (our decompressor uses at least 9).
+        compress_level: zlib level.
+        mem_level: zlib memLevel.
+        threshold: smallest message compressed by default.
+    """
+
+    __slots__ = (
+        "_compressor",
+        "_decompressor",
+        "compress_level",
+        "local_max_window_bits",
+        "local_no_context_takeover",
+        "mem_level",
+        "remote_max_window_bits",
+        "remote_no_context_takeover",
+        "threshold",
+    )
+
+    name = EXTENSION_NAME
+
+    def __init__(
+        self,
+        *,
+        local_no_context_takeover: bool = False,
+        remote_no_context_takeover: bool = False,
+        local_max_window_bits: int = 15,
+        remote_max_window_bits: int = 15,
+        compress_level: int = 6,
+        mem_level: int = 5,
+        threshold: int = 128,
+    ) -> None:
+        self.local_no_context_takeover = local_no_context_takeover
+        self.remote_no_context_takeover = remote_no_context_takeover
+        self.local_max_window_bits = local_max_window_bits
+        self.remote_max_window_bits = remote_max_window_bits
+        self.compress_level = compress_level
+        self.mem_level = mem_level
+        self.threshold = threshold
+        self._compressor: zlib._Compress | None = None
+        self._decompressor: zlib._Decompress | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"PerMessageDeflate(local_no_context_takeover={self.local_no_context_takeover}, "
+            f"remote_no_context_takeover={self.remote_no_context_takeover}, "
+            f"local_max_window_bits={self.local_max_window_bits}, "
+            f"remote_max_window_bits={self.remote_max_window_bits})"
+        )
+
+    def compress(self, data: bytes | bytearray | memoryview, fin: bool = True) -> bytes:
+        """Compress one frame's worth of a message.
+
+        Args:
+            data: the payload to compress.
+            fin: whether it ends the message (the trailing ``00 00 ff ff`` is
+                then removed, RFC 7692 section 7.2.1).
+
+        Returns:
+            The compressed bytes to put in the frame.
+        """
+        c = self._compressor
+        if c is None:
+            c = self._compressor = zlib.compressobj(
+                self.compress_level,
+                zlib.DEFLATED,
+                -max(self.local_max_window_bits, 9),
+                self.mem_level,
+            )
+        out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        if fin:
+            if out.endswith(_TAIL):
+                out = out[:-4]
+            if self.local_no_context_takeover:
+                self._compressor = None
+        return out
+
+    def decompress(
+        self, data: bytes | bytearray | memoryview, fin: bool, max_size: int | None
+    ) -> bytes:
+        """Decompress one frame of a compressed message.
+
+        Args:
+            data: the frame's payload.
+            fin: whether the frame ends the message.
+            max_size: the most bytes the output may hold (what is left of the
+                message size limit), or ``None`` for no limit.
+
+        Returns:
+            The decompressed bytes.
+
+        Raises:
+            PayloadTooBig: the output would exceed ``max_size`` (never more than
+                ``max_size + 1`` bytes are produced).
+            ProtocolError: 1007 when the data is not a valid deflate stream.
+        """
+        d = self._decompressor
+        if d is None:
+            d = self._decompressor = zlib.decompressobj(-max(self.remote_max_window_bits, 9))
+        try:
+            if max_size is None:
+                out = d.decompress(data)
+                if fin:
+                    out += d.decompress(_TAIL)
+            else:
+                out = d.decompress(data, max_size + 1)
+                if len(out) > max_size or d.unconsumed_tail:
+                    raise PayloadTooBig("decompressed message exceeds the size limit")
+                if fin:
+                    more = d.decompress(_TAIL, max_size - len(out) + 1)
+                    if more:
+                        out += more
+                        if len(out) > max_size or d.unconsumed_tail:
+                            raise PayloadTooBig("decompressed message exceeds the size limit")
+        except zlib.error as exc:
+            self._decompressor = None
+            raise ProtocolError(1007, f"invalid compressed data: {exc}") from None
+        except PayloadTooBig:
+            self._decompressor = None
+            raise
+        if fin and (self.remote_no_context_takeover or d.eof):
+            self._decompressor = None
+        return out
+
+
+def _parse_bits(name: str, value: str | None, *, optional: bool) -> int | None:
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{name} needs a value")
+    if not value.isdigit() or len(value) > 2 or value.startswith("0"):
+        raise ValueError(f"invalid {name} value {value!r}")
+    bits = int(value)
+    if not 8 <= bits <= 15:
+        raise ValueError(f"{name} must be between 8 and 15")
+    return bits
+
+
+def _params_dict(params: list[tuple[str, str | None]]) -> dict[str, str | None]:
+    seen: dict[str, str | None] = {}
+    for name, value in params:
+        if name not in _PARAMS:
+            raise ValueError(f"unknown permessage-deflate parameter {name}")
+        if name in seen:
+            raise ValueError(f"repeated permessage-deflate parameter {name}")
+        if name.endswith("no_context_takeover") and value is not None:
+            raise ValueError(f"{name} takes no value")
+        seen[name] = value
+    return seen
+
+
+def client_offer(options: DeflateOptions) -> list[tuple[str, str | None]]:
+    """Return the client's offer parameters for ``options``."""
+    params: list[tuple[str, str | None]] = []
+    if options.server_no_context_takeover:
+        params.append(("server_no_context_takeover", None))
+    if options.client_no_context_takeover:
+        params.append(("client_no_context_takeover", None))
+    if options.server_max_window_bits is not None:
+        params.append(("server_max_window_bits", str(options.server_max_window_bits)))
+    if options.client_max_window_bits is not None:
+        params.append(("client_max_window_bits", str(options.client_max_window_bits)))
+    else:
+        params.append(("client_max_window_bits", None))
+    return params
+
+
+def client_accept(
+    params: list[tuple[str, str | None]], options: DeflateOptions
+) -> PerMessageDeflate:
+    """Validate the server's permessage-deflate response (client side).
+
+    Args:
+        params: the response's parameters.
+        options: what we offered.
+
+    Returns:
+        The configured extension.
+
+    Raises:
+        InvalidHandshake: the response is malformed or does not fit the offer.
+    """
+    try:
+        p = _params_dict(params)
+        server_bits = (
+            _parse_bits("server_max_window_bits", p["server_max_window_bits"], optional=False)
+            if "server_max_window_bits" in p
+            else None
+        )
+        client_bits = (
+            _parse_bits("client_max_window_bits", p["client_max_window_bits"], optional=False)
+            if "client_max_window_bits" in p
+            else None
+        )
+    except ValueError as exc:
+        raise InvalidHandshake(f"invalid permessage-deflate response: {exc}") from None
+    # A server that leaves out a parameter we asked for is tolerated: our
+    # decompressor then keeps its context and uses a full window, which
+    # decodes any stream. A value above what we asked for is an error.
+    if (
+        options.server_max_window_bits is not None
+        and server_bits is not None
+        and server_bits > options.server_max_window_bits
+    ):
+        raise InvalidHandshake("server_max_window_bits larger than requested")
+    if client_bits is None:
+        client_bits = options.client_max_window_bits or 15
+    elif (
+        options.client_max_window_bits is not None and client_bits > options.client_max_window_bits
+    ):
+        raise InvalidHandshake("client_max_window_bits larger than offered")
+    return PerMessageDeflate(
+        local_no_context_takeover=(
+            options.client_no_context_takeover or "client_no_context_takeover" in p
+        ),
+        remote_no_context_takeover="server_no_context_takeover" in p,
+        local_max_window_bits=client_bits,
+        remote_max_window_bits=server_bits or 15,
+        compress_level=options.compress_level,
+        mem_level=options.mem_level,
+        threshold=options.threshold,
+    )
+
+
+def server_accept(
+    params: list[tuple[str, str | None]], options: DeflateOptions
+) -> tuple[list[tuple[str, str | None]], PerMessageDeflate] | None:
+    """Accept a client's permessage-deflate offer (server side).
+
+    Args:
+        params: the offer's parameters.
+        options: our settings.
+
+    Returns:
+        ``(response parameters, extension)``, or ``None`` when this offer is
+        invalid and must be declined.
+    """
+    try:
+        p = _params_dict(params)
+        server_req = (
+            _parse_bits("server_max_window_bits", p["server_max_window_bits"], optional=False)
+            if "server_max_window_bits" in p
+            else None
+        )
+        client_req = (
+            _parse_bits("client_max_window_bits", p["client_max_window_bits"], optional=True)
+            if "client_max_window_bits" in p
+            else None
+        )
+    except ValueError:
+        return None
+    response: list[tuple[str, str | None]] = []
+    server_nct = options.server_no_context_takeover or "server_no_context_takeover" in p
+    if server_nct:
+        response.append(("server_no_context_takeover", None))
+    client_nct = options.client_no_context_takeover
+    if client_nct:
+        response.append(("client_no_context_takeover", None))
+    server_bits = 15
+    if options.server_max_window_bits is not None:
+        server_bits = options.server_max_window_bits
+    if server_req is not None:
+        server_bits = min(server_bits, server_req)
+    if server_bits < 15 or server_req is not None:
+        response.append(("server_max_window_bits", str(server_bits)))
+    client_bits = 15
+    if "client_max_window_bits" in p:
+        if client_req is not None:
+            client_bits = client_req
+        if options.client_max_window_bits is not None:
+            client_bits = min(client_bits, options.client_max_window_bits)
+            response.append(("client_max_window_bits", str(client_bits)))
+    ext = PerMessageDeflate(
+        local_no_context_takeover=server_nct,
+        remote_no_context_takeover=client_nct or "client_no_context_takeover" in p,
+        local_max_window_bits=server_bits,
+        remote_max_window_bits=client_bits,
+        compress_level=options.compress_level,
+        mem_level=options.mem_level,
+        threshold=options.threshold,
+    )
+    return response, ext

@@ -1,0 +1,1064 @@
+"""The sans-IO WebSocket connection state machine (RFC 6455 + RFC 7692), both roles.
+
+No sockets, no asyncio, no clocks: feed bytes read from the transport to
+:meth:`receive_data` (and :meth:`receive_eof`), collect :mod:`events
+<fastws.events>` with :meth:`events_received`, and write what
+:meth:`data_to_send` returns.
+
+State machine::
+
+    CONNECTING --(server: send_response(101) / client: valid 101 received)--> OPEN
+    CONNECTING --(invalid handshake, rejected, EOF)--------------------------> CLOSED
+    OPEN       --(send_close / fail: our close frame sent)-------------------> CLOSING
+    OPEN       --(close frame received: ours is echoed at once)--------------> CLOSED
+    CLOSING    --(peer's close frame received, or EOF)------------------------> CLOSED
+    any        --(receive_eof)-------------------------------------------------> CLOSED
+
+Rules enforced on received frames (close code sent on violation):
+
+- a server fails unmasked frames, a client fails masked frames (1002);
+- RSV bits without a negotiated extension, RSV2/RSV3 ever, RSV1 other than on
+  the first frame of a data message with permessage-deflate (1002);
+- reserved opcodes 0x3-0x7 and 0xB-0xF (1002);
+- control frames longer than 125 bytes or fragmented (1002);
+- a continuation frame with no message started, or a new data message inside a
+  fragmented one (1002);
+- invalid UTF-8 in a text message, checked fail-fast per frame and even while a
+  frame is still arriving (1007); in a close reason (1007);
+- a close payload of 1 byte, or an invalid close code (1002);
+- a frame above ``max_frame_size``, a message above ``max_message_size``
+  (decompressed size with permessage-deflate), more than ``max_fragments``
+  frames in one message (1009).
+
+Closing: the code of a received close frame is echoed (an empty close frame
+answers an empty one); once both close frames were exchanged a server asks
+for the TCP connection to be closed (``b""`` in :meth:`data_to_send`), a client
+waits for the server to do it (:meth:`close_expected`). Failing the connection
+sends a close frame with the error's code and, on the server, closes at once.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import os
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from fastws import __version__
+from fastws._impl import Utf8Validator, apply_mask, decode_header, encode_frame
+from fastws.events import (
+    BinaryMessage,
+    CloseReceived,
+    Event,
+    Headers,
+    MessageChunk,
+    Ping,
+    Pong,
+    Request,
+    Response,
+    TextMessage,
+)
+from fastws.exceptions import (
+    FastWSError,
+    InvalidHandshake,
+    InvalidState,
+    PayloadTooBig,
+    ProtocolError,
+    Utf8Error,
+)
+from fastws.extensions.permessage_deflate import (
+    EXTENSION_NAME,
+    DeflateOptions,
+    PerMessageDeflate,
+    client_accept,
+    client_offer,
+    server_accept,
+)
+from fastws.frames import MAX_CONTROL_PAYLOAD, build_close_payload, parse_close_payload
+from fastws.handshake import (
+    HttpHeadParser,
+    accept_key,
+    build_extension_header,
+    build_request,
+    build_response,
+    check_request,
+    check_response,
+    generate_key,
+    parse_extension_header,
+    parse_request_line,
+    parse_status_line,
+    parse_uri,
+    serialize_request,
+    serialize_response,
+)
+
+__all__ = ["ClientProtocol", "Protocol", "Role", "ServerProtocol", "State"]
+
+_DEFAULT_DEFLATE = DeflateOptions()
+_USER_AGENT = f"fastws/{__version__}"
+_pack_code = struct.Struct("!H").pack
+_Bytes = bytes | bytearray | memoryview
+
+# Buffer compaction: drop consumed bytes only when they are both many and the
+# larger part of the buffer (the buffer is simply cleared when all is consumed).
+_COMPACT_AT = 1 << 16
+
+
+class State(enum.IntEnum):
+    """Connection state."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class Role(enum.IntEnum):
+    """Which end of the connection this is."""
+
+    SERVER = 0
+    CLIENT = 1
+
+
+class Protocol:
+    """State shared by both roles: framing, messages, the closing handshake.
+
+    Not instantiated directly: use :class:`ServerProtocol` or :class:`ClientProtocol`.
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        compression: DeflateOptions | None,
+        max_message_size: int | None,
+        max_frame_size: int | None,
+        max_fragments: int | None,
+        max_request_line: int,
+        max_header_line: int,
+        max_headers: int,
+        max_handshake_size: int,
+        auto_pong: bool,
+        stream_messages: bool,
+    ) -> None:
+        for name, value in (
+            ("max_message_size", max_message_size),
+            ("max_frame_size", max_frame_size),
+            ("max_fragments", max_fragments),
+        ):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be positive or None")
+        self.role = role
+        self.state = State.CONNECTING
+        self._is_server = role is Role.SERVER
+        self._compression = compression
+        self.max_message_size = max_message_size
+        self.max_frame_size = max_frame_size if max_frame_size is not None else max_message_size
+        self.max_fragments = max_fragments
+        limits = [v for v in (self.max_frame_size, max_message_size) if v is not None]
+        # One-frame messages: both the frame and the message limit apply.
+        self._max_single: int | None = min(limits) if limits else None
+        self.auto_pong = auto_pong
+        self.stream_messages = stream_messages
+        self._http = HttpHeadParser(
+            max_start_line=max_request_line,
+            max_header_line=max_header_line,
+            max_headers=max_headers,
+            max_size=max_handshake_size,
+            is_request=self._is_server,
+        )
+
+        self.subprotocol: str | None = None
+        self.extensions: list[str] = []
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+        self.close_code_sent: int | None = None
+        self.close_exc: FastWSError | None = None
+
+        self._events: list[Event] = []
+        self._out: list[bytes] = []
+        self._eof_sent = False
+        self._eof_received = False
+        self._close_received = False
+        self._discard = False  # stop parsing frames (after close received / failure)
+        self._deflate: PerMessageDeflate | None = None
+        self._pending_fail: ProtocolError | None = None
+
+        # receive side
+        self._buf = bytearray()
+        self._pos = 0
+        self._msg_opcode = 0  # 0: no message in progress, 1 text, 2 binary
+        self._msg_compressed = False
+        self._msg_parts: list[bytes] = []
+        self._msg_size = 0
+        self._msg_frames = 0
+        self._utf8 = Utf8Validator()
+        self._early = 0  # bytes of the incomplete current text frame already validated
+        self._decoder: codecs.IncrementalDecoder | None = None
+
+        # send side
+        self._send_opcode = 0  # opcode of the fragmented message being sent, 0 if none
+        self._send_compressed = False
+        self._rand = b""
+        self._rand_pos = 0
+
+    # ------------------------------------------------------------------ I/O verbs
+
+    def events_received(self) -> list[Event]:
+        """Return the events parsed since the last call, and forget them."""
+        events = self._events
+        self._events = []
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """Return the bytes to write, in order, and forget them.
+
+        An empty ``bytes`` item means: write EOF / close the TCP connection now.
+
+        When the last :meth:`receive_data` found a protocol violation after
+        messages that the application has not answered yet, the close frame is
+        queued here, after the answers (:attr:`close_exc` was set at once).
+        """
+        if self._pending_fail is not None:
+            self._apply_pending_fail()
+        out = self._out
+        self._out = []
+        return out
+
+    def close_expected(self) -> bool:
+        """Whether the TCP connection should be expected to close soon.
+
+        True once a close frame was sent or received, after a failed handshake
+        or a rejection; the caller then applies its own close timeout.
+        """
+        return self.state >= State.CLOSING or self._close_received or self._eof_sent
+
+    def receive_data(self, data: _Bytes) -> None:
+        """Feed bytes read from the transport.
+
+        Never raises for bad input from the peer: a violation fails the
+        connection (see :meth:`fail`) and sets :attr:`close_exc`.
+        """
+        if self._eof_received or not data:
+            return
+        if self.state is State.CONNECTING:
+            self._receive_handshake(data)
+            return
+        if self._discard:
+            return
+        buf = self._buf
+        if not buf:
+            # Parse straight from the caller's buffer; keep only an incomplete tail.
+            pos = self._parse(data, 0)
+            if pos < len(data) and not self._discard:
+                buf += data[pos:]
+                self._pos = 0
+            return
+        buf += data
+        pos = self._parse(buf, self._pos)
+        self._compact(pos)
+
+    def _compact(self, pos: int) -> None:
+        buf = self._buf
+        if self._discard or pos >= len(buf):
+            buf.clear()
+            self._pos = 0
+        elif pos >= _COMPACT_AT and pos * 2 >= len(buf):
+            del buf[:pos]
+            self._pos = 0
+        else:
+            self._pos = pos
+
+    def receive_eof(self) -> None:
+        """The transport reached EOF (the peer closed its side)."""
+        if self._eof_received:
+            return
+        self._eof_received = True
+        self._apply_pending_fail()
+        if self.state is State.CONNECTING:
+            self._handshake_eof()
+        if self.close_code is None:
+            self.close_code = 1006
+            self.close_reason = ""
+        self.state = State.CLOSED
+        self._discard = True
+        self._send_eof()
+
+    # ---------------------------------------------------------------- sending
+
+    def send_text(
+        self, data: str | _Bytes, fin: bool = True, *, compress: bool | None = None
+    ) -> None:
+        """Send a text frame.
+
+        Args:
+            data: the text; bytes must already be UTF-8.
+            fin: ``False`` starts or continues a fragmented message; the
+                following calls produce continuation frames until ``fin=True``.
+            compress: with permessage-deflate, force (``True``) or skip
+                (``False``) compression; ``None`` compresses messages of at
+                least ``DeflateOptions.threshold`` bytes.
+
+        Raises:
+            InvalidState: the connection is not open, or a fragmented binary
+                message is in progress.
+        """
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self._send_data(1, data, fin, compress)
+
+    def send_binary(self, data: _Bytes, fin: bool = True, *, compress: bool | None = None) -> None:
+        """Send a binary frame; see :meth:`send_text` for the arguments.
+
+        Raises:
+            InvalidState: the connection is not open, or a fragmented text
+                message is in progress.
+        """
+        self._send_data(2, data, fin, compress)
+
+    def send_ping(self, data: _Bytes = b"") -> None:
+        """Send a ping.
+
+        Raises:
+            ValueError: more than 125 bytes.
+            InvalidState: the connection is not open.
+        """
+        self._send_control(0x9, data)
+
+    def send_pong(self, data: _Bytes = b"") -> None:
+        """Send a pong (unsolicited, or as the answer with ``auto_pong=False``).
+
+        Raises:
+            ValueError: more than 125 bytes.
+            InvalidState: the connection is not open.
+        """
+        self._send_control(0xA, data)
+
+    def send_close(self, code: int | None = 1000, reason: str = "") -> None:
+        """Start the closing handshake.
+
+        Args:
+            code: the close code; ``None`` sends an empty close payload.
+            reason: the reason (needs a code; 123 bytes of UTF-8 at most).
+
+        Raises:
+            ValueError: invalid code or reason.
+            InvalidState: the connection is not open.
+        """
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send a close frame in state {self.state.name}")
+        payload = build_close_payload(code, reason)
+        self._send_frame(0x8, payload, True, 0)
+        self.close_code_sent = code if code is not None else 1005
+        self.state = State.CLOSING
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection: send a close frame with ``code``, then expect the close.
+
+        A server also closes the TCP connection at once. Further input is ignored.
+        """
+        if self.state is State.OPEN:
+            try:
+                payload = build_close_payload(code, reason[:100])
+            except ValueError:
+                payload = build_close_payload(code)
+            self._send_frame(0x8, payload, True, 0)
+            self.close_code_sent = code
+            self.state = State.CLOSED if self._close_received else State.CLOSING
+        self._discard = True
+        if self._is_server:
+            self._send_eof()
+
+    # ------------------------------------------------------------- internals
+
+    def _send_eof(self) -> None:
+        if not self._eof_sent:
+            self._eof_sent = True
+            self._out.append(b"")
+
+    def _mask_key(self) -> bytes:
+        pos = self._rand_pos
+        if pos >= len(self._rand):
+            self._rand = os.urandom(1024)
+            pos = 0
+        self._rand_pos = pos + 4
+        return self._rand[pos : pos + 4]
+
+    def _send_frame(self, opcode: int, payload: _Bytes, fin: bool, rsv: int) -> None:
+        if self._is_server:
+            self._out.append(encode_frame(fin, opcode, payload, None, rsv))
+        else:
+            self._out.append(encode_frame(fin, opcode, payload, self._mask_key(), rsv))
+
+    def _send_control(self, opcode: int, data: _Bytes) -> None:
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send a control frame in state {self.state.name}")
+        if len(data) > MAX_CONTROL_PAYLOAD:
+            raise ValueError("control frame payloads are limited to 125 bytes")
+        self._send_frame(opcode, data, True, 0)
+
+    def _send_data(self, opcode: int, data: _Bytes, fin: bool, compress: bool | None) -> None:
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send data in state {self.state.name}")
+        deflate = self._deflate
+        rsv = 0
+        if self._send_opcode:
+            if self._send_opcode != opcode:
+                raise InvalidState("a fragmented message of the other type is in progress")
+            wire_opcode = 0
+        else:
+            wire_opcode = opcode
+            if deflate is not None:
+                if compress is None:
+                    compress = not fin or len(data) >= deflate.threshold
+                self._send_compressed = compress
+                if compress:
+                    rsv = 4
+            else:
+                self._send_compressed = False
+        if self._send_compressed:
+            assert deflate is not None
+            data = deflate.compress(data, fin)
+        self._send_frame(wire_opcode, data, fin, rsv)
+        self._send_opcode = 0 if fin else opcode
+
+    # ------------------------------------------------------------ frame parser
+
+    def _parse(self, buf: Any, pos: int) -> int:
+        """Parse every complete frame of ``buf`` from ``pos``; return the new offset."""
+        end = len(buf)
+        is_server = self._is_server
+        max_frame = self._max_single
+        events = self._events
+        with memoryview(buf) as mv:
+            try:
+                while pos < end:
+                    hdr = decode_header(mv, pos)
+                    if hdr is None:
+                        break
+                    fin, rsv, opcode, length, mask, hlen = hdr
+                    if (mask is None) is is_server:
+                        raise ProtocolError(
+                            1002,
+                            "unmasked frame from client"
+                            if is_server
+                            else "masked frame from server",
+                        )
+                    start = pos + hlen
+                    stop = start + length
+                    if opcode == 1 and fin and not rsv and not self._msg_opcode:
+                        # Fast path: a whole text message in one uncompressed frame.
+                        if max_frame is not None and length > max_frame:
+                            raise PayloadTooBig(f"frame of {length} bytes exceeds the limit")
+                        if stop > end:
+                            self._validate_early(mv, start, end, mask, True)
+                            break
+                        payload = (
+                            apply_mask(mv[start:stop], mask) if mask else bytes(mv[start:stop])
+                        )
+                        pos = stop
+                        self._early = 0
+                        try:
+                            text = payload.decode("utf-8")
+                        except UnicodeDecodeError:
+                            raise ProtocolError(1007, "invalid UTF-8 in text message") from None
+                        if self.stream_messages:
+                            events.append(MessageChunk(text, True, True))
+                        else:
+                            events.append(TextMessage(text))
+                        continue
+                    if opcode == 2 and fin and not rsv and not self._msg_opcode:
+                        # Fast path: a whole binary message in one uncompressed frame.
+                        if max_frame is not None and length > max_frame:
+                            raise PayloadTooBig(f"frame of {length} bytes exceeds the limit")
+                        if stop > end:
+                            break
+                        payload = (
+                            apply_mask(mv[start:stop], mask) if mask else bytes(mv[start:stop])
+                        )
+                        pos = stop
+                        if self.stream_messages:
+                            events.append(MessageChunk(payload, False, True))
+                        else:
+                            events.append(BinaryMessage(payload))
+                        continue
+                    self._check_frame(fin, rsv, opcode, length)
+                    if stop > end:
+                        if (
+                            (opcode == 1 or (opcode == 0 and self._msg_opcode == 1))
+                            and not self._msg_compressed
+                            and not rsv
+                        ):
+                            self._validate_early(mv, start, end, mask, opcode == 1)
+                        break
+                    payload = apply_mask(mv[start:stop], mask) if mask else bytes(mv[start:stop])
+                    pos = stop
+                    if opcode >= 8:
+                        self._control(opcode, payload)
+                        if self._discard:
+                            break
+                    else:
+                        self._data(fin, rsv, opcode, payload)
+            except ProtocolError as exc:
+                self._fail_with(exc)
+            except ValueError as exc:  # decode_header: 64-bit length with MSB set
+                self._fail_with(ProtocolError(1002, str(exc)))
+        return pos
+
+    def _validate_early(
+        self, mv: memoryview, start: int, end: int, mask: bytes | None, first: bool
+    ) -> None:
+        """Validate the UTF-8 of a text frame that has only partly arrived (fail fast)."""
+        done = self._early
+        if start + done >= end:
+            return
+        if first and done == 0:
+            self._utf8.reset()
+        chunk = mv[start + done : end]
+        if mask:
+            phase = done & 3
+            if phase:
+                mask = mask[phase:] + mask[:phase]
+            chunk = memoryview(apply_mask(chunk, mask))
+        try:
+            self._utf8.feed(chunk)
+        except Utf8Error:
+            raise ProtocolError(1007, "invalid UTF-8 in text message") from None
+        self._early = done + len(chunk)
+
+    def _check_frame(self, fin: bool, rsv: int, opcode: int, length: int) -> None:
+        if opcode >= 8:
+            if opcode > 0xA:
+                raise ProtocolError(1002, f"reserved opcode {opcode:#x}")
+            if not fin:
+                raise ProtocolError(1002, "fragmented control frame")
+            if length > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError(1002, "control frame payload longer than 125 bytes")
+            if rsv:
+                raise ProtocolError(1002, "RSV bits set on a control frame")
+            return
+        if opcode > 2:
+            raise ProtocolError(1002, f"reserved opcode {opcode:#x}")
+        if rsv and (rsv != 4 or self._deflate is None or opcode == 0):
+            raise ProtocolError(1002, "RSV bits set without a negotiated extension")
+        if opcode == 0:
+            if not self._msg_opcode:
+                raise ProtocolError(1002, "continuation frame without a message in progress")
+        elif self._msg_opcode:
+            raise ProtocolError(1002, "new data message inside a fragmented message")
+        max_frame = self.max_frame_size
+        if max_frame is not None and length > max_frame:
+            raise PayloadTooBig(f"frame of {length} bytes exceeds the limit")
+        max_msg = self.max_message_size
+        if (
+            max_msg is not None
+            and not rsv
+            and not (opcode == 0 and self._msg_compressed)
+            and (self._msg_size if opcode == 0 else 0) + length > max_msg
+        ):
+            raise PayloadTooBig("message exceeds the size limit")
+
+    def _data(self, fin: bool, rsv: int, opcode: int, payload: bytes) -> None:
+        if opcode:
+            self._msg_opcode = opcode
+            self._msg_compressed = bool(rsv)
+            self._msg_size = 0
+            self._msg_frames = 0
+            self._msg_parts = []
+            if opcode == 1:
+                if not self._early:
+                    self._utf8.reset()
+                if self.stream_messages:
+                    self._decoder = codecs.getincrementaldecoder("utf-8")()
+        text = self._msg_opcode == 1
+        self._msg_frames += 1
+        if self.max_fragments is not None and self._msg_frames > self.max_fragments:
+            raise PayloadTooBig("too many fragments in one message")
+        max_msg = self.max_message_size
+        if self._msg_compressed:
+            assert self._deflate is not None
+            budget = None if max_msg is None else max_msg - self._msg_size
+            payload = self._deflate.decompress(payload, fin, budget)
+        self._msg_size += len(payload)
+        if max_msg is not None and self._msg_size > max_msg:
+            raise PayloadTooBig("message exceeds the size limit")
+        if text:
+            early = self._early
+            self._early = 0
+            try:
+                if early:
+                    self._utf8.feed(memoryview(payload)[early:], fin)
+                else:
+                    self._utf8.feed(payload, fin)
+            except Utf8Error:
+                raise ProtocolError(1007, "invalid UTF-8 in text message") from None
+        if self.stream_messages:
+            if text:
+                assert self._decoder is not None
+                chunk: str | bytes = self._decoder.decode(payload, fin)
+            else:
+                chunk = payload
+            self._events.append(MessageChunk(chunk, text, fin))
+        else:
+            self._msg_parts.append(payload)
+        if fin:
+            self._msg_opcode = 0
+            if not self.stream_messages:
+                parts = self._msg_parts
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+                self._msg_parts = []
+                if text:
+                    self._events.append(TextMessage(data.decode("utf-8")))
+                else:
+                    self._events.append(BinaryMessage(data))
+            self._decoder = None
+
+    def _control(self, opcode: int, payload: bytes) -> None:
+        if opcode == 0x9:
+            self._events.append(Ping(payload))
+            if self.auto_pong and self.state is State.OPEN:
+                self._send_frame(0xA, payload, True, 0)
+        elif opcode == 0xA:
+            self._events.append(Pong(payload))
+        else:
+            code, reason = parse_close_payload(payload)
+            self._close_received = True
+            self.close_code = code
+            self.close_reason = reason
+            self._events.append(CloseReceived(code, reason))
+            if self.state is State.OPEN:
+                self._send_frame(0x8, b"" if code == 1005 else _pack_code(code), True, 0)
+                self.close_code_sent = code
+            self.state = State.CLOSED
+            self._discard = True
+            if self._is_server:
+                self._send_eof()
+
+    def _fail_with(self, exc: ProtocolError) -> None:
+        if self.close_exc is None:
+            self.close_exc = exc
+        self._discard = True
+        if self._events and self.state is State.OPEN:
+            # Messages parsed before the violation are still delivered and the
+            # application may answer them: the close frame is queued by the
+            # next data_to_send(), after those answers.
+            self._pending_fail = exc
+        else:
+            self.fail(exc.code, exc.message)
+
+    def _apply_pending_fail(self) -> None:
+        exc = self._pending_fail
+        if exc is not None:
+            self._pending_fail = None
+            self.fail(exc.code, exc.message)
+
+    # ---------------------------------------------------------- handshake hooks
+
+    def _receive_handshake(self, data: _Bytes) -> None:
+        raise NotImplementedError
+
+    def _handshake_eof(self) -> None:
+        raise NotImplementedError
+
+    def _open(self, leftover: bytes) -> None:
+        self.state = State.OPEN
+        if leftover:
+            self.receive_data(leftover)
+
+
+SelectSubprotocol = Callable[[Request, list[str]], "str | None"]
+
+
+class ServerProtocol(Protocol):
+    """The server end of a WebSocket connection.
+
+    Args:
+        subprotocols: supported subprotocols in order of preference.
+        select_subprotocol: ``(request, offered) -> chosen or None``; overrides
+            ``subprotocols``.
+        origins: acceptable ``Origin`` values (``None`` in the list accepts a
+            request without Origin); ``None`` disables the check. A mismatch is
+            answered with 403.
+        compression: permessage-deflate settings, ``None`` to disable.
+        max_message_size: largest message in bytes (after decompression); 1009 above.
+        max_frame_size: largest frame payload; defaults to ``max_message_size``.
+        max_fragments: most frames in one message.
+        max_request_line: longest request line (400 above).
+        max_header_line: longest header line (431 above).
+        max_headers: most header lines (431 above).
+        max_handshake_size: largest request head (431 above).
+        auto_pong: answer pings automatically.
+        stream_messages: deliver :class:`~fastws.events.MessageChunk` events as
+            frames arrive instead of whole messages.
+        server_header: the ``Server`` header of responses, ``None`` for none.
+    """
+
+    def __init__(
+        self,
+        *,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
+        origins: Sequence[str | None] | None = None,
+        compression: DeflateOptions | None = _DEFAULT_DEFLATE,
+        max_message_size: int | None = 1 << 20,
+        max_frame_size: int | None = None,
+        max_fragments: int | None = 1 << 16,
+        max_request_line: int = 8192,
+        max_header_line: int = 8192,
+        max_headers: int = 128,
+        max_handshake_size: int = 64 << 10,
+        auto_pong: bool = True,
+        stream_messages: bool = False,
+        server_header: str | None = _USER_AGENT,
+    ) -> None:
+        super().__init__(
+            Role.SERVER,
+            compression=compression,
+            max_message_size=max_message_size,
+            max_frame_size=max_frame_size,
+            max_fragments=max_fragments,
+            max_request_line=max_request_line,
+            max_header_line=max_header_line,
+            max_headers=max_headers,
+            max_handshake_size=max_handshake_size,
+            auto_pong=auto_pong,
+            stream_messages=stream_messages,
+        )
+        self.subprotocols = list(subprotocols) if subprotocols else []
+        self.select_subprotocol = select_subprotocol
+        self.origins = origins
+        self.server_header = server_header
+        self._key: str | None = None
+        self._leftover = b""
+        self._accepted: tuple[Response, PerMessageDeflate | None, str | None] | None = None
+
+    def _receive_handshake(self, data: _Bytes) -> None:
+        if self._eof_sent or self.request is not None:
+            # Waiting for accept()/reject(): keep the bytes for later.
+            self._leftover += bytes(data)
+            return
+        try:
+            if not self._http.feed(data):
+                return
+            method, target = parse_request_line(self._http.start_line)
+            request = Request(method, target, self._http.headers)
+            self._leftover = self._http.rest()
+            self._key = check_request(request)
+            if self.origins is not None:
+                origin = request.headers.get("Origin")
+                if origin not in self.origins:
+                    raise InvalidHandshake(f"origin {origin!r} is not allowed", status=403)
+        except InvalidHandshake as exc:
+            self.close_exc = exc
+            status = exc.status or 400
+            headers = [("Sec-WebSocket-Version", "13")] if status == 426 else []
+            self.send_response(self.reject(status, f"{exc.message}\n", headers))
+            return
+        self.request = request
+        self._events.append(request)
+
+    def _handshake_eof(self) -> None:
+        if self.close_exc is None and self.request is None:
+            self.close_exc = InvalidHandshake("connection closed during the handshake", status=None)
+
+    def _select_subprotocol(self, request: Request) -> str | None:
+        offered = [
+            p.strip()
+            for value in request.headers.get_all("Sec-WebSocket-Protocol")
+            for p in value.split(",")
+            if p.strip()
+        ]
+        if self.select_subprotocol is not None:
+            chosen = self.select_subprotocol(request, offered)
+            if chosen is not None and chosen not in offered:
+                raise InvalidHandshake(
+                    f"selected subprotocol {chosen!r} was not offered", status=500
+                )
+            return chosen
+        for proto in self.subprotocols:
+            if proto in offered:
+                return proto
+        return None
+
+    def accept(self, request: Request, extra_headers: Iterable[tuple[str, str]] = ()) -> Response:
+        """Negotiate subprotocol and extensions and build the 101 response.
+
+        Args:
+            request: the request received (the :class:`~fastws.events.Request` event).
+            extra_headers: additional response headers.
+
+        Returns:
+            The response; pass it to :meth:`send_response`. When negotiation fails
+            (a malformed extension header) a 400 response is returned instead.
+        """
+        key = self._key if request is self.request and self._key else check_request(request)
+        try:
+            subprotocol = self._select_subprotocol(request)
+        except InvalidHandshake as exc:
+            self.close_exc = exc
+            return self.reject(500, f"{exc.message}\n")
+        headers: list[tuple[str, str]] = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(key)),
+        ]
+        deflate: PerMessageDeflate | None = None
+        if self._compression is not None:
+            try:
+                offers = parse_extension_header(request.headers.get_all("Sec-WebSocket-Extensions"))
+            except ValueError as exc:
+                self.close_exc = InvalidHandshake(
+                    f"invalid Sec-WebSocket-Extensions: {exc}", status=400
+                )
+                return self.reject(400, f"invalid Sec-WebSocket-Extensions: {exc}\n")
+            for name, params in offers:
+                if name != EXTENSION_NAME:
+                    continue
+                accepted = server_accept(params, self._compression)
+                if accepted is not None:
+                    response_params, deflate = accepted
+                    headers.append(
+                        (
+                            "Sec-WebSocket-Extensions",
+                            build_extension_header([(name, response_params)]),
+                        )
+                    )
+                    break
+        if subprotocol is not None:
+            headers.append(("Sec-WebSocket-Protocol", subprotocol))
+        if self.server_header:
+            headers.append(("Server", self.server_header))
+        headers.extend(extra_headers)
+        response = build_response(101, headers)
+        self._accepted = (response, deflate, subprotocol)
+        return response
+
+    def reject(
+        self, status: int, body: bytes | str = b"", headers: Iterable[tuple[str, str]] = ()
+    ) -> Response:
+        """Build an HTTP error response; :meth:`send_response` sends it, then closes.
+
+        Args:
+            status: the HTTP status (not 101).
+            body: the body.
+            headers: extra headers.
+        """
+        pairs = list(headers)
+        if self.server_header:
+            pairs.append(("Server", self.server_header))
+        return build_response(status, pairs, body)
+
+    def send_response(self, response: Response) -> None:
+        """Queue the response; a 101 from :meth:`accept` opens the connection.
+
+        Raises:
+            InvalidState: not in the handshake, or a 101 response that
+                :meth:`accept` did not build.
+        """
+        if self.state is not State.CONNECTING or self.response is not None:
+            raise InvalidState("the handshake response was already sent")
+        if response.status == 101:
+            if self._accepted is None or self._accepted[0] is not response:
+                raise InvalidState("a 101 response must come from accept()")
+            _, self._deflate, self.subprotocol = self._accepted
+            if self._deflate is not None:
+                self.extensions = [EXTENSION_NAME]
+            self.response = response
+            self._out.append(serialize_response(response))
+            leftover = self._leftover
+            self._leftover = b""
+            self._open(leftover)
+            return
+        self.response = response
+        self._out.append(serialize_response(response))
+        if self.close_exc is None:
+            self.close_exc = InvalidHandshake(
+                f"rejected with status {response.status}", status=response.status
+            )
+        self.state = State.CLOSED
+        self._discard = True
+        self._send_eof()
+
+
+class ClientProtocol(Protocol):
+    """The client end of a WebSocket connection.
+
+    Args:
+        uri: ``ws://`` or ``wss://`` URI: host, port, path and query come from it.
+        origin: the ``Origin`` header, if any.
+        subprotocols: subprotocols to offer.
+        compression: permessage-deflate settings to offer, ``None`` to disable.
+        additional_headers: extra request headers.
+        user_agent: the ``User-Agent`` header, ``None`` for none.
+        max_message_size: largest message in bytes (after decompression); 1009 above.
+        max_frame_size: largest frame payload; defaults to ``max_message_size``.
+        max_fragments: most frames in one message.
+        max_request_line: longest status line of the response.
+        max_header_line: longest response header line.
+        max_headers: most response header lines.
+        max_handshake_size: largest response head (and error body).
+        auto_pong: answer pings automatically.
+        stream_messages: deliver :class:`~fastws.events.MessageChunk` events.
+
+    Raises:
+        ValueError: ``uri`` is not a valid WebSocket URI.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        origin: str | None = None,
+        subprotocols: Sequence[str] | None = None,
+        compression: DeflateOptions | None = _DEFAULT_DEFLATE,
+        additional_headers: Iterable[tuple[str, str]] = (),
+        user_agent: str | None = _USER_AGENT,
+        max_message_size: int | None = 1 << 20,
+        max_frame_size: int | None = None,
+        max_fragments: int | None = 1 << 16,
+        max_request_line: int = 8192,
+        max_header_line: int = 8192,
+        max_headers: int = 128,
+        max_handshake_size: int = 64 << 10,
+        auto_pong: bool = True,
+        stream_messages: bool = False,
+    ) -> None:
+        super().__init__(
+            Role.CLIENT,
+            compression=compression,
+            max_message_size=max_message_size,
+            max_frame_size=max_frame_size,
+            max_fragments=max_fragments,
+            max_request_line=max_request_line,
+            max_header_line=max_header_line,
+            max_headers=max_headers,
+            max_handshake_size=max_handshake_size,
+            auto_pong=auto_pong,
+            stream_messages=stream_messages,
+        )
+        parse_uri(uri)
+        self.uri = uri
+        self.origin = origin
+        self.subprotocols = list(subprotocols) if subprotocols else []
+        self.additional_headers = list(additional_headers)
+        self.user_agent = user_agent
+        self.max_handshake_size = max_handshake_size
+        self._key = ""
+        self._status: tuple[int, str, Headers] | None = None
+        self._body = bytearray()
+
+    def connect(self) -> Request:
+        """Build the upgrade request (with a fresh random key)."""
+        self._key = generate_key()
+        offer = None
+        if self._compression is not None:
+            offer = build_extension_header([(EXTENSION_NAME, client_offer(self._compression))])
+        return build_request(
+            self.uri,
+            key=self._key,
+            origin=self.origin,
+            subprotocols=self.subprotocols,
+            extensions=offer,
+            additional_headers=self.additional_headers,
+            user_agent=self.user_agent,
+        )
+
+    def send_request(self, request: Request) -> None:
+        """Queue the request built by :meth:`connect`.
+
+        Raises:
+            InvalidState: not in the handshake.
+        """
+        if self.state is not State.CONNECTING or self.request is not None:
+            raise InvalidState("the request was already sent")
+        key = request.headers.get("Sec-WebSocket-Key")
+        if key is not None:
+            self._key = key
+        self.request = request
+        self._out.append(serialize_request(request))
+
+    def _receive_handshake(self, data: _Bytes) -> None:
+        if self.close_exc is not None:
+            return
+        if self._status is not None:
+            self._collect_body(data)
+            return
+        try:
+            if not self._http.feed(data):
+                return
+            status, reason = parse_status_line(self._http.start_line)
+        except InvalidHandshake as exc:
+            self._handshake_failed(InvalidHandshake(exc.message))
+            return
+        headers = self._http.headers
+        rest = self._http.rest()
+        if status != 101:
+            self._status = (status, reason, headers)
+            self._collect_body(rest)
+            return
+        response = Response(status, reason, headers, b"")
+        try:
+            self.subprotocol = check_response(response, self._key, self.subprotocols)
+            self._deflate = self._negotiate(response)
+        except InvalidHandshake as exc:
+            self._handshake_failed(exc)
+            return
+        if self._deflate is not None:
+            self.extensions = [EXTENSION_NAME]
+        self.response = response
+        self._events.append(response)
+        self._open(rest)
+
+    def _negotiate(self, response: Response) -> PerMessageDeflate | None:
+        try:
+            exts = parse_extension_header(response.headers.get_all("Sec-WebSocket-Extensions"))
+        except ValueError as exc:
+            raise InvalidHandshake(f"invalid Sec-WebSocket-Extensions: {exc}", response) from None
+        if not exts:
+            return None
+        if len(exts) > 1 or exts[0][0] != EXTENSION_NAME or self._compression is None:
+            raise InvalidHandshake("server accepted an extension that was not offered", response)
+        try:
+            return client_accept(exts[0][1], self._compression)
+        except InvalidHandshake as exc:
+            raise InvalidHandshake(exc.message, response) from None
+
+    def _collect_body(self, data: _Bytes) -> None:
+        assert self._status is not None
+        self._body += data
+        length = self._status[2].get("Content-Length")
+        if length is not None and length.strip().isdigit():
+            if len(self._body) >= int(length):
+                self._finish_error_response(bytes(self._body[: int(length)]))
+                return
+        if len(self._body) > self.max_handshake_size:
+            self._finish_error_response(bytes(self._body[: self.max_handshake_size]))
+
+    def _finish_error_response(self, body: bytes) -> None:
+        assert self._status is not None
+        status, reason, headers = self._status
+        response = Response(status, reason, headers, body)
+        self.response = response
+        self._handshake_failed(
+            InvalidHandshake(
+                f"server rejected the WebSocket connection: {status} {reason}", response
+            )
+        )
+
+    def _handshake_failed(self, exc: InvalidHandshake) -> None:
+        self.close_exc = exc
+        self.state = State.CLOSED
+        self._discard = True
+        self._send_eof()
+
+    def _handshake_eof(self) -> None:
+        if self.close_exc is not None:
+            return
+        if self._status is not None:
+            self._finish_error_response(bytes(self._body))
+        else:
+            self._handshake_failed(InvalidHandshake("connection closed during the handshake"))
