@@ -1,0 +1,239 @@
+"""The asyncio WebSocket client: :func:`connect` and :class:`ClientConnection`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl as ssl_module
+import urllib.parse
+from collections.abc import Generator, Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from fastws import __version__
+from fastws.asyncio._options import compression_options
+from fastws.asyncio.connection import Connection
+from fastws.events import Response
+from fastws.exceptions import InvalidHandshake
+from fastws.protocol import ClientProtocol, State
+
+__all__ = ["ClientConnection", "connect", "unix_connect"]
+
+_USER_AGENT = f"fastws/{__version__}"
+
+
+class ClientConnection(Connection):
+    """The client side of a WebSocket connection, returned by :func:`connect`.
+
+    See :class:`~fastws.asyncio.Connection` for receiving, sending and closing.
+    """
+
+    _is_client = True
+
+    def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:
+        super().__init__(protocol, **kwargs)
+        self._opened: asyncio.Future[None] = self._loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Send the HTTP upgrade request."""
+        super().connection_made(transport)
+        proto = self._proto
+        assert isinstance(proto, ClientProtocol)
+        proto.send_request(proto.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        """Feed bytes; during the handshake, report a failed upgrade."""
+        super().data_received(data)
+        if not self._opened.done() and self._proto.close_exc is not None:
+            self._fail_open(self._proto.close_exc)
+
+    def _on_response(self, response: Response) -> None:
+        if self._proto.state is State.OPEN:
+            self._on_open()
+            if not self._opened.done():
+                self._opened.set_result(None)
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        if not self._opened.done():
+            error = self._proto.close_exc
+            if error is None:
+                error = InvalidHandshake("connection closed during the opening handshake")
+                if exc is not None:
+                    error.__cause__ = exc
+            self._fail_open(error)
+
+    def _on_open_timeout(self) -> None:
+        super()._on_open_timeout()
+        if not self._opened.done():
+            self._opened.set_exception(TimeoutError("timed out during the opening handshake"))
+
+    def _fail_open(self, error: BaseException) -> None:
+        if not self._opened.done():
+            self._opened.set_exception(error)
+        self._abort()
+
+
+def _parse_uri(uri: str) -> tuple[bool, str, int]:
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.scheme not in ("ws", "wss"):
+        raise ValueError(f"{uri!r} is not a ws:// or wss:// URI")
+    if not parsed.hostname:
+        raise ValueError(f"{uri!r} has no host")
+    secure = parsed.scheme == "wss"
+    try:
+        port = parsed.port
+    except ValueError as exc:
+        raise ValueError(f"{uri!r} has an invalid port") from exc
+    return secure, parsed.hostname, port or (443 if secure else 80)
+
+
+class connect:
+    """Open a WebSocket client connection.
+
+    Use as ``async with connect(uri) as ws:`` (closed on exit) or
+    ``ws = await connect(uri)``.
+
+    Args:
+        uri: ``ws://`` or ``wss://`` URI.
+        path: connect to this unix socket instead of the URI's host and port
+            (the URI still provides the ``Host`` header and the path).
+        sock: an already connected socket.
+        ssl: client :class:`ssl.SSLContext` for ``wss://`` (default:
+            :func:`ssl.create_default_context`).
+        server_hostname: the host name for TLS verification (default: the URI's host).
+        origin: value of the ``Origin`` header.
+        additional_headers: extra request headers, as pairs.
+        user_agent: ``User-Agent`` header; ``None`` to send none.
+        subprotocols: subprotocols to offer, in order of preference.
+        compression: ``"deflate"``, a ``DeflateOptions``, or ``None``.
+        max_size: largest accepted message in bytes; larger ones close with 1009.
+        max_queue: see :class:`fastws.asyncio.serve`.
+        write_limit: see :class:`fastws.asyncio.serve`.
+        ping_interval: seconds between keepalive pings (``None``: off).
+        ping_timeout: seconds to wait for a keepalive pong before closing with 1011.
+        open_timeout: seconds allowed for TCP connect, TLS and the handshake.
+        close_timeout: seconds allowed for the closing handshake.
+        stream_messages: deliver frames as they arrive (see ``serve``).
+
+    Raises:
+        InvalidHandshake: the server refused the upgrade (``.response`` has
+            its answer).
+        TimeoutError: the connection did not open within ``open_timeout``.
+        OSError: the TCP connection failed.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        sock: socket.socket | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        server_hostname: str | None = None,
+        origin: str | None = None,
+        additional_headers: Iterable[tuple[str, str]] = (),
+        user_agent: str | None = _USER_AGENT,
+        subprotocols: Sequence[str] | None = None,
+        compression: str | Any | None = "deflate",
+        max_size: int | None = 1 << 20,
+        max_queue: int = 16,
+        write_limit: int | tuple[int, int] = 32768,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        open_timeout: float | None = 10.0,
+        close_timeout: float = 10.0,
+        stream_messages: bool = True,
+    ) -> None:
+        self._secure, self._host, self._port = _parse_uri(uri)
+        if ssl is not None and not self._secure:
+            raise ValueError("ssl= was given for a ws:// URI; use wss://")
+        self._uri = uri
+        self._path = path
+        self._sock = sock
+        self._ssl = ssl
+        self._server_hostname = server_hostname
+        self._protocol_kwargs: dict[str, Any] = {
+            "origin": origin,
+            "subprotocols": subprotocols,
+            "compression": compression_options(compression, server=False),
+            "additional_headers": list(additional_headers),
+            "user_agent": user_agent,
+            "max_message_size": max_size,
+            "stream_messages": stream_messages,
+        }
+        self._connection_options: dict[str, Any] = {
+            "max_queue": max_queue,
+            "write_limit": write_limit,
+            "ping_interval": ping_interval,
+            "ping_timeout": ping_timeout,
+            "open_timeout": open_timeout,
+            "close_timeout": close_timeout,
+        }
+        self._open_timeout = open_timeout
+        self._connection: ClientConnection | None = None
+
+    def _factory(self) -> ClientConnection:
+        proto = ClientProtocol(self._uri, **self._protocol_kwargs)
+        return ClientConnection(proto, **self._connection_options)
+
+    async def _create(self) -> ClientConnection:
+        loop = asyncio.get_running_loop()
+        ssl_context: ssl_module.SSLContext | None = None
+        server_hostname: str | None = None
+        if self._secure:
+            ssl_context = self._ssl or ssl_module.create_default_context()
+            server_hostname = self._server_hostname or self._host
+        kwargs: dict[str, Any] = {"ssl": ssl_context, "server_hostname": server_hostname}
+        if self._path is not None:
+            coro = loop.create_unix_connection(self._factory, os.fspath(self._path), **kwargs)
+        elif self._sock is not None:
+            if self._sock.family == getattr(socket, "AF_UNIX", None):
+                coro = loop.create_unix_connection(self._factory, sock=self._sock, **kwargs)
+            else:
+                coro = loop.create_connection(self._factory, sock=self._sock, **kwargs)
+        else:
+            coro = loop.create_connection(self._factory, self._host, self._port, **kwargs)
+        if self._open_timeout is None:
+            _, conn = await coro
+        else:
+            try:
+                _, conn = await asyncio.wait_for(coro, self._open_timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError("timed out while opening the connection") from None
+        try:
+            await conn._opened
+        except BaseException:
+            conn._abort()
+            raise
+        self._connection = conn
+        return conn
+
+    def __await__(self) -> Generator[Any, None, ClientConnection]:
+        return self._create().__await__()
+
+    async def __aenter__(self) -> ClientConnection:
+        return await self._create()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+
+def unix_connect(
+    path: str | os.PathLike[str] | None = None, uri: str = "ws://localhost/", **options: Any
+) -> connect:
+    """Open a WebSocket client connection over a unix socket; options as :class:`connect`.
+
+    Args:
+        path: the socket path (or pass a connected unix ``sock=``).
+        uri: the URI for the ``Host`` header and request path.
+        **options: any option of :class:`connect`.
+    """
+    return connect(uri, path=path, **options)

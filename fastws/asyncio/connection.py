@@ -1,0 +1,814 @@
+"""The asyncio connection shared by the server and the client.
+
+:class:`Connection` is an :class:`asyncio.Protocol`: the event loop calls
+:meth:`data_received` with bytes from the socket, which are fed to the sans-IO
+state machine (:mod:`fastws.protocol`); the bytes it produces are written with
+``transport.write``. No stream objects and no reader task sit in between.
+
+Lifecycle and rules (one connection, both roles):
+
+* ``CONNECTING``: the opening handshake runs; it must finish within
+  ``open_timeout`` or the transport is aborted.
+* ``OPEN``: received messages go to a bounded queue (``max_queue`` items, a
+  whole message or, with streaming, one frame per item). When the queue is
+  full, reading from the socket pauses until :meth:`Connection.recv` has
+  drained it to a quarter. When the transport's write buffer is above its
+  high-water mark (``write_limit``), :meth:`Connection.send` waits until it
+  drops below the low-water mark, and reading pauses too, so that a peer that
+  does not read cannot make us buffer replies (pongs, echoes) without bound.
+* ``CLOSING``: a close frame was sent or received. The TCP connection must end
+  within ``close_timeout``, else it is aborted.
+* ``CLOSED``: ``connection_lost`` was called; every waiter is woken and every
+  further ``recv``/``send`` raises :class:`ConnectionClosed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from fastws.asyncio.exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+)
+from fastws.events import (
+    BinaryMessage,
+    CloseReceived,
+    MessageChunk,
+    Ping,
+    Pong,
+    Request,
+    Response,
+    TextMessage,
+)
+from fastws.protocol import State
+
+if TYPE_CHECKING:
+    from fastws.protocol import ClientProtocol, ServerProtocol
+
+__all__ = ["Connection", "Data", "State"]
+
+#: A message: ``str`` for text, ``bytes`` for binary.
+Data = str | bytes
+
+_logger = logging.getLogger("fastws.asyncio")
+
+_OK_CODES = frozenset((1000, 1001))
+
+
+def _write_limits(write_limit: int | tuple[int, int]) -> tuple[int, int]:
+    """Return ``(high, low)`` water marks from an int or a pair."""
+    if isinstance(write_limit, tuple):
+        high, low = write_limit
+    else:
+        high, low = write_limit, write_limit // 4
+    if high < 0 or low < 0 or low > high:
+        raise ValueError(f"invalid write_limit {write_limit!r}: need 0 <= low <= high")
+    return high, low
+
+
+class Connection(asyncio.Protocol):
+    """A WebSocket connection on an asyncio transport (base of both roles).
+
+    Create connections with :func:`fastws.asyncio.serve` or
+    :func:`fastws.asyncio.connect`, not directly.
+
+    Args:
+        protocol: the sans-IO state machine.
+        max_queue: how many received items (messages, or frames when
+            streaming) may wait for :meth:`recv` before reading pauses.
+        write_limit: high-water mark of the write buffer in bytes, or a
+            ``(high, low)`` pair; the low mark defaults to a quarter of high.
+        ping_interval: seconds between keepalive pings; ``None`` disables them.
+        ping_timeout: seconds to wait for the pong of a keepalive ping before
+            failing the connection with 1011; ``None`` waits forever.
+        open_timeout: seconds allowed for the opening handshake; ``None``: no limit.
+        close_timeout: seconds allowed for the closing handshake and the end of
+            the TCP connection before the transport is aborted.
+    """
+
+    def __init__(
+        self,
+        protocol: ServerProtocol | ClientProtocol,
+        *,
+        max_queue: int = 16,
+        write_limit: int | tuple[int, int] = 32768,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        open_timeout: float | None = 10.0,
+        close_timeout: float = 10.0,
+    ) -> None:
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self._proto = protocol
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._max_queue = max_queue
+        self._low_queue = max(max_queue // 4, 0)
+        self._write_high, self._write_low = _write_limits(write_limit)
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._open_timeout = open_timeout
+        self._close_timeout = close_timeout
+
+        # Receiving.
+        self._queue: deque[tuple[Data, bool]] = deque()
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._recv_busy = False
+        self._skip_partial = False
+        self._paused_by_queue = False
+        self._paused_by_write = False
+        self._reading_paused = False
+
+        # Sending.
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._fragment_waiter: asyncio.Future[None] | None = None
+        self._eof_written = False
+        self._sent_reason = ""
+
+        # Pings: payload -> (future or None for keepalive, time sent).
+        self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
+        self._keepalive_handle: asyncio.TimerHandle | None = None
+        self._keepalive_timeout_handle: asyncio.TimerHandle | None = None
+
+        # Lifecycle.
+        self._open_handle: asyncio.TimerHandle | None = None
+        self._close_handle: asyncio.TimerHandle | None = None
+        self._lost = False
+        self._eof_fed = False
+        self._lost_waiter: asyncio.Future[None] = self._loop.create_future()
+
+    # ------------------------------------------------------------------
+    # Public properties
+
+    @property
+    def protocol(self) -> ServerProtocol | ClientProtocol:
+        """The sans-IO state machine behind this connection."""
+        return self._proto
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The asyncio transport, ``None`` before the connection is made."""
+        return self._transport
+
+    @property
+    def state(self) -> State:
+        """The connection state: ``CONNECTING``, ``OPEN``, ``CLOSING`` or ``CLOSED``."""
+        if self._lost:
+            return State.CLOSED
+        return self._proto.state
+
+    @property
+    def request(self) -> Request | None:
+        """The opening handshake's HTTP request (path, headers)."""
+        return self._proto.request
+
+    @property
+    def response(self) -> Response | None:
+        """The opening handshake's HTTP response."""
+        return self._proto.response
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, or ``None``."""
+        return self._proto.subprotocol
+
+    @property
+    def extensions(self) -> list[str]:
+        """The negotiated extensions, e.g. ``["permessage-deflate"]``."""
+        return self._proto.extensions
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address (``(host, port, ...)``, or a path for unix sockets)."""
+        if self._transport is None:
+            return None
+        return self._transport.get_extra_info("peername")
+
+    @property
+    def local_address(self) -> Any:
+        """Our end's address."""
+        if self._transport is None:
+            return None
+        return self._transport.get_extra_info("sockname")
+
+    @property
+    def close_code(self) -> int | None:
+        """The code that describes the closure, ``None`` while the connection is open.
+
+        The peer's close code when it sent a close frame (1005 for an empty
+        one), else the code we sent, else 1006.
+        """
+        if not self._lost and self._proto.close_code is None:
+            return None
+        return self._closed_info()[0]
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason that goes with :attr:`close_code`, ``None`` while open."""
+        if not self._lost and self._proto.close_code is None:
+            return None
+        return self._closed_info()[1]
+
+    # ------------------------------------------------------------------
+    # Receiving
+
+    async def recv(self) -> Data:
+        """Receive the next message.
+
+        Returns:
+            ``str`` for a text message, ``bytes`` for a binary message.
+
+        Raises:
+            ConnectionClosedOK: the connection was closed normally.
+            ConnectionClosedError: the connection was closed with an error.
+            ConcurrencyError: another coroutine is already receiving.
+        """
+        queue = self._queue
+        if queue and not self._recv_busy and not self._skip_partial:
+            item = queue[0]
+            if item[1]:
+                queue.popleft()
+                if self._paused_by_queue and len(queue) <= self._low_queue:
+                    self._paused_by_queue = False
+                    self._update_reading()
+                return item[0]
+        return await self._recv_slow()
+
+    async def _recv_slow(self) -> Data:
+        if self._recv_busy:
+            raise ConcurrencyError("another coroutine is already receiving")
+        self._recv_busy = True
+        parts: list[Data] = []
+        try:
+            if self._skip_partial:
+                await self._discard_partial()
+            while True:
+                data, final = await self._next_item()
+                if final and not parts:
+                    return data
+                parts.append(data)
+                if final:
+                    break
+        except BaseException:
+            # Cancelled (or closed) in the middle of a message: put back what
+            # was taken so that the next recv() starts at the same message.
+            if parts:
+                self._queue.extendleft((part, False) for part in reversed(parts))
+            raise
+        finally:
+            self._recv_busy = False
+        if isinstance(parts[0], str):
+            return "".join(parts)  # type: ignore[arg-type]
+        return b"".join(parts)  # type: ignore[arg-type]
+
+    async def recv_streaming(self) -> AsyncIterator[Data]:
+        """Receive the next message in pieces, as its frames arrive.
+
+        Memory stays bounded by ``max_queue`` frames instead of a whole message.
+        The pieces are ``str`` for a text message and ``bytes`` for binary. If
+        the iteration stops early, the rest of the message is discarded.
+
+        Yields:
+            The pieces of one message, in order.
+
+        Raises:
+            ConnectionClosedOK: the connection was closed normally.
+            ConnectionClosedError: the connection was closed with an error.
+            ConcurrencyError: another coroutine is already receiving.
+        """
+        if self._recv_busy:
+            raise ConcurrencyError("another coroutine is already receiving")
+        self._recv_busy = True
+        done = False
+        try:
+            if self._skip_partial:
+                await self._discard_partial()
+            while not done:
+                data, done = await self._next_item()
+                yield data
+        finally:
+            self._recv_busy = False
+            if not done:
+                self._skip_partial = True
+
+    async def _discard_partial(self) -> None:
+        final = False
+        while not final:
+            _, final = await self._next_item()
+        self._skip_partial = False
+
+    async def _next_item(self) -> tuple[Data, bool]:
+        queue = self._queue
+        while not queue:
+            if self._lost or self._proto.close_code is not None:
+                raise self._closed_exception()
+            waiter = self._loop.create_future()
+            self._recv_waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        item = queue.popleft()
+        if self._paused_by_queue and len(queue) <= self._low_queue:
+            self._paused_by_queue = False
+            self._update_reading()
+        return item
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        """Iterate over received messages until the connection closes normally.
+
+        Stops on :class:`ConnectionClosedOK`; raises
+        :class:`ConnectionClosedError`.
+        """
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Data]:
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    # ------------------------------------------------------------------
+    # Sending
+
+    async def send(
+        self,
+        message: Data | bytearray | memoryview | Iterable[Data] | AsyncIterable[Data],
+    ) -> None:
+        """Send a message.
+
+        A ``str`` is sent as a text message and bytes-like objects as binary. An
+        iterable or async iterable of ``str`` (or of bytes-like objects) is sent
+        as one fragmented message, one frame per item.
+
+        Waits while the write buffer is above its high-water mark.
+
+        Args:
+            message: what to send.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+            TypeError: ``message`` has an unsupported type, or a fragmented
+                message mixes text and bytes.
+        """
+        while self._fragment_waiter is not None:
+            await asyncio.shield(self._fragment_waiter)
+        if isinstance(message, str):
+            self._check_open()
+            self._proto.send_text(message)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            self._check_open()
+            self._proto.send_binary(message)
+        elif isinstance(message, dict):
+            raise TypeError("a dict is not a message; send str or bytes")
+        elif isinstance(message, AsyncIterable):
+            await self._send_fragments(message.__aiter__(), True)
+            return
+        elif isinstance(message, Iterable):
+            await self._send_fragments(iter(message), False)
+            return
+        else:
+            raise TypeError(f"cannot send {type(message).__name__}; send str or bytes")
+        self._flush()
+        if self._write_paused:
+            await self._drain()
+
+    async def _send_fragments(self, iterator: Any, is_async: bool) -> None:
+        self._fragment_waiter = self._loop.create_future()
+        text: bool | None = None
+        try:
+            while True:
+                try:
+                    chunk = await iterator.__anext__() if is_async else next(iterator)
+                except (StopIteration, StopAsyncIteration):
+                    break
+                if isinstance(chunk, str):
+                    is_text = True
+                elif isinstance(chunk, (bytes, bytearray, memoryview)):
+                    is_text = False
+                else:
+                    raise TypeError(f"cannot send a fragment of type {type(chunk).__name__}")
+                if text is None:
+                    text = is_text
+                elif text != is_text:
+                    raise TypeError("a fragmented message cannot mix str and bytes")
+                self._check_open()
+                if is_text:
+                    self._proto.send_text(chunk, fin=False)
+                else:
+                    self._proto.send_binary(chunk, fin=False)
+                self._flush()
+                if self._write_paused:
+                    await self._drain()
+            if text is None:
+                return  # an empty iterable sends nothing
+            self._check_open()
+            if text:
+                self._proto.send_text("", fin=True)
+            else:
+                self._proto.send_binary(b"", fin=True)
+            self._flush()
+        except ConnectionClosed:
+            raise
+        except BaseException:
+            # The message cannot be finished: fail the connection, the peer
+            # would otherwise wait for the end of the message forever.
+            if text is not None and self._proto.state is State.OPEN:
+                self._fail(1011, "error while sending a fragmented message")
+            raise
+        finally:
+            waiter, self._fragment_waiter = self._fragment_waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        if self._write_paused:
+            await self._drain()
+
+    async def ping(self, data: str | bytes | None = None) -> float:
+        """Send a ping and wait for the matching pong.
+
+        Args:
+            data: the ping payload (up to 125 bytes; ``str`` is UTF-8 encoded);
+                random 4 bytes when ``None``.
+
+        Returns:
+            The round-trip latency in seconds.
+
+        Raises:
+            ConnectionClosed: the connection closed before the pong arrived.
+            ValueError: ``data`` is too long or already used by a pending ping.
+        """
+        if isinstance(data, str):
+            payload = data.encode()
+        elif data is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        else:
+            payload = bytes(data)
+        if payload in self._pings:
+            raise ValueError("a ping with this payload is already waiting for its pong")
+        self._check_open()
+        self._proto.send_ping(payload)
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        self._pings[payload] = (waiter, time.monotonic())
+        self._flush()
+        try:
+            return await asyncio.shield(waiter)
+        finally:
+            entry = self._pings.get(payload)
+            if entry is not None and entry[0] is waiter:
+                del self._pings[payload]
+
+    async def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited pong (a heartbeat that needs no answer).
+
+        Args:
+            data: the payload, up to 125 bytes.
+        """
+        self._check_open()
+        self._proto.send_pong(data.encode() if isinstance(data, str) else bytes(data))
+        self._flush()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Run the closing handshake and wait until the TCP connection is closed.
+
+        Safe to call more than once and on a closed connection. The wait is
+        bounded by ``close_timeout``; then the transport is aborted.
+
+        Args:
+            code: the close code.
+            reason: the close reason (UTF-8, at most 123 bytes).
+        """
+        state = self._proto.state
+        if not self._lost:
+            if state is State.OPEN:
+                self._sent_reason = reason
+                self._proto.send_close(code, reason)
+                self._flush()
+            elif state is State.CONNECTING:
+                self._abort()
+            if self._close_handle is None and not self._lost:
+                self._close_handle = self._loop.call_later(self._close_timeout, self._abort)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await asyncio.shield(self._lost_waiter)
+
+    def abort(self) -> None:
+        """Close the TCP connection at once, without a closing handshake."""
+        self._abort()
+
+    # ------------------------------------------------------------------
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Set up the transport (called by the event loop)."""
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(self._write_high, self._write_low)
+        if self._open_timeout is not None:
+            self._open_handle = self._loop.call_later(self._open_timeout, self._on_open_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed bytes to the state machine and act on its events."""
+        self._proto.receive_data(data)
+        self._process_events()
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        """The peer closed its side: let the transport close ours."""
+        if not self._eof_fed:
+            self._eof_fed = True
+            self._proto.receive_eof()
+            self._process_events()
+            self._flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Release everything and wake every waiter (called by the event loop)."""
+        self._lost = True
+        if not self._eof_fed:
+            self._eof_fed = True
+            try:
+                self._proto.receive_eof()
+                self._process_events()
+                self._proto.data_to_send()
+            except Exception:  # pragma: no cover - defensive: never raise in a callback
+                _logger.debug("error while finishing the state machine", exc_info=True)
+        for handle in (
+            self._open_handle,
+            self._close_handle,
+            self._keepalive_handle,
+            self._keepalive_timeout_handle,
+        ):
+            if handle is not None:
+                handle.cancel()
+        self._open_handle = self._close_handle = None
+        self._keepalive_handle = self._keepalive_timeout_handle = None
+        if self._recv_waiter is not None and not self._recv_waiter.done():
+            self._recv_waiter.set_result(None)
+        self._wake_drain_waiters()
+        if self._pings:
+            closed = self._closed_exception()
+            for waiter, _ in self._pings.values():
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(closed)
+                    waiter.exception()  # mark retrieved: nobody may be waiting
+            self._pings.clear()
+        if not self._lost_waiter.done():
+            self._lost_waiter.set_result(None)
+        self._on_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The write buffer went above the high-water mark."""
+        self._write_paused = True
+        self._paused_by_write = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        """The write buffer went below the low-water mark."""
+        self._write_paused = False
+        self._paused_by_write = False
+        self._update_reading()
+        self._wake_drain_waiters()
+
+    # ------------------------------------------------------------------
+    # Hooks for the roles
+
+    def _on_request(self, request: Request) -> None:  # pragma: no cover - server only
+        pass
+
+    def _on_response(self, response: Response) -> None:  # pragma: no cover - client only
+        pass
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        pass
+
+    def _on_open(self) -> None:
+        """The connection became OPEN: stop the open timer, start keepalive."""
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+            self._open_handle = None
+        if self._ping_interval is not None and not self._lost:
+            self._keepalive_handle = self._loop.call_later(
+                self._ping_interval, self._keepalive_ping
+            )
+
+    def _on_open_timeout(self) -> None:
+        self._open_handle = None
+        if self._proto.state is State.CONNECTING:
+            _logger.debug("opening handshake timed out")
+            self._abort()
+
+    # ------------------------------------------------------------------
+    # Internals
+
+    def _process_events(self) -> None:
+        events = self._proto.events_received()
+        if not events:
+            return
+        queue = self._queue
+        wake = False
+        for event in events:
+            kind = type(event)
+            if kind is TextMessage or kind is BinaryMessage:
+                queue.append((event.data, True))  # type: ignore[union-attr]
+                wake = True
+            elif kind is MessageChunk:
+                queue.append((event.data, event.final))  # type: ignore[union-attr]
+                wake = True
+            elif kind is Pong:
+                self._on_pong(event.data)  # type: ignore[union-attr,arg-type]
+            elif kind is CloseReceived:
+                wake = True
+            elif kind is Request:
+                self._on_request(event)  # type: ignore[arg-type]
+            elif kind is Response:
+                self._on_response(event)  # type: ignore[arg-type]
+            elif kind is Ping:
+                pass  # answered by the state machine
+        if wake:
+            waiter = self._recv_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            if len(queue) >= self._max_queue and not self._paused_by_queue:
+                self._paused_by_queue = True
+                self._update_reading()
+
+    def _flush(self) -> None:
+        """Write what the state machine has queued; act on end-of-stream markers."""
+        chunks = self._proto.data_to_send()
+        if chunks:
+            transport = self._transport
+            if transport is None or self._eof_written or transport.is_closing():
+                chunks = []
+            elif len(chunks) == 1 and chunks[0]:
+                transport.write(chunks[0])
+            else:
+                pending: list[bytes] = []
+                for chunk in chunks:
+                    if chunk:
+                        pending.append(chunk)
+                        continue
+                    if pending:
+                        transport.writelines(pending)
+                        pending = []
+                    self._write_eof()
+                    break
+                else:
+                    if pending:
+                        transport.writelines(pending)
+        if (
+            self._close_handle is None
+            and not self._lost
+            and self._proto.state is not State.OPEN
+            and self._proto.close_expected()
+        ):
+            self._close_handle = self._loop.call_later(self._close_timeout, self._abort)
+
+    def _write_eof(self) -> None:
+        """End our side: the server closes TCP, the client half-closes."""
+        self._eof_written = True
+        transport = self._transport
+        if transport is None:
+            return
+        if self._is_client and transport.can_write_eof():
+            try:
+                transport.write_eof()
+            except (OSError, RuntimeError):  # pragma: no cover - racing with loss
+                transport.close()
+        else:
+            transport.close()
+
+    _is_client = False
+
+    def _abort(self) -> None:
+        self._close_handle = None
+        if self._transport is not None and not self._lost:
+            self._transport.abort()
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or self._lost:
+            return
+        pause = self._paused_by_queue or self._paused_by_write
+        if pause and not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
+        elif not pause and self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+
+    async def _drain(self) -> None:
+        while self._write_paused and not self._lost:
+            waiter = self._loop.create_future()
+            self._drain_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._drain_waiters:
+                    self._drain_waiters.remove(waiter)
+        if self._lost:
+            raise self._closed_exception()
+
+    def _wake_drain_waiters(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _check_open(self) -> None:
+        if self._lost or self._proto.state is not State.OPEN:
+            raise self._closed_exception()
+
+    def _fail(self, code: int, reason: str) -> None:
+        if self._proto.state is State.OPEN:
+            self._sent_reason = reason
+            self._proto.fail(code, reason)
+            self._flush()
+
+    def _on_pong(self, data: bytes) -> None:
+        pings = self._pings
+        if data not in pings:
+            return
+        now = time.monotonic()
+        # A pong acknowledges its ping and every ping sent before it.
+        for key in list(pings):
+            waiter, sent = pings.pop(key)
+            if waiter is None:
+                self._on_keepalive_pong()
+            elif not waiter.done():
+                waiter.set_result(now - sent)
+            if key == data:
+                break
+
+    def _keepalive_ping(self) -> None:
+        self._keepalive_handle = None
+        if self._lost or self._proto.state is not State.OPEN:
+            return
+        payload = os.urandom(4)
+        while payload in self._pings:
+            payload = os.urandom(4)
+        self._proto.send_ping(payload)
+        self._pings[payload] = (None, time.monotonic())
+        self._flush()
+        if self._ping_timeout is not None:
+            self._keepalive_timeout_handle = self._loop.call_later(
+                self._ping_timeout, self._on_keepalive_timeout
+            )
+
+    def _on_keepalive_pong(self) -> None:
+        if self._keepalive_timeout_handle is not None:
+            self._keepalive_timeout_handle.cancel()
+            self._keepalive_timeout_handle = None
+        if self._ping_interval is not None and not self._lost and self._keepalive_handle is None:
+            self._keepalive_handle = self._loop.call_later(
+                self._ping_interval, self._keepalive_ping
+            )
+
+    def _on_keepalive_timeout(self) -> None:
+        self._keepalive_timeout_handle = None
+        _logger.debug("keepalive ping timed out")
+        self._fail(1011, "keepalive ping timeout")
+
+    def _closed_info(self) -> tuple[int, str, int | None, int | None]:
+        proto = self._proto
+        received = proto.close_code
+        sent = proto.close_code_sent
+        if received is not None and received != 1006:
+            return received, proto.close_reason, received, sent
+        exc = proto.close_exc
+        if sent is not None:
+            reason = self._sent_reason
+            if exc is not None and not reason:
+                reason = getattr(exc, "message", str(exc))
+            return sent, reason, None, sent
+        return 1006, "", None, sent
+
+    def _closed_exception(self) -> ConnectionClosed:
+        code, reason, received, sent = self._closed_info()
+        ok = (
+            received is not None
+            and (received in _OK_CODES or received == 1005)
+            and (sent is None or sent in _OK_CODES or sent == 1005)
+            and self._proto.close_exc is None
+        )
+        cls = ConnectionClosedOK if ok else ConnectionClosedError
+        return cls(code, reason, received_code=received, sent_code=sent)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.state.name} "
+            f"local={self.local_address!r} remote={self.remote_address!r}>"
+        )
