@@ -1,10 +1,152 @@
-/* UTF-8 scanner, avx512 build.  Placeholder until the vector kernel lands:
- * forwards to the scalar scanner so that dispatch and linking work. */
+/* UTF-8 scanner, AVX-512 build (compile with -mavx512f -mavx512bw
+ * -mavx512vl -mavx512vbmi; selected only when the CPU has AVX512BW and
+ * AVX512_VBMI).
+ *
+ * Same lookup-table scheme as utf8_avx2.c, on 64-byte blocks: the bytes one,
+ * two and three positions back come from a single two-source byte permute
+ * (VBMI) of the previous and current blocks, the lookups are in-lane byte
+ * shuffles, and the verdict is a mask test.  Long ASCII runs are skipped 256
+ * bytes at a time.  The last partial block is read with a masked load (no
+ * access past the end), whose zeroed lanes make a sequence cut by the end
+ * of the input show up as an error.  Any error sends the scalar scanner back
+ * to the last code point boundary before the block for the exact position.
+ */
 #include "fastws_utf8.h"
 
 #ifdef FWS_UTF8_X86_64
+
+#if !defined(__AVX512BW__) && !defined(_MSC_VER)
+#error "utf8_avx512.c must be compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vbmi"
+#endif
+
+#include <immintrin.h>
+
+typedef struct {
+    __m512i h1, l1, h2, idx1, idx2, idx3, nib, c60, c70, c80, max;
+} consts_t;
+
+static inline __m512i tbl(const uint8_t t[16])
+{
+    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)t));
+}
+
+static const uint8_t iota[64] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+    25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+    48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+
+/* A block whose byte 61 is F0.., byte 62 E0.. or byte 63 C0.. is left open. */
+static const uint8_t open_max[64] = {
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xEF, 0xDF, 0xBF};
+
+static inline void init_consts(consts_t *k)
+{
+    __m512i ix = _mm512_loadu_si512((const void *)iota);
+    k->h1 = tbl(fws_utf8_tbl_h1);
+    k->l1 = tbl(fws_utf8_tbl_l1);
+    k->h2 = tbl(fws_utf8_tbl_h2);
+    /* permutex2var indices: 0..63 = previous block, 64..127 = current */
+    k->idx1 = _mm512_add_epi8(ix, _mm512_set1_epi8(63));
+    k->idx2 = _mm512_add_epi8(ix, _mm512_set1_epi8(62));
+    k->idx3 = _mm512_add_epi8(ix, _mm512_set1_epi8(61));
+    k->max = _mm512_loadu_si512((const void *)open_max);
+    k->nib = _mm512_set1_epi8(0x0F);
+    k->c60 = _mm512_set1_epi8(0x60);
+    k->c70 = _mm512_set1_epi8(0x70);
+    k->c80 = _mm512_set1_epi8((char)0x80);
+}
+
+/* Non-zero mask iff `cur` (with `prev` before it) contains an error. */
+static inline __mmask64 block_errors(__m512i cur, __m512i prev, const consts_t *k)
+{
+    __m512i p1 = _mm512_permutex2var_epi8(prev, k->idx1, cur);
+    __m512i p2 = _mm512_permutex2var_epi8(prev, k->idx2, cur);
+    __m512i p3 = _mm512_permutex2var_epi8(prev, k->idx3, cur);
+    __m512i h1 = _mm512_shuffle_epi8(k->h1, _mm512_and_si512(_mm512_srli_epi16(p1, 4), k->nib));
+    __m512i l1 = _mm512_shuffle_epi8(k->l1, _mm512_and_si512(p1, k->nib));
+    __m512i h2 = _mm512_shuffle_epi8(k->h2, _mm512_and_si512(_mm512_srli_epi16(cur, 4), k->nib));
+    /* special = h1 & l1 & h2 */
+    __m512i special = _mm512_ternarylogic_epi32(h1, l1, h2, 0x80);
+    __m512i must23 = _mm512_or_si512(_mm512_subs_epu8(p2, k->c60), _mm512_subs_epu8(p3, k->c70));
+    /* err = (must23 & 0x80) ^ special */
+    __m512i err = _mm512_xor_si512(_mm512_and_si512(must23, k->c80), special);
+    return _mm512_test_epi8_mask(err, err);
+}
+
+static inline int block_open(__m512i cur, const consts_t *k)
+{
+    return _mm512_cmpgt_epu8_mask(cur, k->max) != 0;
+}
+
+static inline __m512i load(const uint8_t *p)
+{
+    return _mm512_loadu_si512((const void *)p);
+}
+
+/* See utf8_avx2.c: restart the scalar scanner at a code point boundary no
+ * later than the start of any sequence left open before `i`. */
+static size_t finish_scalar(const uint8_t *p, size_t n, size_t i)
+{
+    size_t j = i > 3 ? i - 3 : 0;
+    while (j < i && (p[j] & 0xC0u) == 0x80u)
+        j++;
+    return j + fws_utf8_scan_scalar(p + j, n - j);
+}
+
 size_t fws_utf8_scan_avx512(const uint8_t *p, size_t n)
 {
-    return fws_utf8_scan_scalar(p, n);
+    consts_t k;
+    init_consts(&k);
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i prev = zero;
+    int open = 0;
+    size_t i = 0;
+
+    while (i + 64 <= n) {
+        __m512i cur;
+        if (!open) {
+            while (i + 256 <= n) {
+                __m512i a = _mm512_or_si512(load(p + i), load(p + i + 64));
+                __m512i b = _mm512_or_si512(load(p + i + 128), load(p + i + 192));
+                if (_mm512_movepi8_mask(_mm512_or_si512(a, b)))
+                    break;
+                i += 256;
+            }
+            if (i + 64 > n)
+                break;
+            cur = load(p + i);
+            if (!_mm512_movepi8_mask(cur)) {
+                i += 64;
+                continue;
+            }
+            prev = zero; /* same verdicts as the real bytes at a boundary */
+        } else {
+            cur = load(p + i);
+        }
+        if (block_errors(cur, prev, &k))
+            return finish_scalar(p, n, i);
+        open = block_open(cur, &k);
+        prev = cur;
+        i += 64;
+    }
+
+    size_t r = n - i; /* 0..63 */
+    if (r == 0)
+        return open ? finish_scalar(p, n, i) : n;
+    __mmask64 m = ((__mmask64)1 << r) - 1;
+    __m512i cur = _mm512_maskz_loadu_epi8(m, p + i);
+    if (!open) {
+        if (!_mm512_movepi8_mask(cur))
+            return n;
+        prev = zero;
+    }
+    if (block_errors(cur, prev, &k))
+        return finish_scalar(p, n, i);
+    return n;
 }
-#endif
+
+#endif /* FWS_UTF8_X86_64 */
