@@ -1,0 +1,179 @@
+"""Which kernels are live, and the public names of the package.
+
+The implementation is chosen once, at import, so each check runs in a fresh
+interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import fastws
+from fastws import _kernels_py
+
+ROOT = Path(__file__).resolve().parent.parent
+
+KERNEL_NAMES = {
+    "apply_mask",
+    "mask_inplace",
+    "validate_utf8",
+    "Utf8Validator",
+    "decode_header",
+    "encode_header",
+    "encode_frame",
+}
+
+PUBLIC_NAMES = KERNEL_NAMES | {"implementation", "Utf8Error", "FastWSError", "__version__"}
+
+ISA_NAMES = {"avx512", "avx2", "sse2", "neon", "scalar"}
+
+# Makes ``fastws._speedups`` look absent, as in a pure-Python install.
+HIDE_EXTENSION = """
+import sys
+
+class _NoExtension:
+    def find_spec(self, name, path=None, target=None):
+        if name == "fastws._speedups":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NoExtension())
+"""
+
+REPORT = (
+    f"NAMES = {sorted(KERNEL_NAMES)!r}\n"
+    + """
+import json
+import fastws
+from fastws import _impl
+print(json.dumps({
+    "implementation": fastws.implementation,
+    "module": _impl._kernels.__name__,
+    "same": all(getattr(fastws, n) is getattr(_impl._kernels, n) for n in NAMES),
+}))
+"""
+)
+
+
+def run_python(code: str, **env: str) -> dict[str, object]:
+    """Run ``code`` in a fresh interpreter with warnings as errors; parse its JSON."""
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("FASTWS_NO_EXTENSIONS", "FASTWS_SIMD")
+    }
+    environ.update(env)
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_no_extensions_gives_python() -> None:
+    report = run_python(REPORT, FASTWS_NO_EXTENSIONS="1")
+    assert report == {"implementation": "python", "module": "fastws._kernels_py", "same": True}
+
+
+def test_missing_extension_gives_python_quietly() -> None:
+    # No warning either: a missing extension is a normal pure-Python install.
+    report = run_python(HIDE_EXTENSION + REPORT)
+    assert report == {"implementation": "python", "module": "fastws._kernels_py", "same": True}
+
+
+@pytest.mark.parametrize("value", ["", "0"])
+def test_extension_is_used_when_built(speedups: ModuleType, value: str) -> None:
+    report = run_python(REPORT, FASTWS_NO_EXTENSIONS=value)
+    assert report["module"] == "fastws._speedups"
+    assert report["same"] is True
+    implementation = report["implementation"]
+    assert isinstance(implementation, str)
+    assert implementation.startswith("c/")
+    assert implementation[2:] in ISA_NAMES
+
+
+def test_implementation_names_the_masking_isa(speedups: ModuleType) -> None:
+    report = run_python(
+        "import json, fastws, fastws._speedups as s;"
+        "print(json.dumps({'impl': fastws.implementation, 'mask': s.simd_level(),"
+        " 'utf8': s.utf8_simd_level()}))"
+    )
+    assert report["impl"] == "c/" + str(report["mask"])
+    assert report["mask"] in ISA_NAMES
+    assert report["utf8"] in ISA_NAMES
+
+
+@pytest.mark.parametrize("cap", ["scalar", "sse2", "avx2", "avx512"])
+def test_simd_cap_from_environment(speedups: ModuleType, cap: str) -> None:
+    try:
+        if not speedups._force_isa(cap):
+            pytest.skip(f"this CPU does not support {cap}")
+    finally:
+        speedups._force_isa("auto")
+    report = run_python(REPORT, FASTWS_SIMD=cap)
+    assert report["implementation"] == "c/" + cap
+
+
+def test_public_names() -> None:
+    assert set(fastws.__all__) >= PUBLIC_NAMES
+    for name in fastws.__all__:
+        assert hasattr(fastws, name), name
+    assert len(fastws.__all__) == len(set(fastws.__all__))
+    assert isinstance(fastws.__version__, str)
+    assert fastws.implementation == "python" or fastws.implementation.startswith("c/")
+
+
+def test_star_import() -> None:
+    namespace: dict[str, object] = {}
+    exec("from fastws import *", namespace)
+    assert set(namespace) - {"__builtins__"} == set(fastws.__all__)
+
+
+def test_pure_module_exports_exactly_the_kernels() -> None:
+    assert set(_kernels_py.__all__) == KERNEL_NAMES
+    for name in KERNEL_NAMES:
+        assert hasattr(_kernels_py, name)
+    assert not hasattr(_kernels_py, "simd_level")
+    assert not hasattr(_kernels_py, "utf8_simd_level")
+
+
+def test_extension_exports_the_kernels(speedups: ModuleType) -> None:
+    for name in KERNEL_NAMES | {"simd_level", "utf8_simd_level", "_force_isa"}:
+        assert hasattr(speedups, name), name
+    assert speedups.simd_level() in ISA_NAMES
+    assert speedups.utf8_simd_level() in ISA_NAMES
+
+
+def test_force_isa_rejects_unknown_names(speedups: ModuleType) -> None:
+    before = speedups.simd_level()
+    assert speedups._force_isa("mmx") is False
+    assert speedups.simd_level() == before
+    assert speedups._force_isa("auto") is True
+
+
+def test_same_signatures(speedups: ModuleType) -> None:
+    # Keyword names are part of the API: callers may use them.
+    assert speedups.apply_mask(data=b"ab", mask=b"1234") == _kernels_py.apply_mask(
+        data=b"ab", mask=b"1234"
+    )
+    buf = bytearray(b"abc")
+    speedups.mask_inplace(buffer=buf, mask=b"1234", phase=1)
+    assert buf == _kernels_py.apply_mask(b"abc", b"2341")
+    assert speedups.validate_utf8(data=b"x") is _kernels_py.validate_utf8(data=b"x") is True
+    assert speedups.decode_header(data=b"\x81\x00", offset=0) == _kernels_py.decode_header(
+        data=b"\x81\x00", offset=0
+    )
+    validator = speedups.Utf8Validator()
+    validator.feed(data=b"x", final=True)
