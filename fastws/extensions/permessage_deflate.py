@@ -13,8 +13,9 @@ when the peer asks us to compress with ``max_window_bits=8`` we compress with
 9. This is safe: with a 512-byte window zlib never emits a match distance
 above 250 (the window minus its 262-byte lookahead), so every stream it
 produces only refers back 256 bytes or less and a peer inflating with an
-8-bit window decodes it. Inflating always uses at least 9 bits, which decodes
-any stream made with a smaller window.
+8-bit window decodes it. Inflating always uses a 15-bit window, which decodes
+any stream made with a smaller one, including streams from peers that ignore a
+``client_max_window_bits`` they agreed to (some do).
 
 Decompression is bounded: the output of each frame is produced with
 ``decompressobj.decompress(data, max_length)`` where ``max_length`` is what
@@ -55,9 +56,10 @@ _PARAMS = frozenset(
 class DeflateOptions:
     """Settings for permessage-deflate.
 
-    The defaults keep memory low (about 10 KiB of zlib state per direction
-    instead of about 260 KiB with zlib's defaults) at a small cost in
-    compression ratio.
+    The defaults keep memory modest: the server compresses with a 4 KiB window
+    and ``mem_level=5`` (about 16 KiB of compressor state instead of about
+    256 KiB with zlib's defaults) at a small cost in compression ratio.
+    Decompression always uses a 32 KiB window (about 40 KiB of state).
 
     Attributes:
         server_no_context_takeover: server role: reset our compressor after
@@ -80,7 +82,7 @@ class DeflateOptions:
     server_no_context_takeover: bool = False
     client_no_context_takeover: bool = False
     server_max_window_bits: int | None = 12
-    client_max_window_bits: int | None = 12
+    client_max_window_bits: int | None = None
     compress_level: int = 6
     mem_level: int = 5
     threshold: int = 128
@@ -106,7 +108,8 @@ class PerMessageDeflate:
         remote_no_context_takeover: the peer resets its compressor after each
             message (we then reset our decompressor too, freeing memory).
         local_max_window_bits: our compressor's window (8 means 9, see module doc).
-        remote_max_window_bits: the peer's window (our decompressor uses at least 9).
+        remote_max_window_bits: the peer's window (informational: our
+            decompressor always uses 15).
         compress_level: zlib level.
         mem_level: zlib memLevel.
         threshold: smallest message compressed by default.
@@ -203,7 +206,9 @@ class PerMessageDeflate:
         """
         d = self._decompressor
         if d is None:
-            d = self._decompressor = zlib.decompressobj(-max(self.remote_max_window_bits, 9))
+            # Always a full window: it inflates any stream, also from peers
+            # that ignore a client_max_window_bits they agreed to.
+            d = self._decompressor = zlib.decompressobj(-15)
         try:
             if max_size is None:
                 out = d.decompress(data)
@@ -379,7 +384,9 @@ def server_accept(
             response.append(("client_max_window_bits", str(client_bits)))
     ext = PerMessageDeflate(
         local_no_context_takeover=server_nct,
-        remote_no_context_takeover=client_nct or "client_no_context_takeover" in p,
+        # A client_no_context_takeover in the offer is only a hint and some
+        # clients keep their context anyway: rely on it only when we required it.
+        remote_no_context_takeover=client_nct,
         local_max_window_bits=server_bits,
         remote_max_window_bits=client_bits,
         compress_level=options.compress_level,
