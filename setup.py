@@ -86,7 +86,9 @@ def _isa_of(path: str) -> str | None:
 
 def _kernel_sources() -> tuple[list[str], list[str]]:
     """(C sources, include dirs), paths relative to this file."""
-    sources = sorted(str(p.relative_to(HERE)).replace(os.sep, "/") for p in (HERE / CSRC).glob("*.c"))
+    sources = sorted(
+        str(p.relative_to(HERE)).replace(os.sep, "/") for p in (HERE / CSRC).glob("*.c")
+    )
     return sources, [CSRC]
 
 
@@ -140,7 +142,9 @@ def _extensions() -> list[Extension]:
     from Cython.Build import cythonize  # required: fail loudly when missing
 
     kernels, include_dirs = _kernel_sources()
-    headers = sorted(str(p.relative_to(HERE)).replace(os.sep, "/") for p in (HERE / CSRC).glob("*.h"))
+    headers = sorted(
+        str(p.relative_to(HERE)).replace(os.sep, "/") for p in (HERE / CSRC).glob("*.h")
+    )
     msvc_like = sys.platform == "win32"
     if msvc_like:
         compile_args: list[str] = ["/O2"]
@@ -160,7 +164,7 @@ def _extensions() -> list[Extension]:
         extra_link_args=link_args,
     )
     _KERNELS[ext.name] = kernels
-    return cythonize(
+    extensions: list[Extension] = cythonize(  # type: ignore[no-untyped-call]
         [ext],
         compiler_directives={
             "language_level": 3,
@@ -171,6 +175,7 @@ def _extensions() -> list[Extension]:
             "freethreading_compatible": True,
         },
     )
+    return extensions
 
 
 def _setup_kwargs() -> dict[str, Any]:

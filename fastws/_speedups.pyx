@@ -10,6 +10,18 @@ for buffers of 64 KiB and more.
 
 import os
 
+__all__ = [
+    "Utf8Validator",
+    "apply_mask",
+    "decode_header",
+    "encode_frame",
+    "encode_header",
+    "mask_inplace",
+    "simd_level",
+    "utf8_simd_level",
+    "validate_utf8",
+]
+
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
@@ -84,17 +96,14 @@ cdef inline object _steal(PyObject *o):
 
 # ---- buffer helpers ---------------------------------------------------------
 
-cdef int _get_buffer(object obj, Py_buffer *view, const char *what) except -1:
+cdef int _get_buffer(object obj, Py_buffer *view) except -1:
     """Acquire a C-contiguous byte view; TypeError for anything else."""
     if PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) == 0:
         return 0
     if PyErr_ExceptionMatches(PyExc_BufferError):
         # e.g. a non-contiguous memoryview
         PyErr_Clear()
-        raise TypeError(
-            f"{what.decode()} must be a C-contiguous bytes-like object, "
-            f"not {type(obj).__name__}"
-        )
+        raise TypeError("buffer must be C-contiguous")
     return -1
 
 
@@ -108,7 +117,7 @@ cdef int _get_key(object mask, uint8_t *key) except -1:
             memcpy(key, PyBytes_AS_STRING(mask), 4)
             return 0
     else:
-        _get_buffer(mask, &view, b"mask")
+        _get_buffer(mask, &view)
         n = view.len
         if n == 4:
             memcpy(key, view.buf, 4)
@@ -121,7 +130,7 @@ cdef int _get_key(object mask, uint8_t *key) except -1:
 cdef inline int _check_phase(object phase) except -1:
     cdef Py_ssize_t p = PyNumber_AsSsize_t(phase, NULL)  # clamps huge values
     if p < 0 or p > 3:
-        raise ValueError(f"phase must be in 0..3, got {phase!r}")
+        raise ValueError(f"phase must be in 0..3, got {PyNumber_Index(phase)}")
     return <int>p
 
 
@@ -158,7 +167,7 @@ def apply_mask(data, mask):
         else:
             fws_mask(dst, src, <size_t>n, key, 0)
     else:
-        _get_buffer(data, &view, b"data")
+        _get_buffer(data, &view)
         n = view.len
         out = PyBytes_FromStringAndSize(NULL, n)
         if out is NULL:
@@ -193,21 +202,26 @@ def mask_inplace(buffer, mask, phase=0):
     cdef uint8_t key[4]
     cdef Py_buffer view
     cdef unsigned ph = 0
-    if phase is not 0:
-        ph = <unsigned>_check_phase(phase)
-    _get_key(mask, key)
-    _get_buffer(buffer, &view, b"buffer")
-    if view.readonly:
-        PyBuffer_Release(&view)
-        raise TypeError(f"buffer must be writable, got read-only {type(buffer).__name__}")
-    cdef uint8_t *p = <uint8_t *>view.buf
-    cdef size_t n = <size_t>view.len
-    if n >= NOGIL_THRESHOLD:
-        with nogil:
+    cdef uint8_t *p
+    cdef size_t n
+    _get_buffer(buffer, &view)
+    try:
+        if view.readonly:
+            raise TypeError(
+                f"buffer must be writable, got a read-only {type(buffer).__name__!r}"
+            )
+        _get_key(mask, key)
+        if phase is not 0:
+            ph = <unsigned>_check_phase(phase)
+        p = <uint8_t *>view.buf
+        n = <size_t>view.len
+        if n >= NOGIL_THRESHOLD:
+            with nogil:
+                fws_mask(p, p, n, key, ph)
+        else:
             fws_mask(p, p, n, key, ph)
-    else:
-        fws_mask(p, p, n, key, ph)
-    PyBuffer_Release(&view)
+    finally:
+        PyBuffer_Release(&view)
 
 
 # ---- UTF-8 --------------------------------------------------------------------
@@ -232,7 +246,7 @@ def validate_utf8(data):
         else:
             r = fws_utf8_validate(p, n, &err)
         return r == 0
-    _get_buffer(data, &view, b"data")
+    _get_buffer(data, &view)
     p = <const uint8_t *>view.buf
     n = <size_t>view.len
     if n >= NOGIL_THRESHOLD:
@@ -294,7 +308,7 @@ cdef class Utf8Validator:
             raise Utf8Error(self._err_pos, bool(self._err_incomplete))
         if self._busy:
             raise RuntimeError("Utf8Validator is in use by another thread")
-        _get_buffer(data, &view, b"data")
+        _get_buffer(data, &view)
         p = <const uint8_t *>view.buf
         n = <size_t>view.len
         if n >= NOGIL_THRESHOLD:
@@ -340,9 +354,11 @@ def decode_header(data, offset=0):
     Returns:
         ``(fin, rsv, opcode, payload_length, mask, header_length)`` with
         ``mask`` the 4-byte key or None, or None if the header is incomplete.
+        A 64-bit length with its most significant bit set is an error as soon
+        as its 8 bytes are available.
 
     Raises:
-        TypeError: ``data`` is not a buffer.
+        TypeError: ``data`` is not a buffer or ``offset`` not an integer.
         ValueError: ``offset`` out of range, or the 64-bit length has its
             most significant bit set.
     """
@@ -352,23 +368,24 @@ def decode_header(data, offset=0):
     cdef Py_ssize_t off = 0
     cdef fws_header h
     cdef int r
-    cdef bint is_bytes = PyBytes_CheckExact(data)
-    if offset is not 0:
-        off = PyNumber_AsSsize_t(offset, NULL)  # clamps huge values
-    if is_bytes:
+    cdef bint have_view = False
+    if PyBytes_CheckExact(data):
         p = <const uint8_t *>PyBytes_AS_STRING(data)
         n = PyBytes_GET_SIZE(data)
     else:
-        _get_buffer(data, &view, b"data")
+        _get_buffer(data, &view)
+        have_view = True
         p = <const uint8_t *>view.buf
         n = view.len
-    if off < 0 or off > n:
-        if not is_bytes:
+    try:
+        if offset is not 0:
+            off = PyNumber_AsSsize_t(offset, NULL)  # clamps huge values
+        if off < 0 or off > n:
+            raise ValueError(f"offset must be in 0..{n}, got {PyNumber_Index(offset)}")
+        r = fws_header_decode(p + off, <size_t>(n - off), &h)
+    finally:
+        if have_view:
             PyBuffer_Release(&view)
-        raise ValueError(f"offset must be in 0..{n}, got {offset!r}")
-    r = fws_header_decode(p + off, <size_t>(n - off), &h)
-    if not is_bytes:
-        PyBuffer_Release(&view)
     if r == 0:
         return None
     if r < 0:
@@ -377,41 +394,48 @@ def decode_header(data, offset=0):
     return (h.fin != 0, h.rsv, h.opcode, h.length, mask, h.header_len)
 
 
-cdef inline int _small_int(object value, Py_ssize_t hi, str name) except -1:
-    cdef Py_ssize_t v = PyNumber_AsSsize_t(value, NULL)
-    if v < 0 or v > hi:
-        raise ValueError(f"{name} must be in 0..{hi}, got {value!r}")
-    return <int>v
-
-
-cdef inline uint64_t _payload_length(object value) except? 0xFFFFFFFFFFFFFFFF:
+cdef int _header_args(object opcode, object payload_length, object rsv,
+                      unsigned *op, uint64_t *length, unsigned *rs) except -1:
+    """Check the integer arguments of encode_header (same order as the twin)."""
+    cdef Py_ssize_t o = PyNumber_AsSsize_t(opcode, NULL)  # clamps huge values
+    cdef Py_ssize_t r = 0
+    if rsv is not 0:
+        r = PyNumber_AsSsize_t(rsv, NULL)
     cdef int overflow = 0
-    cdef long long v = PyLong_AsLongLongAndOverflow(PyNumber_Index(value), &overflow)
+    cdef long long v = PyLong_AsLongLongAndOverflow(PyNumber_Index(payload_length), &overflow)
+    if o < 0 or o > 15:
+        raise ValueError(f"opcode must be in 0..15, got {PyNumber_Index(opcode)}")
+    if r < 0 or r > 7:
+        raise ValueError(f"rsv must be in 0..7, got {PyNumber_Index(rsv)}")
     if overflow or v < 0:
-        raise ValueError(f"payload_length must be in 0..2**63-1, got {value!r}")
-    return <uint64_t>v
+        raise ValueError(
+            f"payload_length must be in 0..2**63-1, got {PyNumber_Index(payload_length)}"
+        )
+    op[0] = <unsigned>o
+    rs[0] = <unsigned>r
+    length[0] = <uint64_t>v
+    return 0
 
 
 def encode_header(fin, opcode, payload_length, mask=None, rsv=0):
     """Encode a 2..14 byte frame header with minimal length encoding.
 
     Raises:
-        TypeError: an argument has the wrong type.
+        TypeError: an integer argument is not an integer or ``mask`` is not
+            a buffer.
         ValueError: ``opcode`` not in 0..15, ``rsv`` not in 0..7,
             ``payload_length`` not in 0..2**63-1, ``mask`` not 4 bytes.
     """
     cdef uint8_t out[14]
     cdef uint8_t key[4]
-    cdef unsigned op = <unsigned>_small_int(opcode, 15, "opcode")
-    cdef unsigned rs = 0
-    if rsv is not 0:
-        rs = <unsigned>_small_int(rsv, 7, "rsv")
-    cdef uint64_t length = _payload_length(payload_length)
+    cdef unsigned op, rs
+    cdef uint64_t length
     cdef const uint8_t *kp = NULL
+    _header_args(opcode, payload_length, rsv, &op, &length, &rs)
+    cdef bint f = fin
     if mask is not None:
         _get_key(mask, key)
         kp = key
-    cdef bint f = fin
     cdef size_t hl = fws_header_encode(out, f, rs, op, length, kp)
     return (<char *>out)[:hl]
 
@@ -426,46 +450,50 @@ def encode_frame(fin, opcode, payload, mask=None, rsv=0):
     cdef uint8_t hdr[14]
     cdef uint8_t key[4]
     cdef Py_buffer view
-    cdef unsigned op = <unsigned>_small_int(opcode, 15, "opcode")
-    cdef unsigned rs = 0
-    if rsv is not 0:
-        rs = <unsigned>_small_int(rsv, 7, "rsv")
+    cdef unsigned op, rs
+    cdef uint64_t length
     cdef const uint8_t *kp = NULL
-    if mask is not None:
-        _get_key(mask, key)
-        kp = key
-    cdef bint f = fin
-    cdef bint is_bytes = PyBytes_CheckExact(payload)
     cdef const uint8_t *src
     cdef Py_ssize_t n
-    if is_bytes:
+    cdef size_t hl
+    cdef PyObject *out = NULL
+    cdef uint8_t *dst
+    cdef bint have_view = False
+    cdef bint f
+    if PyBytes_CheckExact(payload):
         src = <const uint8_t *>PyBytes_AS_STRING(payload)
         n = PyBytes_GET_SIZE(payload)
     else:
-        _get_buffer(payload, &view, b"payload")
+        _get_buffer(payload, &view)
+        have_view = True
         src = <const uint8_t *>view.buf
         n = view.len
-    cdef size_t hl = fws_header_encode(hdr, f, rs, op, <uint64_t>n, kp)
-    cdef PyObject *out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>hl + n)
-    if out is NULL:
-        if not is_bytes:
+    try:
+        _header_args(opcode, n, rsv, &op, &length, &rs)
+        f = fin
+        if mask is not None:
+            _get_key(mask, key)
+            kp = key
+        hl = fws_header_encode(hdr, f, rs, op, <uint64_t>n, kp)
+        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>hl + n)
+        if out is NULL:
+            raise MemoryError()
+        dst = <uint8_t *>PyBytes_AS_STRING(<object>out)
+        memcpy(dst, hdr, hl)
+        dst += hl
+        if n >= NOGIL_THRESHOLD:
+            with nogil:
+                if kp is not NULL:
+                    fws_mask(dst, src, <size_t>n, kp, 0)
+                else:
+                    memcpy(dst, src, <size_t>n)
+        elif kp is not NULL:
+            fws_mask(dst, src, <size_t>n, kp, 0)
+        else:
+            memcpy(dst, src, <size_t>n)
+    finally:
+        if have_view:
             PyBuffer_Release(&view)
-        raise MemoryError()
-    cdef uint8_t *dst = <uint8_t *>PyBytes_AS_STRING(<object>out)
-    memcpy(dst, hdr, hl)
-    dst += hl
-    if n >= NOGIL_THRESHOLD:
-        with nogil:
-            if kp is not NULL:
-                fws_mask(dst, src, <size_t>n, kp, 0)
-            else:
-                memcpy(dst, src, <size_t>n)
-    elif kp is not NULL:
-        fws_mask(dst, src, <size_t>n, kp, 0)
-    else:
-        memcpy(dst, src, <size_t>n)
-    if not is_bytes:
-        PyBuffer_Release(&view)
     return _steal(out)
 
 
