@@ -639,6 +639,10 @@ class Protocol:
                 self._send_eof()
 
     def _fail_with(self, exc: ProtocolError) -> None:
+        # Drop the traceback: its frames reference views of the receive buffer,
+        # which could then never be resized.
+        exc.__traceback__ = None
+        exc.__context__ = None
         if self.close_exc is None:
             self.close_exc = exc
         self._discard = True
