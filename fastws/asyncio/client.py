@@ -16,7 +16,7 @@ from fastws.asyncio._options import compression_options
 from fastws.asyncio.connection import Connection
 from fastws.events import Response
 from fastws.exceptions import InvalidHandshake
-from fastws.protocol import ClientProtocol, State
+from fastws.protocol import ClientProtocol
 
 __all__ = ["ClientConnection", "connect", "unix_connect"]
 
@@ -50,10 +50,11 @@ class ClientConnection(Connection):
             self._fail_open(self._proto.close_exc)
 
     def _on_response(self, response: Response) -> None:
-        if self._proto.state is State.OPEN:
-            self._on_open()
-            if not self._opened.done():
-                self._opened.set_result(None)
+        # The event means a valid 101; the state may already be past OPEN when
+        # the server's first frames (even its close) came in the same read.
+        self._on_open()
+        if not self._opened.done():
+            self._opened.set_result(None)
 
     def _on_lost(self, exc: Exception | None) -> None:
         if not self._opened.done():

@@ -30,7 +30,7 @@ import os
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastws.asyncio.exceptions import (
     ConcurrencyError,
@@ -514,7 +514,8 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Set up the transport (called by the event loop)."""
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports implement the interface without subclassing it.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         transport.set_write_buffer_limits(self._write_high, self._write_low)
         if self._open_timeout is not None:

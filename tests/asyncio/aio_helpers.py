@@ -1,0 +1,69 @@
+"""Helpers for the asyncio front-end tests: raw sockets and small handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def handshake_request(port: int, path: str = "/", extra: str = "") -> bytes:
+    """A valid upgrade request."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+    ).encode()
+
+
+async def raw_open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a TCP connection and complete a WebSocket handshake by hand."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(handshake_request(port))
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+def masked_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """A client frame (masked), built by hand."""
+    from fastws import encode_frame
+
+    return encode_frame(fin, opcode, payload, os.urandom(4))
+
+
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    """Close a stream writer, ignoring errors from a peer that is gone."""
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except (ConnectionError, OSError):
+        pass
+
+
+def free_port() -> int:
+    """A TCP port that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def echo_handler(ws: Any) -> None:
+    """Echo every message back."""
+    async for message in ws:
+        await ws.send(message)
+
+
+def awaitable(value: T) -> Awaitable[T]:
+    """Wrap a value in an awaitable (for async process_request tests)."""
+
+    async def wrapper() -> T:
+        return value
+
+    return wrapper()
