@@ -125,7 +125,7 @@ def test_write_limit_bounds_memory_of_a_peer_that_never_reads(run: Any) -> None:
                 ws.abort()
 
         async with serve(handler, "127.0.0.1", 0, write_limit=65536, compression=None) as server:
-            reader, writer = await raw_open(server.port or 0)
+            _reader, writer = await raw_open(server.port or 0)
             await asyncio.wait_for(stuck.wait(), 10)
             await close_writer(writer)
 
@@ -216,7 +216,7 @@ def test_close_timeout_aborts_unresponsive_peer(run: Any) -> None:
             closed.set()
 
         async with serve(handler, "127.0.0.1", 0, close_timeout=0.2) as server:
-            reader, writer = await raw_open(server.port or 0)
+            _reader, writer = await raw_open(server.port or 0)
             await asyncio.wait_for(closed.wait(), 5)
             await close_writer(writer)
 
@@ -345,7 +345,7 @@ def test_process_request_error_is_500(run: Any, caplog: pytest.LogCaptureFixture
 def test_extra_headers(run: Any, callable_headers: bool) -> None:
     pairs = [("X-Served-By", "fastws"), ("X-Thing", "1")]
     headers: Any = (
-        (lambda request: pairs + [("X-Path", request.path)]) if callable_headers else pairs
+        (lambda request: [*pairs, ("X-Path", request.path)]) if callable_headers else pairs
     )
 
     async def main() -> None:
