@@ -46,6 +46,8 @@ size_t fws_utf8_scan_scalar(const uint8_t *p, size_t n)
                 continue;
             }
         }
+        if (i >= n)
+            break;
         uint8_t c = p[i];
         if (c < 0x80u) {
             i++;
