@@ -15,14 +15,14 @@ import warnings
 from types import ModuleType
 
 __all__ = [
-    "implementation",
+    "Utf8Validator",
     "apply_mask",
+    "decode_header",
+    "encode_frame",
+    "encode_header",
+    "implementation",
     "mask_inplace",
     "validate_utf8",
-    "Utf8Validator",
-    "decode_header",
-    "encode_header",
-    "encode_frame",
 ]
 
 
