@@ -679,18 +679,26 @@ class Connection(asyncio.Protocol):
             self._close_handle = self._loop.call_later(self._close_timeout, self._abort)
 
     def _write_eof(self) -> None:
-        """End our side: the server closes TCP, the client half-closes."""
+        """End our side of the TCP connection.
+
+        A half-close (FIN) when the transport supports it: unread bytes from
+        the peer (e.g. the rest of an oversized frame) are then still read and
+        discarded, instead of making the kernel reset the connection, which
+        could destroy our close frame before the peer reads it. The peer closes
+        its side in turn, or ``close_timeout`` aborts. TLS transports cannot
+        half-close and are closed.
+        """
         self._eof_written = True
         transport = self._transport
         if transport is None:
             return
-        if self._is_client and transport.can_write_eof():
+        if transport.can_write_eof():
             try:
                 transport.write_eof()
+                return
             except (OSError, RuntimeError):  # pragma: no cover - racing with loss
-                transport.close()
-        else:
-            transport.close()
+                pass
+        transport.close()
 
     _is_client = False
 

@@ -1,0 +1,186 @@
+"""Robustness: many connections, bad and vanishing peers, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from aio_helpers import close_writer, echo_handler, handshake_request, masked_frame, raw_open
+
+from fastws.asyncio import ConnectionClosedError, ServerConnection, connect, serve
+
+
+@pytest.mark.timeout(60)
+def test_many_concurrent_connections(run: Any, loop_name: str) -> None:
+    count = 300
+
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0, backlog=2048) as server:
+            uri = f"ws://127.0.0.1:{server.port}/"
+
+            async def client(i: int) -> None:
+                async with connect(uri, compression=None) as ws:
+                    for j in range(5):
+                        await ws.send(f"{i}-{j}")
+                        assert await ws.recv() == f"{i}-{j}"
+                    await ws.send(b"b" * 1000)
+                    assert await ws.recv() == b"b" * 1000
+
+            sem = asyncio.Semaphore(150)
+
+            async def limited(i: int) -> None:
+                async with sem:
+                    await client(i)
+
+            await asyncio.gather(*(limited(i) for i in range(count)))
+            assert not server.connections or len(server.connections) < count
+
+    run(main(), timeout=50)
+
+
+def test_abrupt_disconnect_mid_frame(run: Any, caplog: pytest.LogCaptureFixture) -> None:
+    errors: list[BaseException] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        try:
+            await ws.recv()
+        except ConnectionClosedError as exc:
+            errors.append(exc)
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+            _, writer = await raw_open(server.port or 0)
+            frame = masked_frame(2, b"x" * 1000)
+            writer.write(frame[:300])  # half a frame...
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.transport.abort()  # ... then the peer vanishes
+            await asyncio.sleep(0.1)
+
+    with caplog.at_level(logging.ERROR):
+        run(main())
+    assert len(errors) == 1
+    assert getattr(errors[0], "code", None) == 1006
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_oversized_message_1009(run: Any) -> None:
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0, max_size=1 << 16, compression=None) as s:
+            reader, writer = await raw_open(s.port or 0)
+            writer.write(masked_frame(2, b"x" * ((1 << 16) + 1)))
+            data = await asyncio.wait_for(reader.read(), 5)
+            await close_writer(writer)
+            assert data[:2] == b"\x88\x02" or data[0] == 0x88
+            assert int.from_bytes(data[2:4], "big") == 1009
+
+    run(main())
+
+
+def test_oversized_fragmented_message_1009(run: Any) -> None:
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0, max_size=1000, compression=None) as s:
+            reader, writer = await raw_open(s.port or 0)
+            for _ in range(3):
+                writer.write(masked_frame(2 if _ == 0 else 0, b"y" * 400, fin=False))
+            data = await asyncio.wait_for(reader.read(), 5)
+            await close_writer(writer)
+            assert data[0] == 0x88
+            assert int.from_bytes(data[2:4], "big") == 1009
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40 + b"\r\n\r\n",  # TLS hello
+        b"HELLO WORLD\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # no upgrade
+        b"GET / HTTP/1.1\r\nbroken header line\r\n\r\n",
+    ],
+)
+def test_garbage_handshake_is_400(run: Any, garbage: bytes) -> None:
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(garbage)
+            data = await asyncio.wait_for(reader.read(), 5)
+            await close_writer(writer)
+            assert data.startswith(b"HTTP/1.1 400 "), data[:80]
+
+    run(main())
+
+
+def test_wrong_version_is_426(run: Any) -> None:
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            request = handshake_request(server.port or 0).replace(b"Version: 13", b"Version: 8")
+            writer.write(request)
+            data = await asyncio.wait_for(reader.read(), 5)
+            await close_writer(writer)
+            assert data.startswith(b"HTTP/1.1 426 ")
+            assert b"Sec-WebSocket-Version: 13" in data
+
+    run(main())
+
+
+def test_protocol_error_1002(run: Any) -> None:
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0) as server:
+            reader, writer = await raw_open(server.port or 0)
+            writer.write(b"\x81\x02hi")  # unmasked client frame
+            data = await asyncio.wait_for(reader.read(), 5)
+            await close_writer(writer)
+            assert data[0] == 0x88
+            assert int.from_bytes(data[2:4], "big") == 1002
+
+    run(main())
+
+
+def test_invalid_utf8_1007(run: Any) -> None:
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0) as server:
+            reader, writer = await raw_open(server.port or 0)
+            writer.write(masked_frame(1, b"\xff\xfe"))
+            data = await asyncio.wait_for(reader.read(), 5)
+            await close_writer(writer)
+            assert int.from_bytes(data[2:4], "big") == 1007
+
+    run(main())
+
+
+def test_client_gone_during_send(run: Any, caplog: pytest.LogCaptureFixture) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        for _ in range(10_000):
+            await ws.send(b"x" * 65536)
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+            reader, writer = await raw_open(server.port or 0)
+            await reader.readexactly(10_000)
+            writer.transport.abort()
+            await asyncio.sleep(0.2)
+
+    with caplog.at_level(logging.ERROR):
+        run(main())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_server_side_eof_without_close(run: Any) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("hi")
+        ws.abort()
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                assert await ws.recv() == "hi"
+                with pytest.raises(ConnectionClosedError) as info:
+                    await ws.recv()
+                assert info.value.code == 1006
+
+    run(main())
