@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import fastws  # noqa: E402
-from fastws.events import BinaryMessage, TextMessage  # noqa: E402
-from fastws.extensions.permessage_deflate import DeflateOptions  # noqa: E402
-from fastws.handshake import parse_uri  # noqa: E402
-from fastws.protocol import ClientProtocol, State  # noqa: E402
+import fastws
+from fastws.events import BinaryMessage, TextMessage
+from fastws.extensions.permessage_deflate import DeflateOptions
+from fastws.handshake import parse_uri
+from fastws.protocol import ClientProtocol, State
 
 __all__ = ["main", "run"]
 

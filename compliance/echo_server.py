@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import fastws  # noqa: E402
-from fastws.events import BinaryMessage, Request, TextMessage  # noqa: E402
-from fastws.extensions.permessage_deflate import DeflateOptions  # noqa: E402
-from fastws.protocol import ServerProtocol, State  # noqa: E402
+import fastws
+from fastws.events import BinaryMessage, Request, TextMessage
+from fastws.extensions.permessage_deflate import DeflateOptions
+from fastws.protocol import ServerProtocol, State
 
 __all__ = ["main", "serve_connection"]
 

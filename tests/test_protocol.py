@@ -1,0 +1,500 @@
+"""The sans-IO state machine: every RFC 6455 rule with its close code, both roles."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from fastws import encode_frame
+from fastws.events import (
+    BinaryMessage,
+    CloseReceived,
+    MessageChunk,
+    Ping,
+    Pong,
+    Request,
+    TextMessage,
+)
+from fastws.exceptions import InvalidState, PayloadTooBig, ProtocolError
+from fastws.protocol import ClientProtocol, Role, ServerProtocol, State
+
+MASK = b"\x37\xfa\x21\x3d"
+
+
+def open_pair(**kwargs: object) -> tuple[ClientProtocol, ServerProtocol]:
+    client = ClientProtocol("ws://localhost/", compression=None, **kwargs)  # type: ignore[arg-type]
+    server = ServerProtocol(compression=None, **kwargs)  # type: ignore[arg-type]
+    client.send_request(client.connect())
+    server.receive_data(b"".join(client.data_to_send()))
+    (req,) = server.events_received()
+    assert isinstance(req, Request)
+    server.send_response(server.accept(req))
+    client.receive_data(b"".join(server.data_to_send()))
+    client.events_received()
+    return client, server
+
+
+def server(**kwargs: object) -> ServerProtocol:
+    return open_pair(**kwargs)[1]
+
+
+def client(**kwargs: object) -> ClientProtocol:
+    return open_pair(**kwargs)[0]
+
+
+def cframe(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0) -> bytes:
+    """A frame as a client sends it (masked)."""
+    return encode_frame(fin, opcode, payload, MASK, rsv)
+
+
+def sframe(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0) -> bytes:
+    """A frame as a server sends it (unmasked)."""
+    return encode_frame(fin, opcode, payload, None, rsv)
+
+
+def close_code_on_wire(out: list[bytes]) -> int | None:
+    for chunk in out:
+        if chunk and chunk[0] & 0x0F == 8:
+            n = chunk[1] & 0x7F
+            off = 6 if chunk[1] & 0x80 else 2
+            if n == 0:
+                return 1005
+            payload = chunk[off : off + n]
+            if chunk[1] & 0x80:
+                mask = chunk[2:6]
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            return int(struct.unpack("!H", payload[:2])[0])
+    return None
+
+
+def expect_fail(proto: ClientProtocol | ServerProtocol, data: bytes, code: int) -> None:
+    proto.receive_data(data)
+    out = proto.data_to_send()
+    assert close_code_on_wire(out) == code
+    assert proto.close_code_sent == code
+    assert isinstance(proto.close_exc, ProtocolError)
+    assert proto.close_exc.code == code
+    assert proto.state is State.CLOSING
+    if proto.role is Role.SERVER:
+        assert out[-1] == b""
+    # Everything after a failure is ignored.
+    proto.receive_data(cframe(1, b"ignored"))
+    assert not any(
+        isinstance(e, TextMessage) and e.data == "ignored" for e in proto.events_received()
+    )
+
+
+# ----------------------------------------------------------------- masking
+
+
+def test_server_fails_unmasked_frame() -> None:
+    expect_fail(server(), sframe(1, b"hi"), 1002)
+
+
+def test_client_fails_masked_frame() -> None:
+    expect_fail(client(), cframe(1, b"hi"), 1002)
+
+
+def test_client_frames_are_masked_with_fresh_keys() -> None:
+    c = client()
+    for _ in range(50):
+        c.send_binary(b"abcd")
+    frames = c.data_to_send()
+    assert all(f[1] & 0x80 for f in frames)
+    assert len({f[2:6] for f in frames}) > 40
+
+
+def test_server_frames_are_not_masked() -> None:
+    s = server()
+    s.send_text("hi")
+    assert s.data_to_send() == [b"\x81\x02hi"]
+
+
+# ------------------------------------------------------------ RSV / opcodes
+
+
+@pytest.mark.parametrize("rsv", [1, 2, 3, 4, 5, 6, 7])
+def test_rsv_without_extension(rsv: int) -> None:
+    expect_fail(server(), cframe(1, b"x", rsv=rsv), 1002)
+
+
+@pytest.mark.parametrize("rsv", [4, 2])
+def test_rsv_on_control_frame(rsv: int) -> None:
+    expect_fail(server(), cframe(9, b"x", rsv=rsv), 1002)
+
+
+@pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 11, 12, 13, 14, 15])
+def test_reserved_opcodes(opcode: int) -> None:
+    expect_fail(server(), cframe(opcode, b"x"), 1002)
+    expect_fail(client(), sframe(opcode), 1002)
+
+
+# ---------------------------------------------------------- control frames
+
+
+def test_control_frame_too_long() -> None:
+    # Failed as soon as the header is known, before the payload arrives.
+    s = server()
+    frame = cframe(9, b"x" * 126)
+    expect_fail(s, frame[:8], 1002)
+
+
+def test_control_frame_125_ok() -> None:
+    s = server()
+    s.receive_data(cframe(9, b"x" * 125))
+    assert s.events_received() == [Ping(b"x" * 125)]
+    assert s.data_to_send() == [sframe(10, b"x" * 125)]
+
+
+def test_fragmented_control_frame() -> None:
+    expect_fail(server(), cframe(9, b"x", fin=False), 1002)
+
+
+def test_ping_pong() -> None:
+    c, s = open_pair()
+    c.receive_data(sframe(9, b"are you there"))
+    assert c.events_received() == [Ping(b"are you there")]
+    (pong,) = c.data_to_send()
+    s.receive_data(pong)
+    assert s.events_received() == [Pong(b"are you there")]
+
+
+def test_auto_pong_off() -> None:
+    s = server(auto_pong=False)
+    s.receive_data(cframe(9, b"p"))
+    assert s.events_received() == [Ping(b"p")]
+    assert s.data_to_send() == []
+    s.send_pong(b"p")
+    assert s.data_to_send() == [sframe(10, b"p")]
+
+
+def test_control_payload_limit_on_send() -> None:
+    s = server()
+    with pytest.raises(ValueError):
+        s.send_ping(b"x" * 126)
+    with pytest.raises(ValueError):
+        s.send_pong(b"x" * 126)
+
+
+def test_control_frames_inside_fragmented_message() -> None:
+    s = server()
+    s.receive_data(cframe(1, b"he", fin=False) + cframe(9, b"p") + cframe(0, b"llo"))
+    assert s.events_received() == [Ping(b"p"), TextMessage("hello")]
+
+
+# ----------------------------------------------------------- fragmentation
+
+
+def test_continuation_without_message() -> None:
+    expect_fail(server(), cframe(0, b"x"), 1002)
+    expect_fail(server(), cframe(0, b"x", fin=False), 1002)
+
+
+@pytest.mark.parametrize("opcode", [1, 2])
+def test_new_message_inside_fragmented(opcode: int) -> None:
+    expect_fail(server(), cframe(2, b"a", fin=False) + cframe(opcode, b"b"), 1002)
+
+
+def test_fragmented_binary_and_empty_fragments() -> None:
+    s = server()
+    s.receive_data(cframe(2, b"", fin=False) + cframe(0, b"ab", fin=False) + cframe(0, b""))
+    assert s.events_received() == [BinaryMessage(b"ab")]
+    s.receive_data(cframe(1, b""))
+    assert s.events_received() == [TextMessage("")]
+
+
+def test_max_fragments() -> None:
+    s = server(max_fragments=3)
+    s.receive_data(cframe(2, b"a", fin=False) + cframe(0, b"b", fin=False) + cframe(0, b"c"))
+    assert s.events_received() == [BinaryMessage(b"abc")]
+    data = cframe(2, b"a", fin=False) + cframe(0, b"b", fin=False) + cframe(0, b"c", fin=False)
+    expect_fail(s, data + cframe(0, b"d"), 1009)
+    assert isinstance(s.close_exc, PayloadTooBig)
+
+
+# -------------------------------------------------------------------- UTF-8
+
+
+def test_invalid_utf8_single_frame() -> None:
+    expect_fail(
+        server(), cframe(1, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"), 1007
+    )
+
+
+def test_code_point_split_across_frames() -> None:
+    s = server()
+    euro = "€".encode()
+    s.receive_data(
+        cframe(1, euro[:1], fin=False) + cframe(0, euro[1:2], fin=False) + cframe(0, euro[2:])
+    )
+    assert s.events_received() == [TextMessage("€")]
+
+
+def test_invalid_utf8_fails_fast_in_first_fragment() -> None:
+    s = server()
+    # The message is not finished, but \xff can never be valid.
+    expect_fail(s, cframe(1, b"ok\xff", fin=False), 1007)
+
+
+def test_truncated_utf8_at_end_of_message() -> None:
+    expect_fail(server(), cframe(1, b"\xe2\x82", fin=False) + cframe(0, b""), 1007)
+
+
+def test_invalid_utf8_fails_before_the_frame_is_complete() -> None:
+    s = server()
+    frame = cframe(1, b"valid" + b"\xf4\x90\x80\x80" + b"x" * 100)
+    s.receive_data(frame[:12])
+    assert s.close_code_sent is None
+    s.receive_data(frame[12:18])
+    assert s.close_code_sent == 1007
+
+
+def test_invalid_utf8_partial_frame_client_side() -> None:
+    c = client()
+    frame = sframe(1, b"a" * 10 + b"\xc0\xaf" + b"z" * 50, fin=False)
+    c.receive_data(frame[:14])
+    assert c.close_code_sent == 1007
+
+
+def test_partial_valid_then_complete() -> None:
+    s = server()
+    text = "κόσμε" * 30
+    frame = cframe(1, text.encode())
+    for i in range(0, len(frame), 7):
+        s.receive_data(frame[i : i + 7])
+    assert s.events_received() == [TextMessage(text)]
+    frame = cframe(1, text.encode(), fin=False) + cframe(0, b"!")
+    for i in range(0, len(frame), 5):
+        s.receive_data(frame[i : i + 5])
+    assert s.events_received() == [TextMessage(text + "!")]
+
+
+# ------------------------------------------------------------------- close
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"\x03", 1002),
+        (b"\x03\xe7", 1002),  # 999
+        (b"\x03\xec", 1002),  # 1004
+        (b"\x03\xed", 1002),  # 1005
+        (b"\x03\xee", 1002),  # 1006
+        (b"\x03\xf7", 1002),  # 1015
+        (b"\x03\xf8", 1002),  # 1016
+        (b"\x0b\xb7", 1002),  # 2999
+        (b"\x13\x88", 1002),  # 5000
+        (b"\x03\xe8\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80", 1007),
+    ],
+)
+def test_invalid_close_frames(payload: bytes, code: int) -> None:
+    s = server()
+    s.receive_data(cframe(8, payload))
+    out = s.data_to_send()
+    assert close_code_on_wire(out) == code
+    assert s.close_code_sent == code
+    assert out[-1] == b""
+
+
+def test_close_handshake_initiated_by_client() -> None:
+    c, s = open_pair()
+    c.send_close(1000, "bye")
+    assert c.state is State.CLOSING and c.close_expected()
+    with pytest.raises(InvalidState):
+        c.send_text("too late")
+    s.receive_data(b"".join(c.data_to_send()))
+    assert s.events_received() == [CloseReceived(1000, "bye")]
+    assert s.state is State.CLOSED
+    out = s.data_to_send()
+    assert out == [sframe(8, b"\x03\xe8"), b""]  # echo the code, then close TCP
+    c.receive_data(b"".join(out))
+    assert c.events_received() == [CloseReceived(1000, "")]
+    assert c.state is State.CLOSED
+    assert c.data_to_send() == []  # the client waits for the server to close TCP
+    c.receive_eof()
+    assert c.data_to_send() == [b""]
+    assert (c.close_code, c.close_code_sent) == (1000, 1000)
+
+
+def test_close_handshake_initiated_by_server() -> None:
+    c, s = open_pair()
+    s.send_close(4001, "custom")
+    out = s.data_to_send()
+    assert out == [sframe(8, b"\x0f\xa1custom")]
+    c.receive_data(out[0])
+    assert c.events_received() == [CloseReceived(4001, "custom")]
+    s.receive_data(b"".join(c.data_to_send()))
+    assert s.events_received() == [CloseReceived(4001, "")]
+    assert s.data_to_send() == [b""]
+    assert s.state is State.CLOSED
+
+
+def test_empty_close_is_answered_with_empty_close() -> None:
+    s = server()
+    s.receive_data(cframe(8))
+    assert s.events_received() == [CloseReceived(1005, "")]
+    assert s.data_to_send() == [sframe(8), b""]
+    assert s.close_code == 1005
+
+
+def test_send_close_without_code() -> None:
+    s = server()
+    s.send_close(None)
+    assert s.data_to_send() == [sframe(8)]
+    assert s.close_code_sent == 1005
+
+
+def test_data_after_close_is_ignored() -> None:
+    s = server()
+    s.receive_data(cframe(8, b"\x03\xe8") + cframe(1, b"late"))
+    assert s.events_received() == [CloseReceived(1000, "")]
+
+
+def test_eof_without_close_is_1006() -> None:
+    s = server()
+    s.receive_eof()
+    assert s.close_code == 1006
+    assert s.state is State.CLOSED
+    assert s.data_to_send() == [b""]
+    with pytest.raises(InvalidState):
+        s.send_text("x")
+
+
+def test_messages_before_a_violation_can_be_answered_first() -> None:
+    s = server()
+    s.receive_data(cframe(1, b"echo me") + cframe(5, b"bad"))
+    assert isinstance(s.close_exc, ProtocolError)
+    (event,) = s.events_received()
+    s.send_text(event.data)  # type: ignore[union-attr]
+    out = s.data_to_send()
+    assert out == [sframe(1, b"echo me"), sframe(8, b"\x03\xea" + b"reserved opcode 0x5"), b""]
+
+
+def test_fail_explicitly() -> None:
+    c = client()
+    c.fail(1011, "internal")
+    out = c.data_to_send()
+    assert close_code_on_wire(out) == 1011
+    assert c.state is State.CLOSING
+
+
+# ------------------------------------------------------------------- limits
+
+
+def test_message_size_limit_single_frame() -> None:
+    s = server(max_message_size=100)
+    s.receive_data(cframe(2, b"x" * 100))
+    assert s.events_received() == [BinaryMessage(b"x" * 100)]
+    # Failed on the header alone.
+    expect_fail(s, cframe(2, b"x" * 101)[:8], 1009)
+
+
+def test_message_size_limit_fragmented() -> None:
+    s = server(max_message_size=100)
+    expect_fail(s, cframe(1, b"x" * 60, fin=False) + cframe(0, b"x" * 41), 1009)
+
+
+def test_frame_size_limit() -> None:
+    s = server(max_message_size=1000, max_frame_size=10)
+    s.receive_data(cframe(2, b"x" * 10, fin=False) + cframe(0, b"y" * 10))
+    assert s.events_received() == [BinaryMessage(b"x" * 10 + b"y" * 10)]
+    expect_fail(s, cframe(2, b"x" * 11, fin=False), 1009)
+
+
+def test_unlimited() -> None:
+    s = server(max_message_size=None, max_fragments=None)
+    s.receive_data(cframe(2, b"x" * 3_000_000))
+    assert len(s.events_received()[0].data) == 3_000_000  # type: ignore[union-attr]
+
+
+def test_64bit_length_with_msb_set() -> None:
+    s = server()
+    expect_fail(s, b"\x82\xff\x80" + b"\x00" * 7 + MASK, 1002)
+
+
+def test_invalid_limits() -> None:
+    with pytest.raises(ValueError):
+        ServerProtocol(max_message_size=0)
+
+
+# ----------------------------------------------------------------- sending
+
+
+def test_fragmented_send() -> None:
+    c, s = open_pair()
+    c.send_text("a", fin=False)
+    with pytest.raises(InvalidState):
+        c.send_binary(b"b")
+    c.send_text("b", fin=False)
+    c.send_text(b"c")
+    frames = c.data_to_send()
+    assert [f[0] for f in frames] == [0x01, 0x00, 0x80]
+    s.receive_data(b"".join(frames))
+    assert s.events_received() == [TextMessage("abc")]
+
+
+def test_large_frames_length_encodings() -> None:
+    c, s = open_pair(max_message_size=None)
+    for n in (0, 125, 126, 65535, 65536, 200_000):
+        c.send_binary(b"z" * n)
+        s.receive_data(b"".join(c.data_to_send()))
+        assert s.events_received() == [BinaryMessage(b"z" * n)]
+
+
+def test_send_before_open_and_after_close() -> None:
+    s = ServerProtocol()
+    with pytest.raises(InvalidState):
+        s.send_text("x")
+    with pytest.raises(InvalidState):
+        s.send_ping()
+    s = server()
+    s.send_close()
+    for call in (lambda: s.send_binary(b"x"), lambda: s.send_ping(), lambda: s.send_close()):
+        with pytest.raises(InvalidState):
+            call()
+
+
+# ----------------------------------------------------------------- streaming
+
+
+def test_stream_messages() -> None:
+    s = server(stream_messages=True)
+    euro = "€".encode()
+    s.receive_data(
+        cframe(1, b"a" + euro[:1], fin=False) + cframe(0, euro[1:], fin=False) + cframe(0, b"b")
+    )
+    assert s.events_received() == [
+        MessageChunk("a", True, False),
+        MessageChunk("€", True, False),
+        MessageChunk("b", True, True),
+    ]
+    s.receive_data(cframe(2, b"x", fin=False) + cframe(0, b"y") + cframe(1, b"one"))
+    assert s.events_received() == [
+        MessageChunk(b"x", False, False),
+        MessageChunk(b"y", False, True),
+        MessageChunk("one", True, True),
+    ]
+
+
+# ------------------------------------------------------------------ buffering
+
+
+def test_many_frames_in_one_read_and_split_reads() -> None:
+    s = server()
+    data = b"".join(cframe(1, f"m{i}".encode()) for i in range(1000))
+    s.receive_data(data)
+    assert [e.data for e in s.events_received()] == [f"m{i}" for i in range(1000)]  # type: ignore[union-attr]
+    for i in range(0, len(data), 333):
+        s.receive_data(memoryview(data)[i : i + 333])
+    assert len(s.events_received()) == 1000
+
+
+def test_buffer_is_compacted() -> None:
+    s = server(max_message_size=None)
+    big = cframe(2, b"q" * 300_000)
+    for _ in range(3):
+        for i in range(0, len(big), 65536):
+            s.receive_data(big[i : i + 65536])
+        assert s.events_received() == [BinaryMessage(b"q" * 300_000)]
+    assert len(s._buf) == 0
