@@ -105,19 +105,19 @@ class TargetNotInstalledError(PatchError, ImportError):
 
 
 class _MaskStream:
-    """Masks the successive chunks of one frame, keeping the key phase.
+    """Masks the successive chunks of one frame, keeping the key position.
 
-    The four rotations of the key are precomputed so that every chunk is one
-    call to :func:`fastws.apply_mask`, whatever its length.
+    ``_ptr`` counts the bytes processed; the next chunk starts at key byte
+    ``_ptr % 4``.
     """
 
-    __slots__ = ("_keys", "_ptr")
+    __slots__ = ("_key", "_ptr")
 
     def __init__(self, mask: Buffer) -> None:
         key = bytes(mask)
         if len(key) != 4:
             raise ValueError(f"mask must be 4 bytes long, got {len(key)}")
-        self._keys = (key, key[1:] + key[:1], key[2:] + key[:2], key[3:] + key[:3])
+        self._key = key
         self._ptr = 0
 
 
@@ -140,7 +140,7 @@ class WsprotoXorMasker(_MaskStream):
         out = bytearray(data)
         n = len(out)
         if n:
-            _mask_inplace(out, self._keys[0], self._ptr & 3)
+            _mask_inplace(out, self._key, self._ptr & 3)
             self._ptr += n
         return out
 
@@ -168,7 +168,11 @@ class AutobahnXorMasker(_MaskStream):
         Args:
             data: the next chunk of the frame payload.
         """
-        out = _apply_mask(data, self._keys[self._ptr & 3])
+        phase = self._ptr & 3
+        key = self._key
+        if phase:
+            key = key[phase:] + key[:phase]
+        out = _apply_mask(data, key)
         self._ptr += len(out)
         return out
 
