@@ -174,7 +174,7 @@ def _format(message: str | bytes) -> str:
 
 
 async def _run_connect(args: argparse.Namespace) -> int:
-    from fastws.asyncio import ConnectionClosed, ConnectionClosedOK, connect
+    from fastws.asyncio import ConnectionClosed, connect
     from fastws.exceptions import InvalidHandshake
 
     try:
@@ -243,8 +243,7 @@ async def _run_connect(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    closed_ok = code in (1000, 1001) or isinstance(ws._closed_exception(), ConnectionClosedOK)
-    return 0 if closed_ok else 1
+    return 0 if code in (1000, 1001) else 1
 
 
 def _run(coro_fn: Any, args: argparse.Namespace) -> int:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+CMD = [sys.executable, "-m", "fastws"]
 
 
 def handshake_request(port: int, path: str = "/", extra: str = "") -> bytes:
@@ -67,3 +75,35 @@ def awaitable(value: T) -> Awaitable[T]:
         return value
 
     return wrapper()
+
+
+class EchoServer:
+    """``python -m fastws echo`` in a subprocess, stopped with SIGINT."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [*CMD, "echo", "--port", str(self.port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        assert self.proc.stdout is not None
+        self.banner = self.proc.stdout.readline()
+        assert "fastws echo server on" in self.banner, (
+            self.proc.stderr.read() if self.proc.stderr else ""
+        )
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        return int(self.proc.returncode)

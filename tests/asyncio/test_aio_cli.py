@@ -1,0 +1,212 @@
+"""The command line: ``python -m fastws echo`` and ``python -m fastws connect``."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aio_helpers import CMD, ENV, ROOT, EchoServer, free_port
+
+import fastws
+from fastws.__main__ import main
+from fastws.asyncio import ConnectionClosedError, connect
+
+
+def _cli(
+    *args: str, stdin: str | None = None, timeout: float = 20
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CMD, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+        check=False,
+    )
+
+
+@pytest.fixture
+def echo_server() -> Iterator[EchoServer]:
+    server = EchoServer()
+    try:
+        yield server
+    finally:
+        assert server.stop() == 0
+
+
+def test_help_and_version() -> None:
+    for args in (["--help"], ["echo", "--help"], ["connect", "--help"]):
+        out = _cli(*args)
+        assert out.returncode == 0
+        assert "usage:" in out.stdout
+    out = _cli("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip().startswith(f"fastws {fastws.__version__}")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["nope"],
+        ["echo", "--port", "abc"],
+        ["echo", "--port", "70000"],
+        ["echo", "--max-size", "-1"],
+        ["echo", "--bogus"],
+        ["connect"],
+    ],
+)
+def test_bad_arguments_one_line(args: list[str]) -> None:
+    out = _cli(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("fastws") and "error:" in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_main_returns_status(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert main(["echo", "--port", "x"]) == 2
+    assert main(["connect", "http://nope"]) == 1
+    err = capsys.readouterr().err
+    assert "is not a ws:// or wss:// URI" in err
+
+
+def test_connect_refused_one_line() -> None:
+    port = free_port()
+    out = _cli("connect", f"ws://127.0.0.1:{port}/", stdin="")
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastws: error: cannot connect"), out.stderr
+
+
+def test_port_in_use_one_line() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        out = _cli("echo", "--port", str(port))
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastws: error: cannot listen"), out.stderr
+
+
+def test_echo_serves_page(echo_server: EchoServer) -> None:
+    url = f"http://127.0.0.1:{echo_server.port}/"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/html")
+        body = response.read()
+    page = (ROOT / "fastws" / "static" / "echo.html").read_bytes()
+    assert body == page
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(url + "missing", timeout=10)
+    assert info.value.code == 400
+    info.value.close()
+
+
+def test_echo_server_round_trip(echo_server: EchoServer) -> None:
+    async def client() -> None:
+        async with connect(f"ws://127.0.0.1:{echo_server.port}/") as ws:
+            assert ws.extensions == ["permessage-deflate"]
+            await ws.send("text")
+            assert await ws.recv() == "text"
+            await ws.send(b"\x00bin")
+            assert await ws.recv() == b"\x00bin"
+            await ws.send(b"x" * (1 << 20))
+            assert await ws.recv() == b"x" * (1 << 20)
+            await ws.send(b"x" * ((1 << 20) + 1))
+            with pytest.raises(ConnectionClosedError) as info:
+                await ws.recv()
+            assert info.value.code == 1009
+
+    asyncio.run(client())
+
+
+def test_echo_options() -> None:
+    server = EchoServer("--no-compression", "--max-size", "100", "--uvloop")
+    try:
+
+        async def client() -> None:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                assert ws.extensions == []
+                await ws.send("y" * 100)
+                assert await ws.recv() == "y" * 100
+                await ws.send("y" * 101)
+                with pytest.raises(ConnectionClosedError):
+                    await ws.recv()
+
+        asyncio.run(client())
+    finally:
+        assert server.stop() == 0
+
+
+def test_connect_client_round_trip(echo_server: EchoServer) -> None:
+    proc = subprocess.Popen(
+        [*CMD, "connect", f"ws://127.0.0.1:{echo_server.port}/"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=ENV,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        for line in ("hello", "world ✓"):
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == line + "\n"
+        proc.stdin.close()  # EOF: close with 1000
+        assert proc.wait(10) == 0
+        stderr = proc.stderr.read()
+        assert "connected to" in stderr
+        assert "code 1000" in stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_connect_client_sees_server_close(run: Any) -> None:
+    from fastws.asyncio import ServerConnection, serve
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("welcome")
+        await ws.send(b"\x01\x02")
+        await ws.close(1001, "maintenance")
+
+    async def main() -> subprocess.CompletedProcess[str]:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            proc = await asyncio.create_subprocess_exec(
+                *CMD,
+                "connect",
+                f"ws://127.0.0.1:{server.port}/",
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=ENV,
+            )
+            assert proc.stdout is not None and proc.stderr is not None and proc.stdin
+            # stdin stays open: the client must end because the server closed.
+            stdout = await asyncio.wait_for(proc.stdout.read(), 20)
+            stderr = await asyncio.wait_for(proc.stderr.read(), 20)
+            await asyncio.wait_for(proc.wait(), 20)
+            proc.stdin.close()
+            return subprocess.CompletedProcess(
+                [], proc.returncode or 0, stdout.decode(), stderr.decode()
+            )
+
+    out = run(main(), timeout=25)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["welcome", "(binary, 2 bytes) 01 02"]
+    assert "code 1001 (maintenance)" in out.stderr
