@@ -7,9 +7,10 @@ Run::
 
 Every benchmark runs the same workload twice in one session, once with the
 library as installed and once after ``fastws.patch.patch(lib)``. ``group`` is
-the workload, ``extra_info`` is ``{"lib", "patched", "size"}`` (``size`` =
-bytes per message). The workloads call the libraries' own entry points, which
-look the patched names up at call time:
+the workload, ``extra_info`` is ``{"lib", "patched", "size", "messages"}``
+(``size`` = bytes per message, ``messages`` = messages per round). The
+workloads call the libraries' own entry points, which look the patched names
+up at call time:
 
 * wsproto: a client connection sends, a server connection receives (in
   memory), one 1 MiB binary message, or 10,000 small text messages;
@@ -68,9 +69,13 @@ def patched(request: pytest.FixtureRequest) -> Iterator[Callable[[str], bool]]:
         fastws_patch.unpatch(lib)
 
 
-def _tag(benchmark: Any, group: str, lib: str, is_patched: bool, size: int) -> None:
+def _tag(
+    benchmark: Any, group: str, lib: str, is_patched: bool, size: int, messages: int = 1
+) -> None:
     benchmark.group = group
-    benchmark.extra_info.update({"lib": lib, "patched": is_patched, "size": size})
+    benchmark.extra_info.update(
+        {"lib": lib, "patched": is_patched, "size": size, "messages": messages}
+    )
 
 
 # --------------------------------------------------------------------------
@@ -128,6 +133,7 @@ def test_wsproto_small(benchmark: Any, patched: Callable[[str], bool]) -> None:
         "wsproto",
         is_patched,
         len(SMALL_TEXT.encode()),
+        SMALL_COUNT,
     )
     events = _mod("wsproto.events")
     client, server = _wsproto_pair()
