@@ -82,14 +82,19 @@ size_t fws_utf8_scan_avx2(const uint8_t *p, size_t n)
 {
     const __m256i th1 = tbl(fws_utf8_tbl_h1), tl1 = tbl(fws_utf8_tbl_l1), th2 = tbl(fws_utf8_tbl_h2);
     const __m256i zero = _mm256_setzero_si256();
+    /* The previous block; after an ASCII block (or at the start) zeros,
+     * which give the same verdicts as the real bytes of a block that ends on
+     * a code point boundary. */
     __m256i prev = zero;
-    int open = 0; /* previous block ended inside a sequence */
     size_t i = 0;
 
     while (i + 32 <= n) {
-        __m256i cur;
-        if (!open) {
-            /* ASCII sprint */
+        __m256i cur = load(p + i);
+        if (!_mm256_movemask_epi8(cur)) {
+            /* ASCII block: only a sequence left open before it can fail */
+            if (block_open(prev))
+                return finish_scalar(p, n, i);
+            i += 32;
             while (i + 128 <= n) {
                 __m256i a = _mm256_or_si256(load(p + i), load(p + i + 32));
                 __m256i b = _mm256_or_si256(load(p + i + 64), load(p + i + 96));
@@ -97,39 +102,25 @@ size_t fws_utf8_scan_avx2(const uint8_t *p, size_t n)
                     break;
                 i += 128;
             }
-            if (i + 32 > n)
-                break;
-            cur = load(p + i);
-            if (!_mm256_movemask_epi8(cur)) {
-                i += 32;
-                continue;
-            }
-            prev = zero; /* equivalent to the real bytes at a boundary */
-        } else {
-            cur = load(p + i);
+            prev = zero;
+            continue;
         }
         __m256i err = block_errors(cur, prev, th1, tl1, th2);
         if (!_mm256_testz_si256(err, err))
             return finish_scalar(p, n, i);
-        open = block_open(cur);
         prev = cur;
         i += 32;
     }
 
-    /* Tail: fewer than 32 bytes, zero-padded so that a sequence cut by the
-     * end of the input is reported as an error of the padded block. */
+    /* Tail: fewer than 32 bytes, copied into a zero-padded block so that a
+     * sequence cut by the end of the input fails the check. */
     size_t r = n - i;
     if (r == 0)
-        return open ? finish_scalar(p, n, i) : n;
+        return block_open(prev) ? finish_scalar(p, n, i) : n;
     uint8_t buf[32];
     memset(buf, 0, sizeof buf);
     memcpy(buf, p + i, r);
     __m256i cur = _mm256_loadu_si256((const __m256i *)(const void *)buf);
-    if (!open) {
-        if (!_mm256_movemask_epi8(cur))
-            return n;
-        prev = zero;
-    }
     __m256i err = block_errors(cur, prev, th1, tl1, th2);
     if (!_mm256_testz_si256(err, err))
         return finish_scalar(p, n, i);

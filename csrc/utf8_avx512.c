@@ -22,7 +22,7 @@
 #include <immintrin.h>
 
 typedef struct {
-    __m512i h1, l1, h2, idx1, idx2, idx3, nib, c60, c70, c80, max;
+    __m512i h1, l1, h2, idx1, nib, c80, cc0, ce0, cf0;
 } consts_t;
 
 static inline __m512i tbl(const uint8_t t[16])
@@ -35,51 +35,56 @@ static const uint8_t iota[64] = {
     25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
     48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
 
-/* A block whose byte 61 is F0.., byte 62 E0.. or byte 63 C0.. is left open. */
-static const uint8_t open_max[64] = {
-    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-    0xFF, 0xEF, 0xDF, 0xBF};
-
 static inline void init_consts(consts_t *k)
 {
-    __m512i ix = _mm512_loadu_si512((const void *)iota);
     k->h1 = tbl(fws_utf8_tbl_h1);
     k->l1 = tbl(fws_utf8_tbl_l1);
     k->h2 = tbl(fws_utf8_tbl_h2);
-    /* permutex2var indices: 0..63 = previous block, 64..127 = current */
-    k->idx1 = _mm512_add_epi8(ix, _mm512_set1_epi8(63));
-    k->idx2 = _mm512_add_epi8(ix, _mm512_set1_epi8(62));
-    k->idx3 = _mm512_add_epi8(ix, _mm512_set1_epi8(61));
-    k->max = _mm512_loadu_si512((const void *)open_max);
+    /* permutex2var indices: 0..63 = previous block, 64..127 = current, so
+     * 63 + j puts the byte before position j at position j */
+    k->idx1 = _mm512_add_epi8(_mm512_loadu_si512((const void *)iota), _mm512_set1_epi8(63));
     k->nib = _mm512_set1_epi8(0x0F);
-    k->c60 = _mm512_set1_epi8(0x60);
-    k->c70 = _mm512_set1_epi8(0x70);
     k->c80 = _mm512_set1_epi8((char)0x80);
+    k->cc0 = _mm512_set1_epi8((char)0xC0);
+    k->ce0 = _mm512_set1_epi8((char)0xE0);
+    k->cf0 = _mm512_set1_epi8((char)0xF0);
 }
 
-/* Non-zero mask iff `cur` (with `prev` before it) contains an error. */
-static inline __mmask64 block_errors(__m512i cur, __m512i prev, const consts_t *k)
+/* Lead bytes of the block as bit masks (bit j = byte j). */
+typedef struct {
+    uint64_t e0, f0; /* bytes >= E0 and >= F0 */
+} leads_t;
+
+/* Error check of `cur` given the previous block (`prev`, `pl`).  Bytes
+ * two back in E0..FF or three back in F0..FF must be continuations: that
+ * comes from the lead masks shifted by 2 and 3 positions (carrying in the
+ * previous block's top bits), and flips bit 7 of the table result, which
+ * is set for "continuation after continuation".  Returns non-zero on error
+ * and stores this block's lead masks in *cl. */
+static inline int block_errors(__m512i cur, __m512i prev, leads_t pl, leads_t *cl, const consts_t *k)
 {
     __m512i p1 = _mm512_permutex2var_epi8(prev, k->idx1, cur);
-    __m512i p2 = _mm512_permutex2var_epi8(prev, k->idx2, cur);
-    __m512i p3 = _mm512_permutex2var_epi8(prev, k->idx3, cur);
     __m512i h1 = _mm512_shuffle_epi8(k->h1, _mm512_and_si512(_mm512_srli_epi16(p1, 4), k->nib));
     __m512i l1 = _mm512_shuffle_epi8(k->l1, _mm512_and_si512(p1, k->nib));
     __m512i h2 = _mm512_shuffle_epi8(k->h2, _mm512_and_si512(_mm512_srli_epi16(cur, 4), k->nib));
-    /* special = h1 & l1 & h2 */
-    __m512i special = _mm512_ternarylogic_epi32(h1, l1, h2, 0x80);
-    __m512i must23 = _mm512_or_si512(_mm512_subs_epu8(p2, k->c60), _mm512_subs_epu8(p3, k->c70));
-    /* err = (must23 & 0x80) ^ special */
-    __m512i err = _mm512_xor_si512(_mm512_and_si512(must23, k->c80), special);
-    return _mm512_test_epi8_mask(err, err);
+    __m512i special = _mm512_ternarylogic_epi32(h1, l1, h2, 0x80); /* h1 & l1 & h2 */
+    uint64_t e0 = _mm512_cmpge_epu8_mask(cur, k->ce0);
+    uint64_t f0 = _mm512_cmpge_epu8_mask(cur, k->cf0);
+    uint64_t must23 = (e0 << 2) | (pl.e0 >> 62) | (f0 << 3) | (pl.f0 >> 61);
+    /* flip bit 7 where a continuation is required (adding 0x80 to a byte
+     * flips its top bit and nothing else) */
+    __m512i err = _mm512_mask_add_epi8(special, must23, special, k->c80);
+    cl->e0 = e0;
+    cl->f0 = f0;
+    return _mm512_test_epi8_mask(err, err) != 0;
 }
 
-static inline int block_open(__m512i cur, const consts_t *k)
+/* Non-zero iff the block ends inside a sequence: byte 63 >= C0, byte 62 >=
+ * E0 or byte 61 >= F0. */
+static inline int block_open(__m512i cur, leads_t cl, const consts_t *k)
 {
-    return _mm512_cmpgt_epu8_mask(cur, k->max) != 0;
+    uint64_t c0 = _mm512_cmpge_epu8_mask(cur, k->cc0);
+    return ((c0 >> 63) | (cl.e0 >> 62) | (cl.f0 >> 61)) != 0;
 }
 
 static inline __m512i load(const uint8_t *p)
@@ -102,13 +107,21 @@ size_t fws_utf8_scan_avx512(const uint8_t *p, size_t n)
     consts_t k;
     init_consts(&k);
     const __m512i zero = _mm512_setzero_si512();
+    const leads_t none = {0, 0};
+    /* The previous block and its lead masks.  After an ASCII block (or at
+     * the start) they are zeros, which give the same verdicts as the real
+     * bytes of a block that ends on a code point boundary. */
     __m512i prev = zero;
-    int open = 0;
+    leads_t pl = none, cl;
     size_t i = 0;
 
     while (i + 64 <= n) {
-        __m512i cur;
-        if (!open) {
+        __m512i cur = load(p + i);
+        if (!_mm512_movepi8_mask(cur)) {
+            /* ASCII block: only a sequence left open before it can fail */
+            if (block_open(prev, pl, &k))
+                return finish_scalar(p, n, i);
+            i += 64;
             while (i + 256 <= n) {
                 __m512i a = _mm512_or_si512(load(p + i), load(p + i + 64));
                 __m512i b = _mm512_or_si512(load(p + i + 128), load(p + i + 192));
@@ -116,35 +129,24 @@ size_t fws_utf8_scan_avx512(const uint8_t *p, size_t n)
                     break;
                 i += 256;
             }
-            if (i + 64 > n)
-                break;
-            cur = load(p + i);
-            if (!_mm512_movepi8_mask(cur)) {
-                i += 64;
-                continue;
-            }
-            prev = zero; /* same verdicts as the real bytes at a boundary */
-        } else {
-            cur = load(p + i);
+            prev = zero;
+            pl = none;
+            continue;
         }
-        if (block_errors(cur, prev, &k))
+        if (block_errors(cur, prev, pl, &cl, &k))
             return finish_scalar(p, n, i);
-        open = block_open(cur, &k);
         prev = cur;
+        pl = cl;
         i += 64;
     }
 
     size_t r = n - i; /* 0..63 */
     if (r == 0)
-        return open ? finish_scalar(p, n, i) : n;
-    __mmask64 m = ((__mmask64)1 << r) - 1;
-    __m512i cur = _mm512_maskz_loadu_epi8(m, p + i);
-    if (!open) {
-        if (!_mm512_movepi8_mask(cur))
-            return n;
-        prev = zero;
-    }
-    if (block_errors(cur, prev, &k))
+        return block_open(prev, pl, &k) ? finish_scalar(p, n, i) : n;
+    /* Masked load: nothing past the end is touched; the zeroed lanes after
+     * a sequence cut by the end make it fail the check. */
+    __m512i cur = _mm512_maskz_loadu_epi8(((__mmask64)1 << r) - 1, p + i);
+    if (block_errors(cur, prev, pl, &cl, &k))
         return finish_scalar(p, n, i);
     return n;
 }
