@@ -533,6 +533,11 @@ def patch(name: str, *, force: bool = False) -> dict[str, object]:
         version check refused to patch. Patching an already patched library
         returns the same mapping again and changes nothing.
 
+    Warns:
+        PatchWarning: the version is untested (and nothing was patched), or
+            fastws runs its pure-Python kernels (patched, but possibly slower
+            than the library's own C code).
+
     Raises:
         ValueError: ``name`` is not a known target.
         TargetNotInstalledError: the library is not installed or cannot be
@@ -578,6 +583,14 @@ def patch(name: str, *, force: bool = False) -> dict[str, object]:
         for slot, _original in applied:
             setattr(slot.owner, slot.attr, slot.replacement)
         _active[key] = applied
+        if _implementation == "python":
+            warnings.warn(
+                f"patched {target.name}, but fastws is using its pure-Python kernels "
+                "(the C extension is not available): the patched code may be slower "
+                "than the original",
+                PatchWarning,
+                stacklevel=2,
+            )
         return {slot.qualname: original for slot, original in applied}
 
 
@@ -662,6 +675,14 @@ def patch_all(
                 PatchWarning,
                 stacklevel=2,
             )
+    if result and _implementation == "python":
+        warnings.warn(
+            f"patched {', '.join(result)}, but fastws is using its pure-Python kernels "
+            "(the C extension is not available): the patched code may be slower "
+            "than the original",
+            PatchWarning,
+            stacklevel=2,
+        )
     return result
 
 

@@ -24,7 +24,12 @@ import pytest
 import fastws
 import fastws.patch as fp
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [
+    pytest.mark.timeout(60),
+    # With the pure-Python kernels (no C extension), patching warns that it
+    # may not pay; the behaviour under test is the same.
+    pytest.mark.filterwarnings("ignore:patched .* pure-Python kernels:UserWarning"),
+]
 
 T = TypeVar("T")
 
@@ -867,7 +872,14 @@ def test_aiohttp_invalid_utf8(spies: Spies) -> None:
     assert spies.calls["mask_inplace"] > 0
 
 
-def test_no_leftover_warnings() -> None:
+def test_warnings_only_when_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fp, "_implementation", "c/test")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert fp.patch_all()
+    fp.unpatch_all()
+    monkeypatch.setattr(fp, "_implementation", "python")
+    with pytest.warns(fp.PatchWarning, match="pure-Python kernels"):
+        assert fp.patch("tornado")
+    with pytest.warns(fp.PatchWarning, match="pure-Python kernels"):
+        assert fp.patch_all(names=["wsproto"])
