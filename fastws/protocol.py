@@ -198,6 +198,7 @@ class Protocol:
         self._msg_frames = 0
         self._utf8 = Utf8Validator()
         self._early = 0  # bytes of the incomplete current text frame already validated
+        self._partial_seen = False  # the current text frame was seen incomplete once
         self._decoder: codecs.IncrementalDecoder | None = None
 
         # send side
@@ -462,6 +463,7 @@ class Protocol:
                         )
                         pos = stop
                         self._early = 0
+                        self._partial_seen = False
                         try:
                             text = payload.decode("utf-8")
                         except UnicodeDecodeError:
@@ -512,9 +514,19 @@ class Protocol:
     def _validate_early(
         self, mv: memoryview, start: int, end: int, mask: bytes | None, first: bool
     ) -> None:
-        """Validate the UTF-8 of a text frame that has only partly arrived (fail fast)."""
+        """Validate the UTF-8 of a text frame that has only partly arrived (fail fast).
+
+        A frame that completes on the read after the one that brought its
+        header (the usual case for frames up to the read size) is validated
+        once, when complete; a frame still incomplete after a further read is
+        validated as its bytes arrive, so invalid data fails the connection
+        before the rest of the frame comes in.
+        """
         done = self._early
         if start + done >= end:
+            return
+        if not self._partial_seen:
+            self._partial_seen = True
             return
         if first and done == 0:
             self._utf8.reset()
@@ -589,6 +601,7 @@ class Protocol:
         if text:
             early = self._early
             self._early = 0
+            self._partial_seen = False
             try:
                 if early:
                     self._utf8.feed(memoryview(payload)[early:], fin)

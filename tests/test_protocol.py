@@ -253,7 +253,8 @@ def test_invalid_utf8_fails_before_the_frame_is_complete() -> None:
 def test_invalid_utf8_partial_frame_client_side() -> None:
     c = client()
     frame = sframe(1, b"a" * 10 + b"\xc0\xaf" + b"z" * 50, fin=False)
-    c.receive_data(frame[:14])
+    c.receive_data(frame[:8])
+    c.receive_data(frame[8:14])
     assert c.close_code_sent == 1007
 
 
