@@ -62,6 +62,10 @@ _logger = logging.getLogger("fastws.asyncio")
 
 _OK_CODES = frozenset((1000, 1001))
 
+# How long a protocol failure may wait for the application to answer the
+# messages received just before it, before the close frame is sent anyway.
+_HOLD_FAILURE = 0.5
+
 
 def _write_limits(write_limit: int | tuple[int, int]) -> tuple[int, int]:
     """Return ``(high, low)`` water marks from an int or a pair."""
@@ -133,6 +137,9 @@ class Connection(asyncio.Protocol):
         self._fragment_waiter: asyncio.Future[None] | None = None
         self._eof_written = False
         self._sent_reason = ""
+        # A protocol failure waiting for the answers to the messages before it.
+        self._hold = False
+        self._hold_handle: asyncio.TimerHandle | None = None
 
         # Pings: payload -> (future or None for keepalive, time sent).
         self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
@@ -309,6 +316,8 @@ class Connection(asyncio.Protocol):
     async def _next_item(self) -> tuple[Data, bool]:
         queue = self._queue
         while not queue:
+            if self._hold:
+                self._release_failure()
             if self._lost or self._proto.close_code is not None:
                 raise self._closed_exception()
             waiter = self._loop.create_future()
@@ -489,6 +498,7 @@ class Connection(asyncio.Protocol):
             code: the close code.
             reason: the close reason (UTF-8, at most 123 bytes).
         """
+        self._release_failure()
         state = self._proto.state
         if not self._lost:
             if state is State.OPEN:
@@ -523,12 +533,33 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed bytes to the state machine and act on its events."""
-        self._proto.receive_data(data)
+        proto = self._proto
+        proto.receive_data(data)
         self._process_events()
+        if proto.close_exc is not None and self._queue and proto.state is State.OPEN:
+            # The peer broke the protocol after messages that the application
+            # has not seen yet: let it answer them before the close frame goes
+            # out (the state machine queues the close frame on the next flush).
+            self._hold_failure()
+            return
         self._flush()
+
+    def _hold_failure(self) -> None:
+        if not self._hold:
+            self._hold = True
+            self._hold_handle = self._loop.call_later(_HOLD_FAILURE, self._release_failure)
+
+    def _release_failure(self) -> None:
+        if self._hold:
+            self._hold = False
+            if self._hold_handle is not None:
+                self._hold_handle.cancel()
+                self._hold_handle = None
+            self._flush()
 
     def eof_received(self) -> bool | None:
         """The peer closed its side: let the transport close ours."""
+        self._release_failure()
         if not self._eof_fed:
             self._eof_fed = True
             self._proto.receive_eof()
@@ -547,7 +578,9 @@ class Connection(asyncio.Protocol):
                 self._proto.data_to_send()
             except Exception:  # pragma: no cover - defensive: never raise in a callback
                 _logger.debug("error while finishing the state machine", exc_info=True)
+        self._hold = False
         for handle in (
+            self._hold_handle,
             self._open_handle,
             self._close_handle,
             self._keepalive_handle,
@@ -555,7 +588,7 @@ class Connection(asyncio.Protocol):
         ):
             if handle is not None:
                 handle.cancel()
-        self._open_handle = self._close_handle = None
+        self._open_handle = self._close_handle = self._hold_handle = None
         self._keepalive_handle = self._keepalive_timeout_handle = None
         if self._recv_waiter is not None and not self._recv_waiter.done():
             self._recv_waiter.set_result(None)
@@ -649,6 +682,8 @@ class Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         """Write what the state machine has queued; act on end-of-stream markers."""
+        if self._hold:
+            return
         chunks = self._proto.data_to_send()
         if chunks:
             transport = self._transport

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Run the Autobahn TestSuite against fastws.asyncio, strict: every case must be OK.
+#
+# usage: compliance/run_asyncio.sh SERVER|CLIENT [CASES] [EXCLUDE]
+#   SERVER   wstest's fuzzing client tests `python -m fastws echo --max-size 16777216`
+#   CLIENT   wstest's fuzzing server tests compliance/asyncio_client.py
+#   CASES    case patterns, comma-separated (default: *), e.g. '1.*,9.1.*'
+#   EXCLUDE  case patterns to skip (default: none), e.g. '9.*,12.*,13.*'
+# env: PYTHON (default: .venv/bin/python if present, else python3),
+#      OUTDIR (report folder, default: a new temporary folder), PORT (default: a free port),
+#      UVLOOP=1 to run the server/client on uvloop, FASTWS_NO_EXTENSIONS=1 for pure Python.
+# Exit status: 0 when every case is OK (or INFORMATIONAL), non-zero otherwise.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+role="${1:-}"
+case "$role" in SERVER | server | CLIENT | client) ;; *)
+  sed -n '2,12p' "$0" >&2; exit 2 ;;
+esac
+cases="${2:-*}"
+exclude="${3:-}"
+py="${PYTHON:-}"
+if [ -z "$py" ]; then
+  if [ -x "$root/.venv/bin/python" ]; then py="$root/.venv/bin/python"; else py=python3; fi
+fi
+uv=()
+[ "${UVLOOP:-0}" = 1 ] && uv=(--uvloop)
+bash "$here/autobahn/install.sh" > /dev/null || { echo "autobahn install failed" >&2; exit 2; }
+port="${PORT:-$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
+outdir="${OUTDIR:-$(mktemp -d -t fastws-asyncio-autobahn.XXXXXX)}"
+impl="$(cd "$root" && "$py" -c 'import fastws; print(fastws.implementation)')"
+echo "fastws.asyncio ($impl${uv:+, uvloop}) $role cases='$cases' exclude='$exclude' -> $outdir"
+
+case "$role" in
+  SERVER | server)
+    (cd "$root" && exec "$py" -m fastws echo --port "$port" --max-size 16777216 "${uv[@]}") \
+      > "$outdir/server.log" 2>&1 &
+    pid=$!
+    trap 'kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
+    for _ in $(seq 100); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      kill -0 "$pid" 2>/dev/null || { cat "$outdir/server.log" >&2; exit 2; }
+      sleep 0.1
+    done
+    bash "$here/autobahn/run-fuzzingclient.sh" -s -o "$outdir" "ws://127.0.0.1:$port" "$cases" "$exclude"
+    ;;
+  CLIENT | client)
+    args=(-s -p "$port" -o "$outdir" -c "$cases")
+    [ -n "$exclude" ] && args+=(-x "$exclude")
+    bash "$here/autobahn/run-fuzzingserver.sh" "${args[@]}" -- \
+      env PYTHONPATH="$root" "$py" "$here/asyncio_client.py" "${uv[@]}"
+    ;;
+esac
