@@ -39,10 +39,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import fastws  # noqa: E402
-from fastws import encode_frame  # noqa: E402
-from fastws.events import Request  # noqa: E402
-from fastws.protocol import ClientProtocol, ServerProtocol  # noqa: E402
+import fastws
+from fastws import encode_frame
+from fastws.events import Request
+from fastws.protocol import ClientProtocol, ServerProtocol
 
 __all__ = ["SCENARIOS", "make_stream"]
 
