@@ -99,6 +99,9 @@ __all__ = ["ClientProtocol", "Protocol", "Role", "ServerProtocol", "State"]
 _DEFAULT_DEFLATE = DeflateOptions()
 _USER_AGENT = f"fastws/{__version__}"
 _pack_code = struct.Struct("!H").pack
+# Slot setters of the frozen events: build them without __init__ on the hot path.
+_set_text = vars(TextMessage)["data"].__set__
+_set_binary = vars(BinaryMessage)["data"].__set__
 _Bytes = bytes | bytearray | memoryview
 
 # Buffer compaction: drop consumed bytes only when they are both many and the
@@ -256,7 +259,7 @@ class Protocol:
             # Parse straight from the caller's buffer; keep only an incomplete tail.
             pos = self._parse(data, 0)
             if pos < len(data) and not self._discard:
-                buf += data[pos:]
+                buf += memoryview(data)[pos:]
                 self._pos = 0
             return
         buf += data
@@ -434,7 +437,13 @@ class Protocol:
         end = len(buf)
         is_server = self._is_server
         max_frame = self._max_single
-        events = self._events
+        append = self._events.append
+        in_msg = self._msg_opcode
+        partial = self._partial_seen
+        stream = self.stream_messages
+        new_object = object.__new__
+        set_text = _set_text
+        set_binary = _set_binary
         with memoryview(buf) as mv:
             try:
                 while pos < end:
@@ -451,42 +460,34 @@ class Protocol:
                         )
                     start = pos + hlen
                     stop = start + length
-                    if opcode == 1 and fin and not rsv and not self._msg_opcode:
-                        # Fast path: a whole text message in one uncompressed frame.
+                    if fin and not rsv and not in_msg and 0 < opcode < 3 and not stream:
+                        # Fast path: a whole message in one uncompressed frame.
                         if max_frame is not None and length > max_frame:
                             raise PayloadTooBig(f"frame of {length} bytes exceeds the limit")
                         if stop > end:
-                            self._validate_early(mv, start, end, mask, True)
+                            if opcode == 1:
+                                self._validate_early(mv, start, end, mask, True)
                             break
-                        payload = (
-                            apply_mask(mv[start:stop], mask) if mask else bytes(mv[start:stop])
-                        )
-                        pos = stop
-                        self._early = 0
-                        self._partial_seen = False
-                        try:
-                            text = payload.decode("utf-8")
-                        except UnicodeDecodeError:
-                            raise ProtocolError(1007, "invalid UTF-8 in text message") from None
-                        if self.stream_messages:
-                            events.append(MessageChunk(text, True, True))
+                        if mask is None:
+                            payload = mv[start:stop].tobytes()
                         else:
-                            events.append(TextMessage(text))
-                        continue
-                    if opcode == 2 and fin and not rsv and not self._msg_opcode:
-                        # Fast path: a whole binary message in one uncompressed frame.
-                        if max_frame is not None and length > max_frame:
-                            raise PayloadTooBig(f"frame of {length} bytes exceeds the limit")
-                        if stop > end:
-                            break
-                        payload = (
-                            apply_mask(mv[start:stop], mask) if mask else bytes(mv[start:stop])
-                        )
+                            payload = apply_mask(mv[start:stop], mask)
                         pos = stop
-                        if self.stream_messages:
-                            events.append(MessageChunk(payload, False, True))
+                        if partial:
+                            self._early = 0
+                            self._partial_seen = partial = False
+                        if opcode == 1:
+                            try:
+                                text = payload.decode("utf-8")
+                            except UnicodeDecodeError:
+                                raise ProtocolError(1007, "invalid UTF-8 in text message") from None
+                            # Frozen dataclass built without its __init__ (hot path).
+                            event: Event = new_object(TextMessage)
+                            set_text(event, text)
                         else:
-                            events.append(BinaryMessage(payload))
+                            event = new_object(BinaryMessage)
+                            set_binary(event, payload)
+                        append(event)
                         continue
                     self._check_frame(fin, rsv, opcode, length)
                     if stop > end:
@@ -505,6 +506,8 @@ class Protocol:
                             break
                     else:
                         self._data(fin, rsv, opcode, payload)
+                        in_msg = self._msg_opcode
+                        partial = self._partial_seen
             except ProtocolError as exc:
                 self._fail_with(exc)
             except ValueError as exc:  # decode_header: 64-bit length with MSB set
