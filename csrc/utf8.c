@@ -294,6 +294,8 @@ int fws_utf8_feed(fws_utf8_state *st, const uint8_t *p, size_t n, uint64_t *err_
         *err_pos = st->seq_start;
         return 1;
     }
+    if (n == 0)
+        return 0; /* also keeps p == NULL out of pointer arithmetic */
     const uint64_t base = st->total;
     size_t i = 0;
     /* 1. finish a code point left open by the previous feed */
@@ -329,6 +331,8 @@ int fws_utf8_finish(const fws_utf8_state *st, uint64_t *err_pos)
 
 int fws_utf8_validate(const uint8_t *p, size_t n, size_t *err_pos)
 {
+    if (n == 0)
+        return 0;
     size_t k = scan(p, n);
     if (k == n)
         return 0;

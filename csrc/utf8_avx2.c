@@ -23,7 +23,6 @@
 #endif
 
 #include <immintrin.h>
-#include <string.h>
 
 static inline __m256i tbl(const uint8_t t[16])
 {
@@ -63,6 +62,29 @@ static inline int block_open(__m256i cur)
 static inline __m256i load(const uint8_t *p)
 {
     return _mm256_loadu_si256((const __m256i *)(const void *)p);
+}
+
+/* r (1..31) bytes from p into the low bytes of a vector, zeros above, with
+ * no access outside p[0..r): whole 32-bit words by masked load, the last
+ * 1..3 bytes assembled by hand and blended in. */
+static inline __m256i load_tail(const uint8_t *p, size_t r)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int words = (int)(r / 4);
+    __m256i wmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(words), lane);
+    __m256i v = _mm256_maskload_epi32((const int *)(const void *)p, wmask);
+    size_t rem = r & 3;
+    if (rem) {
+        const uint8_t *q = p + r - rem;
+        uint32_t last = q[0];
+        if (rem > 1)
+            last |= (uint32_t)q[1] << 8;
+        if (rem > 2)
+            last |= (uint32_t)q[2] << 16;
+        __m256i at = _mm256_cmpeq_epi32(_mm256_set1_epi32(words), lane);
+        v = _mm256_blendv_epi8(v, _mm256_set1_epi32((int)last), at);
+    }
+    return v;
 }
 
 /* Everything before `i` passed the block checks except, possibly, a
@@ -112,15 +134,12 @@ size_t fws_utf8_scan_avx2(const uint8_t *p, size_t n)
         i += 32;
     }
 
-    /* Tail: fewer than 32 bytes, copied into a zero-padded block so that a
+    /* Tail: fewer than 32 bytes, loaded into a zero-padded block so that a
      * sequence cut by the end of the input fails the check. */
     size_t r = n - i;
     if (r == 0)
         return block_open(prev) ? finish_scalar(p, n, i) : n;
-    uint8_t buf[32];
-    memset(buf, 0, sizeof buf);
-    memcpy(buf, p + i, r);
-    __m256i cur = _mm256_loadu_si256((const __m256i *)(const void *)buf);
+    __m256i cur = load_tail(p + i, r);
     __m256i err = block_errors(cur, prev, th1, tl1, th2);
     if (!_mm256_testz_si256(err, err))
         return finish_scalar(p, n, i);

@@ -304,6 +304,19 @@ static void test_named(void)
         CHECK(ref_prefix(p, n) == want, "reference disagrees on named case %zu", i);
         check_one(p, n, SPLIT_TWO | SPLIT_THREE | SPLIT_BYTES);
     }
+    /* Empty input, also with a null pointer. */
+    {
+        fws_utf8_state st;
+        uint64_t e = 5;
+        size_t e2 = 5;
+        fws_utf8_init(&st);
+        CHECK(fws_utf8_validate(NULL, 0, &e2) == 0, "validate(NULL, 0)");
+        CHECK(fws_utf8_feed(&st, NULL, 0, &e) == 0 && fws_utf8_finish(&st, &e) == 0, "feed(NULL, 0)");
+        CHECK(fws_utf8_feed(&st, (const uint8_t *)"\xe2\x82", 2, &e) == 0, "partial");
+        CHECK(fws_utf8_feed(&st, NULL, 0, &e) == 0 && fws_utf8_finish(&st, &e) == 1 && e == 0, "partial + empty");
+        CHECK(fws_utf8_feed(&st, (const uint8_t *)"\xac", 1, &e) == 0 && fws_utf8_finish(&st, &e) == 0, "euro sign");
+        CHECK(fws_utf8_position(&st) == 3, "position 3");
+    }
     /* Fail fast on the second byte, without more input. */
     static const char *const early[] = {"\xf4\x90", "\xed\xa0", "\xe0\x80", "\xf0\x80", "\xc0", "\xf5"};
     for (size_t i = 0; i < sizeof early / sizeof early[0]; i++) {
@@ -575,7 +588,7 @@ static size_t mixed_text(uint8_t *o, size_t n)
 
 static void bench(void)
 {
-    static const size_t sizes[] = {1024, 65536, 1u << 20};
+    static const size_t sizes[] = {100, 1024, 65536, 1u << 20};
     uint8_t *ascii = malloc(1u << 20), *mixed = malloc(1u << 20), *bad = malloc(1u << 20);
     for (size_t i = 0; i < (1u << 20); i++)
         ascii[i] = (uint8_t)(' ' + i % 95);
@@ -607,7 +620,7 @@ int main(int argc, char **argv)
         bench();
         return 0;
     }
-    unsigned long nrand = FWS_QUICK ? 30000 : 300000;
+    unsigned long nrand = FWS_QUICK ? 30000 : 100000; /* per ISA */
     if (argc > 1)
         nrand = strtoul(argv[1], NULL, 10);
     for (size_t i = 0; i < N_ISA; i++) {
