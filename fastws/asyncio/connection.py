@@ -66,6 +66,9 @@ _OK_CODES = frozenset((1000, 1001))
 # messages received just before it, before the close frame is sent anyway.
 _HOLD_FAILURE = 0.5
 
+# Bytes that send() may leave unwritten until the end of the loop iteration.
+_COALESCE_LIMIT = 1 << 16
+
 
 def _write_limits(write_limit: int | tuple[int, int]) -> tuple[int, int]:
     """Return ``(high, low)`` water marks from an int or a pair."""
@@ -140,6 +143,9 @@ class Connection(asyncio.Protocol):
         # A protocol failure waiting for the answers to the messages before it.
         self._hold = False
         self._hold_handle: asyncio.TimerHandle | None = None
+        # Write coalescing (see send()).
+        self._unflushed = 0
+        self._flush_handle: asyncio.Handle | None = None
 
         # Pings: payload -> (future or None for keepalive, time sent).
         self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
@@ -373,10 +379,12 @@ class Connection(asyncio.Protocol):
         while self._fragment_waiter is not None:
             await asyncio.shield(self._fragment_waiter)
         if isinstance(message, str):
-            self._check_open()
+            if self._lost or self._proto.state is not State.OPEN:
+                raise self._closed_exception()
             self._proto.send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            self._check_open()
+            if self._lost or self._proto.state is not State.OPEN:
+                raise self._closed_exception()
             self._proto.send_binary(message)
         elif isinstance(message, dict):
             raise TypeError("a dict is not a message; send str or bytes")
@@ -388,9 +396,22 @@ class Connection(asyncio.Protocol):
             return
         else:
             raise TypeError(f"cannot send {type(message).__name__}; send str or bytes")
+        if self._queue and not self._write_paused:
+            # More received messages wait for the application, which is likely
+            # to send again within this same step (an echo loop): coalesce the
+            # writes into one at the end of this loop iteration, up to a bound.
+            self._unflushed += len(message)
+            if self._unflushed < _COALESCE_LIMIT:
+                if self._flush_handle is None:
+                    self._flush_handle = self._loop.call_soon(self._scheduled_flush)
+                return
         self._flush()
         if self._write_paused:
             await self._drain()
+
+    def _scheduled_flush(self) -> None:
+        self._flush_handle = None
+        self._flush()
 
     async def _send_fragments(self, iterator: Any, is_async: bool) -> None:
         self._fragment_waiter = self._loop.create_future()
@@ -580,6 +601,7 @@ class Connection(asyncio.Protocol):
                 _logger.debug("error while finishing the state machine", exc_info=True)
         self._hold = False
         for handle in (
+            self._flush_handle,
             self._hold_handle,
             self._open_handle,
             self._close_handle,
@@ -589,6 +611,7 @@ class Connection(asyncio.Protocol):
             if handle is not None:
                 handle.cancel()
         self._open_handle = self._close_handle = self._hold_handle = None
+        self._flush_handle = None
         self._keepalive_handle = self._keepalive_timeout_handle = None
         if self._recv_waiter is not None and not self._recv_waiter.done():
             self._recv_waiter.set_result(None)
@@ -684,6 +707,7 @@ class Connection(asyncio.Protocol):
         """Write what the state machine has queued; act on end-of-stream markers."""
         if self._hold:
             return
+        self._unflushed = 0
         chunks = self._proto.data_to_send()
         if chunks:
             transport = self._transport
