@@ -210,3 +210,45 @@ def test_connect_client_sees_server_close(run: Any) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["welcome", "(binary, 2 bytes) 01 02"]
     assert "code 1001 (maintenance)" in out.stderr
+
+
+def test_page_is_package_data() -> None:
+    """The page has one source, inside the package, shipped in wheels."""
+    from importlib import resources
+
+    page = resources.files("fastws").joinpath("static").joinpath("echo.html").read_text("utf-8")
+    for element in ('id="message"', 'id="send"', 'id="log"', 'id="code"', 'id="close"'):
+        assert element in page
+    assert '"static/*.html"' in (ROOT / "pyproject.toml").read_text()
+    assert not (ROOT / "examples" / "echo.html").exists()  # no second copy to drift
+    assert "fastws/static/echo.html" in (ROOT / "examples" / "README.md").read_text()
+
+
+def test_example_echo_server(run: Any) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_echo_example", ROOT / "examples" / "echo_server.py"
+    )
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    from fastws.asyncio import serve
+
+    async def main() -> None:
+        async with serve(
+            example.echo, "127.0.0.1", 0, process_request=example.process_request
+        ) as s:
+            reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            await writer.wait_closed()
+            assert data.startswith(b"HTTP/1.1 200 ")
+            assert data.endswith(example.PAGE)
+            async with connect(f"ws://127.0.0.1:{s.port}/") as ws:
+                await ws.send("example")
+                assert await ws.recv() == "example"
+
+    run(main())
