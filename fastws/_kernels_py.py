@@ -120,19 +120,24 @@ def mask_inplace(buffer: Buffer, mask: Buffer, phase: int = 0) -> None:
             read-only, or ``phase`` is not an integer.
         ValueError: ``mask`` is not 4 bytes long or ``phase`` is not in 0..3.
     """
-    view = _byte_view(buffer)
-    if view.readonly:
-        raise TypeError(f"buffer must be writable, got a read-only {type(buffer).__name__!r}")
+    target: bytearray | memoryview
+    if type(buffer) is bytearray:
+        target = buffer
+    else:
+        target = _byte_view(buffer)
+        if target.readonly:
+            raise TypeError(f"buffer must be writable, got a read-only {type(buffer).__name__!r}")
     key = _mask_key(mask)
-    phase = operator.index(phase)
+    if type(phase) is not int:
+        phase = operator.index(phase)
     if not 0 <= phase <= 3:
         raise ValueError(f"phase must be in 0..3, got {phase}")
-    n = len(view)
+    n = len(target)
     if n == 0:
         return
     if phase:
         key = key[phase:] + key[:phase]
-    view[:] = _xor(view, key, n)
+    target[:] = _xor(target, key, n)
 
 
 def validate_utf8(data: Buffer) -> bool:
