@@ -41,8 +41,6 @@ GCC_ISA_FLAGS: dict[str, list[str]] = {
         "-mavx512f",
         "-mavx512bw",
         "-mavx512vl",
-        "-mavx512dq",
-        "-mavx512cd",
     ],
     "neon": [],  # baseline on AArch64
 }

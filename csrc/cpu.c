@@ -71,6 +71,8 @@ static unsigned fws_detect(void)
     int osxsave = (ecx1 >> 27) & 1;
     int avx = (ecx1 >> 28) & 1;
     int popcnt = (ecx1 >> 23) & 1;
+    int fma = (ecx1 >> 12) & 1;
+    int movbe = (ecx1 >> 22) & 1;
     if (!osxsave || !avx || max_leaf < 7)
         return f;
 
@@ -97,7 +99,7 @@ static unsigned fws_detect(void)
         lzcnt = (r[2] >> 5) & 1;
     }
 
-    if (ymm_ok && avx2 && bmi1 && bmi2 && lzcnt && popcnt) {
+    if (ymm_ok && avx2 && bmi1 && bmi2 && lzcnt && popcnt && fma && movbe) {
         f |= FWS_CPU_AVX2;
         if (zmm_ok && avx512f && avx512bw && avx512vl && avx512dq && avx512cd) {
             f |= FWS_CPU_AVX512BW;

@@ -4,13 +4,15 @@
  * operating system saves the matching register state (XCR0 via xgetbv).
  *
  *   FWS_CPU_SSE2        SSE2 (always on x86-64).
- *   FWS_CPU_AVX2        AVX2 + BMI1 + BMI2 + LZCNT + POPCNT, YMM state enabled.
- *                       Every *_avx2.c file may be compiled with
- *                       -mavx2 -mbmi -mbmi2 -mlzcnt -mpopcnt.
- *   FWS_CPU_AVX512BW    FWS_CPU_AVX2 + AVX-512 F, BW, VL, DQ, CD, ZMM/opmask
- *                       state enabled. *_avx512.c files are compiled with the
- *                       AVX2 flags plus -mavx512f -mavx512bw -mavx512vl
- *                       -mavx512dq -mavx512cd.
+ *   FWS_CPU_AVX2        AVX2 + BMI1 + BMI2 + LZCNT + POPCNT (+ FMA + MOVBE,
+ *                       which MSVC's /arch:AVX2 may use), YMM state enabled.
+ *                       *_avx2.c files are compiled with
+ *                       -mavx2 -mbmi -mbmi2 -mlzcnt -mpopcnt (MSVC /arch:AVX2).
+ *   FWS_CPU_AVX512BW    FWS_CPU_AVX2 + AVX-512 F, BW and VL (+ DQ + CD, which
+ *                       MSVC's /arch:AVX512 may use; every BW CPU has them),
+ *                       ZMM/opmask state enabled. *_avx512.c files are
+ *                       compiled with the AVX2 flags plus -mavx512f
+ *                       -mavx512bw -mavx512vl (MSVC /arch:AVX512).
  *   FWS_CPU_AVX512VBMI  FWS_CPU_AVX512BW + AVX512_VBMI. Files that need VBMI
  *                       (the UTF-8 AVX-512 kernel) additionally get
  *                       -mavx512vbmi and must only be selected with this bit.
@@ -26,7 +28,7 @@ extern "C" {
 enum {
     FWS_CPU_SSE2 = 1u,
     FWS_CPU_AVX2 = 2u,
-    FWS_CPU_AVX512BW = 4u,   /* F+BW+VL (+DQ+CD), OS-enabled */
+    FWS_CPU_AVX512BW = 4u,   /* F+BW+VL, OS-enabled; implies FWS_CPU_AVX2 */
     FWS_CPU_AVX512VBMI = 8u,
     FWS_CPU_NEON = 16u
 };
