@@ -2,7 +2,7 @@
  *
  * SSE2 has no byte shuffle, so there is no lookup-table validator here: the
  * vector code skips ASCII 64 bytes at a time and hands each non-ASCII
- * stretch to the scalar scanner in windows of up to 64 bytes.  Each window
+ * stretch to the scalar scanner in windows of up to 256 bytes.  Each window
  * starts on a code point boundary; a sequence cut by the window's end is
  * picked up again by the next window.
  */
@@ -32,7 +32,7 @@ size_t fws_utf8_scan_sse2(const uint8_t *p, size_t n)
             i += 16;
         if (i + 16 > n)
             return i + fws_utf8_scan_scalar(p + i, n - i);
-        size_t end = n - i > 64 ? i + 64 : n;
+        size_t end = n - i > 256 ? i + 256 : n;
         size_t k = fws_utf8_scan_scalar(p + i, end - i);
         if (i + k == end) {
             i = end;
