@@ -284,3 +284,11 @@ def test_keyword_arguments(simd_kernels: ModuleType) -> None:
     buf = bytearray(b"abcdef")
     simd_kernels.mask_inplace(buf, KEY, phase=2)
     assert buf == reference_mask(b"abcdef", KEY, 2)
+
+
+def test_multi_dimensional_contiguous_buffer(simd_kernels: ModuleType) -> None:
+    data = random_bytes(64, 6)
+    grid = memoryview(bytearray(data)).cast("B", (8, 8))
+    assert simd_kernels.apply_mask(grid, KEY) == reference_mask(data, KEY)
+    simd_kernels.mask_inplace(grid, KEY, 3)
+    assert grid.tobytes() == reference_mask(data, KEY, 3)

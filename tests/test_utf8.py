@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import mmap
+import pickle
 import random
 from collections.abc import Sequence
 from itertools import pairwise
@@ -485,3 +486,19 @@ def test_mutated_text(
 )
 def test_edge_pieces(simd_kernels: ModuleType, pieces: list[bytes], cuts: list[int]) -> None:
     check_all(simd_kernels, b"".join(pieces), cuts)
+
+
+def test_utf8_error_pickles() -> None:
+    for error in (Utf8Error(7), Utf8Error(3, incomplete=True)):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is Utf8Error
+        assert (copy.position, copy.incomplete) == (error.position, error.incomplete)
+        assert str(copy) == str(error)
+
+
+def test_multi_dimensional_contiguous_buffer(simd_kernels: ModuleType) -> None:
+    grid = memoryview(bytearray("€uro".encode() * 8)).cast("B", (8, 6))
+    assert simd_kernels.validate_utf8(grid)
+    validator = simd_kernels.Utf8Validator()
+    validator.feed(grid, final=True)
+    assert validator.position == 48
