@@ -177,3 +177,44 @@ def test_same_signatures(speedups: ModuleType) -> None:
     )
     validator = speedups.Utf8Validator()
     validator.feed(data=b"x", final=True)
+
+
+BAD_CALLS: list[tuple[str, tuple[object, ...]]] = [
+    ("apply_mask", (b"data", b"abc")),
+    ("apply_mask", (b"data", b"abcde")),
+    ("apply_mask", ("text", b"abcd")),
+    ("apply_mask", (None, b"abcd")),
+    ("apply_mask", (b"data", None)),
+    ("apply_mask", (memoryview(bytearray(8))[::2], b"abcd")),
+    ("apply_mask", (b"data", memoryview(bytearray(8))[::2])),
+    ("mask_inplace", (b"read-only", b"abcd")),
+    ("mask_inplace", (bytearray(4), b"abcd", 4)),
+    ("mask_inplace", (bytearray(4), b"abcd", -1)),
+    ("mask_inplace", (bytearray(4), b"ab")),
+    ("mask_inplace", (memoryview(bytearray(8))[::2], b"abcd")),
+    ("validate_utf8", ("text",)),
+    ("validate_utf8", (memoryview(bytearray(8))[::2],)),
+    ("decode_header", (b"\x81\x00", 3)),
+    ("decode_header", (b"\x81\x00", -1)),
+    ("decode_header", (b"\x81\x7f\x80\x00\x00\x00\x00\x00\x00\x00",)),
+    ("decode_header", (memoryview(bytearray(8))[::2],)),
+    ("encode_header", (True, 16, 0)),
+    ("encode_header", (True, 1, -1)),
+    ("encode_header", (True, 1, 2**63)),
+    ("encode_header", (True, 1, 0, b"abc")),
+    ("encode_header", (True, 1, 0, None, 8)),
+    ("encode_frame", (True, -1, b"")),
+    ("encode_frame", (True, 1, b"x", b"abcde")),
+    ("encode_frame", (True, 1, memoryview(bytearray(8))[::2])),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), BAD_CALLS, ids=lambda v: v if isinstance(v, str) else "")
+def test_same_errors(speedups: ModuleType, name: str, args: tuple[object, ...]) -> None:
+    # Same exception type and message from both implementations.
+    with pytest.raises((TypeError, ValueError)) as from_c:
+        getattr(speedups, name)(*args)
+    with pytest.raises((TypeError, ValueError)) as from_python:
+        getattr(_kernels_py, name)(*args)
+    assert type(from_python.value) is type(from_c.value)
+    assert str(from_python.value) == str(from_c.value)
