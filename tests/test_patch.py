@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import importlib
 import os
 import socket
 import struct
@@ -111,6 +112,11 @@ def _clean() -> Iterator[None]:
     fp.unpatch_all()
     yield
     fp.unpatch_all()
+
+
+def mod(name: str) -> Any:
+    """Import a module as ``Any``: the tests reach into library internals."""
+    return importlib.import_module(name)
 
 
 def ref_mask(data: bytes, key: bytes) -> bytes:
@@ -303,41 +309,36 @@ def test_patch_all_missing_library(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("version", ["0.1", "999.0", None, "not-a-version"])
 def test_untested_version_refused(monkeypatch: pytest.MonkeyPatch, version: str | None) -> None:
-    import tornado.websocket
-
-    original = tornado.websocket._websocket_mask
+    tornado_websocket = mod("tornado.websocket")
+    original = tornado_websocket._websocket_mask
     monkeypatch.setattr(fp, "_installed_version", lambda target: version)
     with pytest.warns(fp.PatchWarning, match="did not patch tornado"):
         assert fp.patch("tornado") == {}
-    assert tornado.websocket._websocket_mask is original
+    assert tornado_websocket._websocket_mask is original
     assert fp.patched() == []
     with pytest.warns(fp.PatchWarning, match="did not patch tornado"):
         assert fp.patch_all(names=["tornado"]) == {}
-    assert tornado.websocket._websocket_mask is original
+    assert tornado_websocket._websocket_mask is original
     # The escape hatch.
     replaced = fp.patch("tornado", force=True)
     assert replaced == {"tornado.websocket._websocket_mask": original}
-    assert tornado.websocket._websocket_mask is fp.tornado_websocket_mask
+    assert tornado_websocket._websocket_mask is fp.tornado_websocket_mask
 
 
 def test_changed_internals_are_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tornado.websocket
-
-    monkeypatch.delattr(tornado.websocket, "_websocket_mask")
+    monkeypatch.delattr(mod("tornado.websocket"), "_websocket_mask")
     with pytest.raises(fp.PatchError, match="_websocket_mask does not exist"):
         fp.patch("tornado")
     assert fp.patched() == []
 
 
 def test_idempotent_and_exact_restore() -> None:
-    import websocket._abnf
-    import websocket._utils
-
+    abnf, utils = mod("websocket._abnf"), mod("websocket._utils")
     originals = {
-        "websocket._abnf._mask": websocket._abnf._mask,
-        "websocket._abnf.ABNF.mask": websocket._abnf.ABNF.__dict__["mask"],
-        "websocket._abnf.validate_utf8": websocket._abnf.validate_utf8,
-        "websocket._utils._validate_utf8": websocket._utils._validate_utf8,
+        "websocket._abnf._mask": abnf._mask,
+        "websocket._abnf.ABNF.mask": abnf.ABNF.__dict__["mask"],
+        "websocket._abnf.validate_utf8": abnf.validate_utf8,
+        "websocket._utils._validate_utf8": utils._validate_utf8,
     }
     first = fp.patch("websocket-client")
     assert first == originals
@@ -345,13 +346,13 @@ def test_idempotent_and_exact_restore() -> None:
     second = fp.patch("websocket_client")  # alias, already patched: no change
     assert second == first
     assert fp.patched() == ["websocket-client"]
-    assert websocket._abnf.ABNF.mask is fp.websocket_client_mask
+    assert abnf.ABNF.mask is fp.websocket_client_mask
     restored = fp.unpatch("websocket-client")
     assert restored == originals
-    assert websocket._abnf._mask is originals["websocket._abnf._mask"]
-    assert websocket._abnf.ABNF.__dict__["mask"] is originals["websocket._abnf.ABNF.mask"]
-    assert websocket._abnf.validate_utf8 is originals["websocket._abnf.validate_utf8"]
-    assert websocket._utils._validate_utf8 is originals["websocket._utils._validate_utf8"]
+    assert abnf._mask is originals["websocket._abnf._mask"]
+    assert abnf.ABNF.__dict__["mask"] is originals["websocket._abnf.ABNF.mask"]
+    assert abnf.validate_utf8 is originals["websocket._abnf.validate_utf8"]
+    assert utils._validate_utf8 is originals["websocket._utils._validate_utf8"]
     assert fp.unpatch("websocket-client") == {}
     assert fp.patched() == []
 
@@ -461,7 +462,7 @@ def test_wsproto_invalid_utf8_closes_1007(spies: Spies) -> None:
 
 
 def test_wsproto_masker_matches_original() -> None:
-    import wsproto.frame_protocol as frame_protocol
+    frame_protocol = mod("wsproto.frame_protocol")
 
     original = frame_protocol.XorMaskerSimple
     replaced = fp.patch("wsproto")
@@ -506,8 +507,7 @@ def _websockets_sync_server() -> tuple[Any, int, threading.Thread]:
 
 
 def test_websocket_client_round_trip(spies: Spies) -> None:
-    import websocket
-
+    websocket = mod("websocket")
     assert fp.patch("websocket-client")
     server, port, thread = _websockets_sync_server()
     try:
@@ -548,8 +548,7 @@ def test_websocket_client_round_trip(spies: Spies) -> None:
     ids=["invalid", "fragmented-surrogate", "truncated"],
 )
 def test_websocket_client_invalid_utf8(spies: Spies, script: bytes) -> None:
-    import websocket
-
+    websocket = mod("websocket")
     assert fp.patch("websocket-client")
     server = RawServer(script)
     ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/", timeout=TIMEOUT)
@@ -563,16 +562,14 @@ def test_websocket_client_invalid_utf8(spies: Spies, script: bytes) -> None:
 
 
 def test_websocket_client_validate_utf8_functions() -> None:
-    import websocket._abnf
-    import websocket._utils
-
+    abnf, utils = mod("websocket._abnf"), mod("websocket._utils")
     fp.patch("websocket-client")
-    assert websocket._utils.validate_utf8("héllo ✓")
-    assert websocket._utils.validate_utf8(b"h\xc3\xa9llo")
-    assert not websocket._utils.validate_utf8(b"\xff")
-    assert not websocket._abnf.validate_utf8("lone \ud800 surrogate")
-    assert websocket._abnf.ABNF.mask("abcd", "hello") == ref_mask(b"hello", b"abcd")
-    assert websocket._abnf.ABNF.mask(b"abcd", None) == b""
+    assert utils.validate_utf8("héllo ✓")
+    assert utils.validate_utf8(b"h\xc3\xa9llo")
+    assert not utils.validate_utf8(b"\xff")
+    assert not abnf.validate_utf8("lone \ud800 surrogate")
+    assert abnf.ABNF.mask("abcd", "hello") == ref_mask(b"hello", b"abcd")
+    assert abnf.ABNF.mask(b"abcd", None) == b""
 
 
 # --------------------------------------------------------------------------
@@ -648,11 +645,13 @@ def test_tornado_invalid_utf8(spies: Spies) -> None:
 def _autobahn_classes() -> tuple[type, type]:
     from autobahn.asyncio.websocket import WebSocketClientProtocol, WebSocketServerProtocol
 
-    class Echo(WebSocketServerProtocol):  # type: ignore[misc]
+    class Echo(WebSocketServerProtocol):
         def onMessage(self, payload: bytes, isBinary: bool) -> None:
-            self.sendMessage(payload, isBinary)
+            self.sendMessage(payload, isBinary)  # type: ignore[no-untyped-call]
 
-    class Client(WebSocketClientProtocol):  # type: ignore[misc]
+    class Client(WebSocketClientProtocol):
+        factory: Any
+
         def onOpen(self) -> None:
             self.factory.opened.set_result(self)
 
@@ -667,10 +666,9 @@ def _autobahn_classes() -> tuple[type, type]:
 
 
 async def _autobahn_connect(port: int, client_class: type) -> tuple[Any, Any]:
-    from autobahn.asyncio.websocket import WebSocketClientFactory
-
+    factory_class = mod("autobahn.asyncio.websocket").WebSocketClientFactory
     loop = asyncio.get_running_loop()
-    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}")
+    factory = factory_class(f"ws://127.0.0.1:{port}")
     factory.protocol = client_class
     factory.opened = loop.create_future()
     factory.closed = loop.create_future()
@@ -681,14 +679,13 @@ async def _autobahn_connect(port: int, client_class: type) -> tuple[Any, Any]:
 
 
 def test_autobahn_round_trip(spies: Spies) -> None:
-    from autobahn.asyncio.websocket import WebSocketServerFactory
-
+    server_factory_class = mod("autobahn.asyncio.websocket").WebSocketServerFactory
     assert fp.patch("autobahn")
     echo, client = _autobahn_classes()
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
-        server_factory = WebSocketServerFactory("ws://127.0.0.1")
+        server_factory = server_factory_class("ws://127.0.0.1")
         server_factory.protocol = echo
         server = await loop.create_server(server_factory, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -696,7 +693,7 @@ def test_autobahn_round_trip(spies: Spies) -> None:
             proto, factory = await _autobahn_connect(port, client)
             for message in MESSAGES:
                 is_binary = isinstance(message, bytes)
-                payload = message if is_binary else message.encode()
+                payload = message if isinstance(message, bytes) else message.encode()
                 proto.sendMessage(payload, is_binary)
                 assert await factory.queue.get() == (payload, is_binary)
             # Fragmented (a code point is split between fragments).
@@ -714,14 +711,13 @@ def test_autobahn_round_trip(spies: Spies) -> None:
 
 
 def test_autobahn_invalid_utf8_closes_1007(spies: Spies) -> None:
-    from autobahn.asyncio.websocket import WebSocketServerFactory
-
+    server_factory_class = mod("autobahn.asyncio.websocket").WebSocketServerFactory
     assert fp.patch("autobahn")
     echo, client = _autobahn_classes()
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
-        server_factory = WebSocketServerFactory("ws://127.0.0.1")
+        server_factory = server_factory_class("ws://127.0.0.1")
         server_factory.protocol = echo
         server_factory.setProtocolOptions(failByDrop=False)  # send the close frame
         server = await loop.create_server(server_factory, "127.0.0.1", 0)
@@ -738,26 +734,29 @@ def test_autobahn_invalid_utf8_closes_1007(spies: Spies) -> None:
 
 
 def test_autobahn_adapters_match_original() -> None:
-    import autobahn.websocket.protocol as protocol
+    protocol = mod("autobahn.websocket.protocol")
 
-    original_validator = protocol.Utf8Validator
-    original_masker = protocol.create_xor_masker
-    replaced = fp.patch("autobahn")
+    original_validator: Any = protocol.Utf8Validator
+    original_masker: Any = protocol.create_xor_masker
+    replaced: dict[str, Any] = fp.patch("autobahn")
     assert replaced["autobahn.websocket.protocol.Utf8Validator"] is original_validator
     assert replaced["autobahn.websocket.protocol.create_xor_masker"] is original_masker
     valid = "ascii é ✓ 🎉".encode()
     for split in range(len(valid) + 1):
-        ours, theirs = fp.AutobahnUtf8Validator(), original_validator()
+        ours: Any = fp.AutobahnUtf8Validator()
+        theirs: Any = original_validator()
         for piece in (valid[:split], valid[split:]):
             assert ours.validate(piece) == theirs.validate(piece)
     for bad in (b"\xff", b"ok\xc3(", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"):
-        ours, theirs = fp.AutobahnUtf8Validator(), original_validator()
+        ours = fp.AutobahnUtf8Validator()
+        theirs = original_validator()
         assert ours.validate(bad)[:2] == theirs.validate(bad)[:2] == (False, False)
         ours.reset()
         assert ours.validate(b"fine") == (True, True, 4, 4)
     data = os.urandom(3_001)
     for length in (None, 10, 3_001):
-        ours, theirs = original_masker(MASK_KEY, length), fp.autobahn_create_xor_masker(MASK_KEY)
+        theirs = original_masker(MASK_KEY, length)
+        ours = fp.autobahn_create_xor_masker(MASK_KEY)
         out_a = b"".join(ours.process(data[i : i + 7]) for i in range(0, 70, 7))
         out_b = b"".join(theirs.process(data[i : i + 7]) for i in range(0, 70, 7))
         assert out_a == out_b == ref_mask(data[:70], MASK_KEY)
@@ -772,13 +771,13 @@ def test_autobahn_adapters_match_original() -> None:
 
 
 def test_websockets_round_trip(spies: Spies) -> None:
-    import websockets.frames
+    ws_frames = mod("websockets.frames")
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import serve
 
-    original = websockets.frames.apply_mask
+    original = ws_frames.apply_mask
     assert fp.patch("websockets") == {"websockets.frames.apply_mask": original}
-    assert websockets.frames.apply_mask is spies.apply_mask
+    assert ws_frames.apply_mask is spies.apply_mask
 
     async def echo(ws: Any) -> None:
         async for message in ws:
@@ -802,7 +801,7 @@ def test_websockets_round_trip(spies: Spies) -> None:
     assert close_code(frames) == 1007
     assert spies.calls["apply_mask"] > 0
     fp.unpatch("websockets")
-    assert websockets.frames.apply_mask is original
+    assert ws_frames.apply_mask is original
 
 
 # --------------------------------------------------------------------------
