@@ -99,14 +99,24 @@ static unsigned fws_mask_best(void)
     return FWS_N_IMPLS; /* scalar */
 }
 
-static unsigned fws_mask_resolve(void)
+#if defined(_MSC_VER) && !defined(__clang__)
+#define FWS_NOINLINE __declspec(noinline)
+#else
+#define FWS_NOINLINE __attribute__((noinline))
+#endif
+
+/* Kept out of line so fws_mask stays a leaf with a tail call. */
+static FWS_NOINLINE unsigned fws_mask_resolve_slow(void)
+{
+    unsigned s = fws_mask_best();
+    SEL_STORE(s);
+    return s;
+}
+
+static inline unsigned fws_mask_resolve(void)
 {
     unsigned s = SEL_LOAD();
-    if (!s) {
-        s = fws_mask_best();
-        SEL_STORE(s);
-    }
-    return s;
+    return s ? s : fws_mask_resolve_slow();
 }
 
 int fws_mask_set_isa(const char *name)
@@ -134,11 +144,17 @@ const char *fws_mask_isa(void)
     return fws_mask_impls[fws_mask_resolve() - 1].name;
 }
 
+static FWS_NOINLINE void fws_mask_dispatch(uint8_t *dst, const uint8_t *src, size_t n,
+                                            const uint8_t key[4], unsigned phase)
+{
+    fws_mask_impls[fws_mask_resolve() - 1].fn(dst, src, n, key, phase);
+}
+
 void fws_mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], unsigned phase)
 {
-    if (n < 16) { /* tiny frames: no indirect call */
+    if (n < 16) { /* tiny frames: no indirect call, no stack frame */
         fws_mask_small(dst, src, n, key, phase & 3u);
         return;
     }
-    fws_mask_impls[fws_mask_resolve() - 1].fn(dst, src, n, key, phase & 3u);
+    fws_mask_dispatch(dst, src, n, key, phase & 3u);
 }

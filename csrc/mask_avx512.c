@@ -9,7 +9,8 @@
 /* Lowest `m` bits set, 0 <= m <= 64. */
 FWS_INLINE __mmask64 fws_low_bits64(size_t m)
 {
-    return (__mmask64)_bzhi_u64(~(uint64_t)0, (unsigned)m);
+    /* Portable form (also for 32-bit x86); compiles to bzhi with BMI2. */
+    return (__mmask64)(m >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << m) - 1));
 }
 
 void fws_mask_avx512(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], unsigned phase)

@@ -19,9 +19,26 @@
 #define FWS_INLINE static inline __attribute__((always_inline))
 #endif
 
-/* The key as it appears in memory starting at a byte whose phase is `phase`. */
+#if (defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) || defined(_MSC_VER)
+#define FWS_LITTLE_ENDIAN 1
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define FWS_BIG_ENDIAN 1
+#endif
+
+/* The key as it appears in memory starting at a byte whose phase is `phase`
+ * (as a 32-bit word in native byte order). */
 FWS_INLINE uint32_t fws_key32(const uint8_t key[4], unsigned phase)
 {
+#if defined(FWS_LITTLE_ENDIAN) || defined(FWS_BIG_ENDIAN)
+    uint32_t k;
+    memcpy(&k, key, 4);
+    const unsigned s = (phase & 3u) * 8u;
+#ifdef FWS_LITTLE_ENDIAN
+    return (k >> s) | (k << ((32u - s) & 31u)); /* rotate; s == 0 gives k */
+#else
+    return (k << s) | (k >> ((32u - s) & 31u));
+#endif
+#else
     uint8_t k[4];
     k[0] = key[phase & 3];
     k[1] = key[(phase + 1) & 3];
@@ -30,17 +47,14 @@ FWS_INLINE uint32_t fws_key32(const uint8_t key[4], unsigned phase)
     uint32_t v;
     memcpy(&v, k, 4);
     return v;
+#endif
 }
 
+/* Same for 8 bytes; both halves are equal, so byte order does not matter. */
 FWS_INLINE uint64_t fws_key64(const uint8_t key[4], unsigned phase)
 {
-    uint32_t k = fws_key32(key, phase);
-    uint8_t b[8];
-    memcpy(b, &k, 4);
-    memcpy(b + 4, &k, 4);
-    uint64_t v;
-    memcpy(&v, b, 8);
-    return v;
+    const uint64_t k = fws_key32(key, phase);
+    return k | (k << 32);
 }
 
 /* n < 16. Every load happens before the first store, so in place works with
