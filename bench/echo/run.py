@@ -39,6 +39,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PY = sys.executable
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # report the version of this checkout
 
 SCENARIOS: list[tuple[str, dict[str, int]]] = [
     ("rr-1", {"connections": 1, "inflight": 1, "size": 16}),

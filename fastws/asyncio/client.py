@@ -11,7 +11,6 @@ from collections.abc import Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from fastws import __version__
 from fastws.asyncio._options import compression_options
 from fastws.asyncio.connection import Connection
 from fastws.events import Response
@@ -20,7 +19,15 @@ from fastws.protocol import ClientProtocol
 
 __all__ = ["ClientConnection", "connect", "unix_connect"]
 
-_USER_AGENT = f"fastws/{__version__}"
+
+class _Default:
+    """Marker for "use the state machine's default" (``fastws/<version>``)."""
+
+    def __repr__(self) -> str:
+        return "'fastws/<version>'"
+
+
+_USER_AGENT: Any = _Default()
 
 
 class ClientConnection(Connection):
@@ -29,7 +36,7 @@ class ClientConnection(Connection):
     See :class:`~fastws.asyncio.Connection` for receiving, sending and closing.
     """
 
-    _is_client = True
+    __slots__ = ("_opened",)
 
     def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:
         super().__init__(protocol, **kwargs)
@@ -160,7 +167,6 @@ class connect:
             "subprotocols": subprotocols,
             "compression": compression_options(compression, server=False),
             "additional_headers": list(additional_headers),
-            "user_agent": user_agent,
             "max_message_size": max_size,
             "stream_messages": stream_messages,
         }
@@ -172,6 +178,8 @@ class connect:
             "open_timeout": open_timeout,
             "close_timeout": close_timeout,
         }
+        if not isinstance(user_agent, _Default):
+            self._protocol_kwargs["user_agent"] = user_agent
         self._open_timeout = open_timeout
         self._connection: ClientConnection | None = None
 

@@ -28,7 +28,6 @@ import asyncio
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -101,6 +100,45 @@ class Connection(asyncio.Protocol):
             the TCP connection before the transport is aborted.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_close_handle",
+        "_close_timeout",
+        "_drain_waiters",
+        "_eof_fed",
+        "_eof_written",
+        "_flush_handle",
+        "_fragment_waiter",
+        "_hold",
+        "_hold_handle",
+        "_keepalive_handle",
+        "_keepalive_timeout_handle",
+        "_loop",
+        "_lost",
+        "_lost_waiter",
+        "_low_queue",
+        "_max_queue",
+        "_open_handle",
+        "_open_timeout",
+        "_paused_by_queue",
+        "_paused_by_write",
+        "_ping_interval",
+        "_ping_timeout",
+        "_pings",
+        "_proto",
+        "_queue",
+        "_reading_paused",
+        "_recv_busy",
+        "_recv_waiter",
+        "_sent_reason",
+        "_skip_partial",
+        "_transport",
+        "_unflushed",
+        "_write_high",
+        "_write_low",
+        "_write_paused",
+    )
+
     def __init__(
         self,
         protocol: ServerProtocol | ClientProtocol,
@@ -126,7 +164,9 @@ class Connection(asyncio.Protocol):
         self._close_timeout = close_timeout
 
         # Receiving.
-        self._queue: deque[tuple[Data, bool]] = deque()
+        # A list, not a deque: it stays short (max_queue) and an empty list is
+        # ten times smaller than an empty deque, which matters per connection.
+        self._queue: list[tuple[Data, bool]] = []
         self._recv_waiter: asyncio.Future[None] | None = None
         self._recv_busy = False
         self._skip_partial = False
@@ -246,14 +286,28 @@ class Connection(asyncio.Protocol):
             ConcurrencyError: another coroutine is already receiving.
         """
         queue = self._queue
-        if queue and not self._recv_busy and not self._skip_partial:
-            item = queue[0]
-            if item[1]:
-                queue.popleft()
-                if self._paused_by_queue and len(queue) <= self._low_queue:
-                    self._paused_by_queue = False
-                    self._update_reading()
-                return item[0]
+        if not self._recv_busy and not self._skip_partial:
+            if not queue and not self._lost and not self._hold:
+                # The common case: wait here for the next item, without
+                # going through the general (fragment-joining) path.
+                if self._proto.close_code is not None:
+                    raise self._closed_exception()
+                waiter = self._loop.create_future()
+                self._recv_waiter = waiter
+                self._recv_busy = True
+                try:
+                    await waiter
+                finally:
+                    self._recv_waiter = None
+                    self._recv_busy = False
+            if queue:
+                item = queue[0]
+                if item[1]:
+                    del queue[0]
+                    if self._paused_by_queue and len(queue) <= self._low_queue:
+                        self._paused_by_queue = False
+                        self._update_reading()
+                    return item[0]
         return await self._recv_slow()
 
     async def _recv_slow(self) -> Data:
@@ -275,7 +329,7 @@ class Connection(asyncio.Protocol):
             # Cancelled (or closed) in the middle of a message: put back what
             # was taken so that the next recv() starts at the same message.
             if parts:
-                self._queue.extendleft((part, False) for part in reversed(parts))
+                self._queue[0:0] = [(part, False) for part in parts]
             raise
         finally:
             self._recv_busy = False
@@ -332,26 +386,26 @@ class Connection(asyncio.Protocol):
                 await waiter
             finally:
                 self._recv_waiter = None
-        item = queue.popleft()
+        item = queue.pop(0)
         if self._paused_by_queue and len(queue) <= self._low_queue:
             self._paused_by_queue = False
             self._update_reading()
         return item
 
-    def __aiter__(self) -> AsyncIterator[Data]:
+    def __aiter__(self) -> Connection:
         """Iterate over received messages until the connection closes normally.
 
         Stops on :class:`ConnectionClosedOK`; raises
         :class:`ConnectionClosedError`.
         """
-        return self._iterate()
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Data]:
+    async def __anext__(self) -> Data:
+        """The next message; ``StopAsyncIteration`` after a normal closure."""
         try:
-            while True:
-                yield await self.recv()
+            return await self.recv()
         except ConnectionClosedOK:
-            return
+            raise StopAsyncIteration from None
 
     # ------------------------------------------------------------------
     # Sending
@@ -758,8 +812,6 @@ class Connection(asyncio.Protocol):
             except (OSError, RuntimeError):  # pragma: no cover - racing with loss
                 pass
         transport.close()
-
-    _is_client = False
 
     def _abort(self) -> None:
         self._close_handle = None

@@ -53,6 +53,8 @@ class ServerConnection(Connection):
     See :class:`~fastws.asyncio.Connection` for receiving, sending and closing.
     """
 
+    __slots__ = ("_server", "_task")
+
     def __init__(self, server: Server, protocol: ServerProtocol, **kwargs: Any) -> None:
         super().__init__(protocol, **kwargs)
         self._server = server
