@@ -40,7 +40,7 @@ int fws_utf8_finish(const fws_utf8_state *st, uint64_t *err_pos);
 /* One shot: 0 if p[0..n) is complete valid UTF-8; else 1 and *err_pos. */
 int fws_utf8_validate(const uint8_t *p, size_t n, size_t *err_pos);
 
-/* Selected implementation: "avx512" | "avx2" | "sse2" | "scalar". */
+/* Selected implementation: "avx512" | "avx2" | "sse2" | "neon" | "scalar". */
 const char *fws_utf8_isa(void);
 
 /* Also declared in fastws_cpu.h.  0 ok; -1 unknown or unsupported on this
@@ -65,6 +65,10 @@ extern const uint8_t fws_utf8_tbl_h1[16], fws_utf8_tbl_l1[16], fws_utf8_tbl_h2[1
 size_t fws_utf8_scan_sse2(const uint8_t *p, size_t n);
 size_t fws_utf8_scan_avx2(const uint8_t *p, size_t n);
 size_t fws_utf8_scan_avx512(const uint8_t *p, size_t n);
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define FWS_UTF8_AARCH64 1
+size_t fws_utf8_scan_neon(const uint8_t *p, size_t n);
 #endif
 
 #ifdef __cplusplus

@@ -312,7 +312,7 @@ static int step(fws_utf8_state *st, uint8_t c, uint64_t pos)
 /* Dispatch.                                                                */
 /* ------------------------------------------------------------------------ */
 
-enum { ISA_UNSET = -1, ISA_SCALAR = 0, ISA_SSE2, ISA_AVX2, ISA_AVX512 };
+enum { ISA_UNSET = -1, ISA_SCALAR = 0, ISA_SSE2, ISA_AVX2, ISA_AVX512, ISA_NEON };
 
 static int g_isa = ISA_UNSET;
 
@@ -334,6 +334,10 @@ static int detect_isa(void)
         return ISA_AVX2;
     if (f & FWS_CPU_SSE2)
         return ISA_SSE2;
+#endif
+#ifdef FWS_UTF8_AARCH64
+    if (fws_cpu_features() & FWS_CPU_NEON)
+        return ISA_NEON;
 #endif
     return ISA_SCALAR;
 }
@@ -359,6 +363,10 @@ static size_t scan(const uint8_t *p, size_t n)
     case ISA_SSE2:
         return fws_utf8_scan_sse2(p, n);
 #endif
+#ifdef FWS_UTF8_AARCH64
+    case ISA_NEON:
+        return fws_utf8_scan_neon(p, n);
+#endif
     default:
         return fws_utf8_scan_scalar(p, n);
     }
@@ -373,6 +381,8 @@ const char *fws_utf8_isa(void)
         return "avx2";
     case ISA_SSE2:
         return "sse2";
+    case ISA_NEON:
+        return "neon";
     default:
         return "scalar";
     }
@@ -391,25 +401,25 @@ int fws_utf8_set_isa(const char *name)
         ISA_STORE(ISA_SCALAR);
         return 0;
     }
+    unsigned f = fws_cpu_features();
+    (void)f;
+    isa = ISA_UNSET;
 #ifdef FWS_UTF8_X86_64
-    {
-        unsigned f = fws_cpu_features();
-        if (strcmp(name, "sse2") == 0 && (f & FWS_CPU_SSE2))
-            isa = ISA_SSE2;
-        else if (strcmp(name, "avx2") == 0 && (f & FWS_CPU_AVX2))
-            isa = ISA_AVX2;
-        else if (strcmp(name, "avx512") == 0 && (f & FWS_CPU_AVX512BW) &&
-                 (f & FWS_CPU_AVX512VBMI))
-            isa = ISA_AVX512;
-        else
-            return -1;
-    }
+    if (strcmp(name, "sse2") == 0 && (f & FWS_CPU_SSE2))
+        isa = ISA_SSE2;
+    if (strcmp(name, "avx2") == 0 && (f & FWS_CPU_AVX2))
+        isa = ISA_AVX2;
+    if (strcmp(name, "avx512") == 0 && (f & FWS_CPU_AVX512BW) && (f & FWS_CPU_AVX512VBMI))
+        isa = ISA_AVX512;
+#endif
+#ifdef FWS_UTF8_AARCH64
+    if (strcmp(name, "neon") == 0 && (f & FWS_CPU_NEON))
+        isa = ISA_NEON;
+#endif
+    if (isa == ISA_UNSET)
+        return -1;
     ISA_STORE(isa);
     return 0;
-#else
-    (void)isa;
-    return -1;
-#endif
 }
 
 /* ------------------------------------------------------------------------ */

@@ -72,6 +72,10 @@ static size_t scan_isa(const char *isa, const uint8_t *p, size_t n)
     if (strcmp(isa, "avx512") == 0)
         return fws_utf8_scan_avx512(p, n);
 #endif
+#ifdef FWS_UTF8_AARCH64
+    if (strcmp(isa, "neon") == 0)
+        return fws_utf8_scan_neon(p, n);
+#endif
     (void)isa;
     return fws_utf8_scan_scalar(p, n);
 }
@@ -79,7 +83,7 @@ static size_t scan_isa(const char *isa, const uint8_t *p, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const isas[] = {"scalar", "sse2", "avx2", "avx512"};
+    static const char *const isas[] = {"scalar", "sse2", "avx2", "avx512", "neon"};
     if (size < 2)
         return 0;
     size_t n = size - 2;

@@ -9,11 +9,12 @@
  *   $CC -mavx2 -c utf8_avx2.c -o utf8_avx2.o
  *   $CC -mavx2 -mavx512f -mavx512bw -mavx512vl -mavx512vbmi -c utf8_avx512.c -o utf8_avx512.o
  *   $CC -I. tests/test_utf8.c utf8.o cpu.o utf8_sse2.o utf8_avx2.o utf8_avx512.o -o test_utf8
+ *   (on AArch64: $CC -c utf8_neon.c instead of the three x86 ISA objects)
  *   ./test_utf8            # prints "N passed, 0 failed", exit status 1 on failure
  *   ./test_utf8 --bench    # GB/s per ISA: ASCII, mixed text, invalid at the end
  *
  * Add -fsanitize=address,undefined -fno-omit-frame-pointer to every line for
- * the sanitizer run.  On non-x86-64 targets drop the three ISA objects.
+ * the sanitizer run.
  */
 #define _POSIX_C_SOURCE 199309L
 #include "fastws_cpu.h"
@@ -126,7 +127,7 @@ static size_t rndn(size_t n) { return n ? (size_t)(rnd() % n) : 0; }
 
 /* ---- ISA list ------------------------------------------------------------ */
 
-static const char *const isa_names[] = {"scalar", "sse2", "avx2", "avx512"};
+static const char *const isa_names[] = {"scalar", "sse2", "avx2", "avx512", "neon"};
 #define N_ISA (sizeof isa_names / sizeof isa_names[0])
 
 static size_t isa_scan(int idx, const uint8_t *p, size_t n)
@@ -139,6 +140,10 @@ static size_t isa_scan(int idx, const uint8_t *p, size_t n)
         return fws_utf8_scan_avx2(p, n);
     case 3:
         return fws_utf8_scan_avx512(p, n);
+#endif
+#ifdef FWS_UTF8_AARCH64
+    case 4:
+        return fws_utf8_scan_neon(p, n);
 #endif
     default:
         return fws_utf8_scan_scalar(p, n);
