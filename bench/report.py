@@ -127,10 +127,22 @@ def run_pytest_benchmark(name: str, path: Path, quick: bool) -> tuple[bool, str]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, check=False, timeout=3600)
     if not tmp.exists():
         return False, f"`{path.name}` produced no results (pytest exit code {proc.returncode})"
+    _strip_raw_timings(tmp)
     tmp.replace(out)
     if proc.returncode != 0:
         return True, f"`{path.name}`: some benchmarks failed (pytest exit code {proc.returncode})"
     return True, ""
+
+
+def _strip_raw_timings(path: Path) -> None:
+    """Drop every round's raw timing: the statistics are kept, the file stays small."""
+    try:
+        data = json.loads(path.read_text())
+        for bench in data.get("benchmarks", []):
+            bench.get("stats", {}).pop("data", None)
+        path.write_text(json.dumps(data, indent=1) + "\n")
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def run_echo(quick: bool) -> tuple[bool, str]:
@@ -195,6 +207,12 @@ class Row:
     def is_fastws(self) -> bool:
         return bool(self.patched) or self.lib.startswith("fastws")
 
+    def rate(self) -> float | None:
+        """Messages (or frames) per second when a round handles more than one."""
+        if self.messages <= 1 or self.median <= 0:
+            return None
+        return self.messages / self.median
+
     def throughput(self) -> float | None:
         """Bytes per second, when the size is known."""
         if self.size is None or self.median <= 0:
@@ -238,13 +256,18 @@ def load_suite(name: str) -> Suite:
             group = bench.get("group") or bench.get("name", "?")
             lib = str(extra.get("lib") or bench.get("param") or bench.get("name", "?"))
             patched = extra.get("patched")
+            count = int(extra.get("messages") or extra.get("frames") or 1)
+            size = parse_size(extra.get("size"))
+            total = parse_size(extra.get("bytes"))
+            if size is None and total is not None:
+                size = total // count
             row = Row(
                 group=group,
                 lib=lib,
                 median=float(bench["stats"]["median"]),
                 rounds=int(bench["stats"].get("rounds", 0)),
-                size=parse_size(extra.get("size")),
-                messages=int(extra.get("messages") or 1),
+                size=size,
+                messages=count,
                 patched=bool(patched) if patched is not None else None,
                 extra=extra,
             )
@@ -318,6 +341,16 @@ def _fmt_rate(bps: float | None) -> str:
     if bps >= 1e6:
         return f"{bps / 1e6:.1f} MB/s"
     return f"{bps / 1e3:.1f} kB/s"
+
+
+def _fmt_count(rate: float | None) -> str:
+    if rate is None:
+        return "-"
+    if rate >= 1e6:
+        return f"{rate / 1e6:.2f} M"
+    if rate >= 1e3:
+        return f"{rate / 1e3:.1f} k"
+    return f"{rate:.0f}"
 
 
 def _group_key(group: str, rows: Sequence[Row]) -> tuple[str, str, int, str]:
@@ -439,18 +472,20 @@ def suite_markdown(suite: Suite, chart: Path | None) -> list[str]:
     lines += ["<details><summary>All results</summary>", ""]
     for group, rows in sorted(suite.groups.items(), key=lambda kv: _group_key(*kv)):
         ref = reference(rows)
-        lines += [f"#### {group}", "", "| library | median | throughput | vs fastws |",
-                  "|---|---:|---:|---|"]  # fmt: skip
+        lines += [f"#### {group}", "", "| library | median | throughput | messages/s | vs fastws |",
+                  "|---|---:|---:|---:|---|"]  # fmt: skip
         for row in sorted(rows, key=lambda r: r.median):
             if ref is None:
                 versus = "-"
             elif row is ref:
                 versus = "reference"
-            else:
+            elif is_peer(row):
                 versus = ratio_text(ref, row)
+            else:  # another fastws variant (forced ISA, pure Python) or a floor
+                versus = f"{row.median / ref.median:.2f}x the reference's time"
             lines.append(
                 f"| {row.label} | {_fmt_time(row.median)} | {_fmt_rate(row.throughput())} "
-                f"| {versus} |"
+                f"| {_fmt_count(row.rate())} | {versus} |"
             )
         lines.append("")
     lines += ["</details>", ""]
@@ -690,34 +725,42 @@ def isa_chart(groups: dict[str, list[Row]], path: Path) -> Path | None:
 
 
 def relative_chart(groups: dict[str, list[Row]], title: str, path: Path) -> Path | None:
-    """Horizontal bars: how many times slower than fastws each library is, per group."""
-    items = []
+    """One panel per group: each library's time relative to fastws (> 1x: fastws is faster)."""
+    panels = []
     for g, rows in sorted(groups.items(), key=lambda kv: _group_key(*kv)):
         ref = reference(rows)
         if ref is None:
             continue
-        for r in rows:
-            if is_peer(r) or r is ref:
-                items.append((g, r.label if r is not ref else "fastws", r.median / ref.median))
-    if not items:
+        bars = [("fastws" if r is ref else r.label, r.median / ref.median)
+                for r in rows if r is ref or is_peer(r)]  # fmt: skip
+        if len(bars) > 1:
+            panels.append((g, sorted(bars, key=lambda b: b[1])))
+    if not panels:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 0.28 * len(items) + 1.2))
-    labels = [f"{g} · {lib}" for g, lib, _ in items]
-    values = [v for _, _, v in items]
-    colors = [_color("fastws" if lib == "fastws" else lib, i) for i, (_, lib, _) in
-              enumerate(items)]  # fmt: skip
-    ax.barh(range(len(items)), values, color=colors)
-    ax.set_yticks(range(len(items)))
-    ax.set_yticklabels(labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.axvline(1, color="#333333", linewidth=0.8)
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x"))
-    ax.set_xlabel("time relative to fastws (log scale; > 1x means fastws is faster)")
-    ax.set_title(title)
-    for i, v in enumerate(values):
-        ax.text(v, i, f" {v:.1f}x", va="center", fontsize=7)
+    cols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / cols)
+    height = max(len(b) for _, b in panels) * 0.32 + 1.0
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, height * nrows), squeeze=False)
+    for k, (g, bars) in enumerate(panels):
+        ax = axes[k // cols][k % cols]
+        values = [v for _, v in bars]
+        ax.barh(range(len(bars)), values, color=[_color(lib, i) for i, (lib, _) in
+                                                 enumerate(bars)])  # fmt: skip
+        ax.set_yticks(range(len(bars)))
+        ax.set_yticklabels([lib for lib, _ in bars], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlim(min(0.8, min(values) / 1.5), max(values) * 2.5)
+        ax.axvline(1, color="#333333", linewidth=0.8)
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.set_title(g, fontsize=9)
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {v:.2g}x", va="center", fontsize=7)
+    for k in range(len(panels), nrows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle(f"{title}: time relative to fastws (log scale; > 1x means fastws is faster)",
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -785,7 +828,7 @@ def echo_chart(echo: dict[str, Any], path: Path) -> Path | None:
         ax.set_title(scenario, fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
         ax.xaxis.set_major_formatter(
-            plt.FuncFormatter(lambda v, _: f"{v / 1e3:,.0f}k" if v >= 1e3 else f"{v:.0f}")
+            plt.FuncFormatter(lambda v, _: f"{v / 1e3:g}k" if v >= 1e3 else f"{v:g}")
         )
     for k in range(len(scenarios), nrows * cols):
         axes[k // cols][k % cols].axis("off")
