@@ -292,3 +292,20 @@ def test_multi_dimensional_contiguous_buffer(simd_kernels: ModuleType) -> None:
     assert simd_kernels.apply_mask(grid, KEY) == reference_mask(data, KEY)
     simd_kernels.mask_inplace(grid, KEY, 3)
     assert grid.tobytes() == reference_mask(data, KEY, 3)
+
+
+def test_concurrent_threads(simd_kernels: ModuleType) -> None:
+    # The C kernels release the GIL for large buffers: threads must not mix up.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(seed: int) -> bool:
+        data = random_bytes((1 << 17) + seed, seed)
+        key = bytes([seed, seed + 1, seed + 2, seed + 3])
+        buf = bytearray(data)
+        simd_kernels.mask_inplace(buf, key, seed % 4)
+        return simd_kernels.apply_mask(data, key) == reference_mask(
+            data, key
+        ) and buf == reference_mask(data, key, seed % 4)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(work, range(16)))

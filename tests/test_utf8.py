@@ -502,3 +502,30 @@ def test_multi_dimensional_contiguous_buffer(simd_kernels: ModuleType) -> None:
     validator = simd_kernels.Utf8Validator()
     validator.feed(grid, final=True)
     assert validator.position == 48
+
+
+def test_concurrent_threads(simd_kernels: ModuleType) -> None:
+    # The C kernels release the GIL for large buffers: threads must not mix up.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(seed: int) -> bool:
+        text = _mixed_text((1 << 17) + seed, seed)
+        bad = text[: len(text) // 2] + b"\xff" + text[len(text) // 2 + 1 :]
+        _, start, _ = oracle(bad)
+        validator = simd_kernels.Utf8Validator()
+        validator.feed(text, final=True)
+        try:
+            simd_kernels.Utf8Validator().feed(bad, final=True)
+        except Utf8Error as exc:
+            failed_at = exc.position
+        else:
+            return False
+        return (
+            simd_kernels.validate_utf8(text)
+            and not simd_kernels.validate_utf8(bad)
+            and validator.position == len(text)
+            and failed_at == start
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(work, range(16)))
