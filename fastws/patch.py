@@ -30,7 +30,9 @@ Supported targets (the names accepted by :func:`patch`):
 ``tornado``          ``tornado.websocket._websocket_mask``
 ``autobahn``         ``autobahn.websocket.protocol.create_xor_masker``,
                      ``autobahn.websocket.protocol.Utf8Validator``
-``websockets``       ``websockets.frames.apply_mask``
+``websockets``       ``websockets.frames.apply_mask`` (and
+                     ``websockets.legacy.framing.apply_mask`` when the legacy
+                     implementation was imported first)
 ``aiohttp``          ``aiohttp._websocket.writer.websocket_mask`` (and the
                      pure-Python reader's ``websocket_mask`` when that reader
                      is the one in use)
@@ -412,7 +414,16 @@ def _plan_autobahn() -> list[_Slot]:
 
 def _plan_websockets() -> list[_Slot]:
     frames = _import("websockets.frames")
-    return [_Slot(frames, "apply_mask", "websockets.frames.apply_mask", _apply_mask)]
+    slots = [_Slot(frames, "apply_mask", "websockets.frames.apply_mask", _apply_mask)]
+    # The deprecated legacy implementation imports its own reference. It is
+    # patched when the application already imported it (importing it here
+    # would raise websockets' DeprecationWarning for everyone).
+    legacy = sys.modules.get("websockets.legacy.framing")
+    if legacy is not None:
+        slots.append(
+            _Slot(legacy, "apply_mask", "websockets.legacy.framing.apply_mask", _apply_mask)
+        )
+    return slots
 
 
 def _plan_aiohttp() -> list[_Slot]:

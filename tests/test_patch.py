@@ -776,7 +776,7 @@ def test_websockets_round_trip(spies: Spies) -> None:
     from websockets.asyncio.server import serve
 
     original = ws_frames.apply_mask
-    assert fp.patch("websockets") == {"websockets.frames.apply_mask": original}
+    assert fp.patch("websockets")["websockets.frames.apply_mask"] is original
     assert ws_frames.apply_mask is spies.apply_mask
 
     async def echo(ws: Any) -> None:
@@ -882,3 +882,24 @@ def test_warnings_only_when_due(monkeypatch: pytest.MonkeyPatch) -> None:
         assert fp.patch("tornado")
     with pytest.warns(fp.PatchWarning, match="pure-Python kernels"):
         assert fp.patch_all(names=["wsproto"])
+
+
+def test_websockets_legacy_patched_when_imported(spies: Spies) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        legacy = mod("websockets.legacy.framing")
+    original = legacy.apply_mask
+    replaced = fp.patch("websockets")
+    assert replaced["websockets.legacy.framing.apply_mask"] is original
+    assert legacy.apply_mask is spies.apply_mask
+
+    async def read() -> Any:
+        reader = asyncio.StreamReader()
+        reader.feed_data(frame(0x2, BIN_LARGE, key=MASK_KEY))
+        reader.feed_eof()
+        return await legacy.Frame.read(reader.readexactly, mask=True)
+
+    assert run(read()).data == BIN_LARGE
+    assert spies.calls["apply_mask"] == 1
+    fp.unpatch("websockets")
+    assert legacy.apply_mask is original
