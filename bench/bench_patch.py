@@ -34,7 +34,11 @@ import pytest
 
 import fastws.patch as fastws_patch
 
-pytestmark = pytest.mark.benchmark(max_time=0.5, min_rounds=5, warmup=True)
+# ``python bench/report.py --quick`` sets FASTWS_BENCH_QUICK for shorter runs.
+_QUICK = bool(os.environ.get("FASTWS_BENCH_QUICK"))
+pytestmark = pytest.mark.benchmark(
+    max_time=0.05 if _QUICK else 0.5, min_rounds=3 if _QUICK else 5, warmup=not _QUICK
+)
 
 MIB = 1 << 20
 KEY = b"\x9a\x3c\x51\xe7"
@@ -145,7 +149,7 @@ def test_wsproto_small(benchmark: Any, patched: Callable[[str], bool]) -> None:
         received = sum(1 for _ in server.events())
         assert received == SMALL_COUNT
 
-    benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    benchmark.pedantic(run, rounds=3 if _QUICK else 5, warmup_rounds=1)
 
 
 # --------------------------------------------------------------------------
