@@ -28,6 +28,7 @@ uv=()
 bash "$here/autobahn/install.sh" > /dev/null || { echo "autobahn install failed" >&2; exit 2; }
 port="${PORT:-$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 outdir="${OUTDIR:-$(mktemp -d -t fastws-asyncio-autobahn.XXXXXX)}"
+mkdir -p "$outdir" && outdir="$(cd "$outdir" && pwd)"
 impl="$(cd "$root" && "$py" -c 'import fastws; print(fastws.implementation)')"
 echo "fastws.asyncio ($impl${uv:+, uvloop}) $role cases='$cases' exclude='$exclude' -> $outdir"
 
