@@ -5,12 +5,13 @@ Run::
     python -m pytest bench/bench_patch.py --benchmark-only \\
         --benchmark-json=bench/results/patch.json
 
-Every benchmark runs the same workload twice in one session, once with the
-library as installed and once after ``fastws.patch.patch(lib)``. ``group`` is
-the workload, ``extra_info`` is ``{"lib", "patched", "size", "messages"}``
-(``size`` = bytes per message, ``messages`` = messages per round). The
-workloads call the libraries' own entry points, which look the patched names
-up at call time:
+``group`` is the workload, ``extra_info`` is ``{"lib", "patched", "size",
+"messages"}`` (``size`` = bytes per message, ``messages`` = messages per
+round).
+
+Each workload runs twice in one session, once with the library as installed
+and once after ``fastws.patch.patch(lib)``, through the library's own entry
+points, which look the patched names up at call time:
 
 * wsproto: a client connection sends, a server connection receives (in
   memory), one 1 MiB binary message, or 10,000 small text messages;

@@ -29,6 +29,7 @@ per round when a round handles more than one.
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import functools
 import importlib.metadata
@@ -426,11 +427,32 @@ def _run_date(suite: Suite) -> str:
 # --------------------------------------------------------------------------
 
 
+def describe(name: str) -> list[str]:
+    """The opening paragraphs of a benchmark file's docstring, as Markdown."""
+    path = HERE / f"bench_{name}.py"
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    except (OSError, SyntaxError, ValueError):
+        return []
+    lines: list[str] = []
+    for para in doc.split("\n\n")[1:]:  # the first line is the title
+        if (
+            "::" in para
+            or "extra_info" in para
+            or para[:1].isspace()
+            or para.startswith(("Run", "Usage", "python "))
+        ):
+            continue  # how to run, code, metadata: not for the results page
+        lines += [para.replace("``", "`"), ""]
+    return lines
+
+
 def suite_markdown(suite: Suite, chart: Path | None) -> list[str]:
     title = TITLES.get(suite.name, f"bench_{suite.name}.py")
     lines = [f"## {title}", ""]
     if suite.error:
         return [*lines, f"_`bench/results/{suite.name}.json`: {suite.error}._", ""]
+    lines += describe(suite.name)
     lines += [
         f"`bench/bench_{suite.name}.py`, run {_run_date(suite)}. Median time per round; "
         "throughput is bytes per second of payload; the last column compares the "
@@ -472,7 +494,8 @@ def suite_markdown(suite: Suite, chart: Path | None) -> list[str]:
     lines += ["<details><summary>All results</summary>", ""]
     for group, rows in sorted(suite.groups.items(), key=lambda kv: _group_key(*kv)):
         ref = reference(rows)
-        lines += [f"#### {group}", "", "| library | median | throughput | messages/s | vs fastws |",
+        unit = "frames/s" if any("frames" in r.extra for r in rows) else "messages/s"
+        lines += [f"#### {group}", "", f"| library | median | throughput | {unit} | vs fastws |",
                   "|---|---:|---:|---:|---|"]  # fmt: skip
         for row in sorted(rows, key=lambda r: r.median):
             if ref is None:
