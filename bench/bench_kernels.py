@@ -14,8 +14,10 @@ within a group. Turn a JSON file into the Markdown tables of
 
 Peers: ``websockets.speedups.apply_mask``, ``tornado.speedups.websocket_mask``,
 ``wsaccel`` (``XorMaskerSimple``, ``Utf8Validator``), aiohttp's compiled
-in-place mask, CPython's UTF-8 codec. ``copy-floor`` is a plain memory copy
-of the same size into a new object: no masking kernel can beat it by much.
+in-place mask, CPython's UTF-8 codec; the pure-Python masks of websockets and
+aiohttp (``*-python``) give the pure-Python twin something to compare with.
+``copy-floor`` is a plain memory copy of the same size into a new object (or,
+in place, into the same buffer): no masking kernel can beat it by much.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def isa() -> Iterator[Callable[[str], None]]:
 
 def _mask_copy_libs() -> list[str]:
     libs = ["copy-floor", "fastws-c", "fastws-python", "websockets", "tornado", "wsaccel"]
+    libs += ["websockets-python"]
     libs += [f"fastws-c/{isa}" for isa in ISAS]
     return libs
 
@@ -158,6 +161,10 @@ def _mask_copy_func(lib: str, force_isa: Callable[[str], None]) -> Callable[[byt
         from websockets.speedups import apply_mask as ws_apply_mask
 
         return lambda data: ws_apply_mask(data, KEY)
+    if lib == "websockets-python":
+        from websockets.utils import apply_mask as ws_apply_mask_py
+
+        return lambda data: ws_apply_mask_py(data, KEY)
     if lib == "tornado":
         from tornado.speedups import websocket_mask
 
@@ -173,7 +180,7 @@ def _mask_copy_func(lib: str, force_isa: Callable[[str], None]) -> Callable[[byt
 @pytest.mark.parametrize("size", list(MASK_SIZES))
 def test_mask_copy(benchmark: Any, isa: Callable[[str], None], size: str, lib: str) -> None:
     n = MASK_SIZES[size]
-    if lib == "fastws-python" and n > PURE_MAX:
+    if lib.endswith("python") and n > PURE_MAX:
         pytest.skip("too slow to be worth timing")
     data = _random_bytes(n)
     func = _mask_copy_func(lib, isa)
@@ -199,7 +206,7 @@ def _aiohttp_mask() -> Callable[[bytes, bytearray], None]:
 
 
 def _mask_inplace_libs() -> list[str]:
-    return ["copy-floor", "fastws-c", "fastws-python", "aiohttp"] + [
+    return ["copy-floor", "fastws-c", "fastws-python", "aiohttp", "aiohttp-python"] + [
         f"fastws-c/{isa}" for isa in ISAS
     ]
 
@@ -208,7 +215,7 @@ def _mask_inplace_libs() -> list[str]:
 @pytest.mark.parametrize("size", list(MASK_SIZES))
 def test_mask_inplace(benchmark: Any, isa: Callable[[str], None], size: str, lib: str) -> None:
     n = MASK_SIZES[size]
-    if lib == "fastws-python" and n > PURE_MAX:
+    if lib.endswith("python") and n > PURE_MAX:
         pytest.skip("too slow to be worth timing")
     buf = bytearray(_random_bytes(n))
     func: Callable[[], object]
@@ -240,6 +247,12 @@ def test_mask_inplace(benchmark: Any, isa: Callable[[str], None], size: str, lib
 
         def func() -> None:
             aiohttp_mask(KEY, buf)
+
+    elif lib == "aiohttp-python":
+        from aiohttp._websocket.helpers import _websocket_mask_python
+
+        def func() -> None:
+            _websocket_mask_python(KEY, buf)
 
     else:
         raise AssertionError(lib)
@@ -335,7 +348,16 @@ def test_utf8(benchmark: Any, isa: Callable[[str], None], size: str, kind: str, 
 
 
 _SIZE_BYTES = {**MASK_SIZES, **UTF8_SIZES}
-_PEERS = {"websockets", "tornado", "wsaccel", "aiohttp", "bytes.decode", "codecs-incremental"}
+_PEERS = {
+    "websockets",
+    "websockets-python",
+    "tornado",
+    "wsaccel",
+    "aiohttp",
+    "aiohttp-python",
+    "bytes.decode",
+    "codecs-incremental",
+}
 
 
 def _fmt_ns(seconds: float) -> str:
