@@ -18,7 +18,9 @@ changed) unless ``force=True`` is given. A target attribute that no longer
 exists is an error (:class:`PatchError`): a patch never silently does nothing.
 
 ``python -m fastws.patch`` prints, for every supported library, the
-installed version, the tested range and what would be replaced.
+installed version, the tested range and what would be replaced;
+``python -m fastws.patch -m module [args...]`` (or ``script.py [args...]``)
+patches everything, then runs the program.
 
 Supported targets (the names accepted by :func:`patch`):
 
@@ -755,7 +757,7 @@ def status() -> list[dict[str, str]]:
     return rows
 
 
-def _main() -> int:
+def _print_status() -> None:
     print(f"fastws kernels: {_implementation}")
     rows = status()
     headers = ("name", "version", "tested", "state", "replaces")
@@ -763,10 +765,45 @@ def _main() -> int:
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in rows:
         print("  ".join(row[h].ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    print()
-    print("Enable at start-up with:  import fastws.patch; fastws.patch.patch_all()")
+
+
+_USAGE = """\
+usage: python -m fastws.patch                     show what would be patched
+       python -m fastws.patch -m module [args...]  patch_all(), then run a module
+       python -m fastws.patch script.py [args...]  patch_all(), then run a script"""
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """Command line: show the status, or patch everything and run a program.
+
+    Args:
+        argv: the arguments after ``python -m fastws.patch``.
+    """
+    import runpy
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        _print_status()
+        print()
+        print("Enable at start-up with:  import fastws.patch; fastws.patch.patch_all()")
+        print("or run a program patched: python -m fastws.patch -m module [args...]")
+        return 0
+    if args[0] in ("-h", "--help") or (args[0] == "-m" and len(args) < 2):
+        print(_USAGE)
+        return 0 if args[0] != "-m" else 2
+    patch_all()
+    if args[0] == "-m":
+        sys.argv = [args[1], *args[2:]]
+        runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = list(args)
+        runpy.run_path(args[0], run_name="__main__")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    # Run the command in the ``fastws.patch`` module itself, not in this
+    # ``__main__`` copy, so that the program sees the patch state.
+    from fastws import patch as _patch_module
+
+    raise SystemExit(_patch_module._main())

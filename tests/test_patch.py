@@ -15,6 +15,8 @@ import importlib
 import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Coroutine, Iterator
@@ -374,7 +376,7 @@ def test_status_and_main(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(row["state"] == "would patch" for row in rows)
     fp.patch("wsproto")
     assert {row["name"]: row["state"] for row in fp.status()}["wsproto"] == "patched"
-    assert fp._main() == 0
+    assert fp._main([]) == 0
     out = capsys.readouterr().out
     assert fastws.implementation in out
     assert "wsproto" in out
@@ -903,3 +905,32 @@ def test_websockets_legacy_patched_when_imported(spies: Spies) -> None:
     assert spies.calls["apply_mask"] == 1
     fp.unpatch("websockets")
     assert legacy.apply_mask is original
+
+
+def test_command_line_runs_a_program_patched(tmp_path: Any) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import sys, fastws.patch, wsproto.frame_protocol as f\n"
+        "print(sys.argv[1:], fastws.patch.patched(), f.XorMaskerSimple.__name__)\n"
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run(
+        [sys.executable, "-m", "fastws.patch", str(script), "a", "b"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    ).stdout
+    assert "['a', 'b']" in out
+    assert "'wsproto'" in out
+    assert "WsprotoXorMasker" in out
+    status = subprocess.run(
+        [sys.executable, "-m", "fastws.patch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    ).stdout
+    assert "would patch" in status
