@@ -639,6 +639,41 @@ def test_tornado_invalid_utf8(spies: Spies) -> None:
     server.join()
 
 
+def test_tornado_server_rejects_invalid_utf8(spies: Spies) -> None:
+    import tornado.httpserver
+    import tornado.netutil
+    import tornado.web
+    import tornado.websocket
+
+    assert fp.patch("tornado")
+    received: list[str | bytes] = []
+
+    class Echo(tornado.websocket.WebSocketHandler):
+        def on_message(self, message: str | bytes) -> None:
+            received.append(message)
+            self.write_message(message, binary=isinstance(message, bytes))
+
+    async def main() -> list[tuple[int, bool, bytes]]:
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        port = sockets[0].getsockname()[1]
+        server = tornado.httpserver.HTTPServer(tornado.web.Application([("/", Echo)]))
+        server.add_sockets(sockets)
+        try:
+            valid = frame(0x1, "ok ✓".encode(), key=MASK_KEY)
+            return await asyncio.to_thread(raw_client, port, valid + INVALID_TEXT_MASKED)
+        finally:
+            server.stop()
+            await server.close_all_connections()
+
+    frames = run(main())
+    # The valid message was unmasked (by fastws) and echoed; the invalid one
+    # made tornado drop the connection without delivering it.
+    assert received == ["ok ✓"]
+    assert frames[0] == (0x1, True, "ok ✓".encode())
+    assert all(opcode != 0x1 for opcode, _fin, _payload in frames[1:])
+    assert spies.calls["apply_mask"] >= 2
+
+
 # --------------------------------------------------------------------------
 # autobahn (its asyncio server and client)
 # --------------------------------------------------------------------------
