@@ -948,7 +948,9 @@ def test_command_line_runs_a_program_patched(tmp_path: Any) -> None:
         "import sys, fastws.patch, wsproto.frame_protocol as f\n"
         "print(sys.argv[1:], fastws.patch.patched(), f.XorMaskerSimple.__name__)\n"
     )
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": path}
     out = subprocess.run(
         [sys.executable, "-m", "fastws.patch", str(script), "a", "b"],
         capture_output=True,
