@@ -499,3 +499,78 @@ def test_buffer_is_compacted() -> None:
             s.receive_data(big[i : i + 65536])
         assert s.events_received() == [BinaryMessage(b"q" * 300_000)]
     assert len(s._buf) == 0
+
+
+# --------------------------------------------------------------- public surface
+
+
+def test_public_names() -> None:
+    import fastws.events
+    import fastws.exceptions
+    import fastws.extensions
+    import fastws.extensions.permessage_deflate
+    import fastws.frames
+    import fastws.handshake
+    import fastws.protocol
+
+    for module in (
+        fastws.events,
+        fastws.exceptions,
+        fastws.extensions,
+        fastws.extensions.permessage_deflate,
+        fastws.frames,
+        fastws.handshake,
+        fastws.protocol,
+    ):
+        for name in module.__all__:
+            assert hasattr(module, name), (module.__name__, name)
+    assert {"ServerProtocol", "ClientProtocol", "State", "Role"} <= set(fastws.protocol.__all__)
+    assert {
+        "FastWSError",
+        "ProtocolError",
+        "InvalidHandshake",
+        "PayloadTooBig",
+        "Utf8Error",
+        "InvalidState",
+    } <= set(fastws.exceptions.__all__)
+    assert issubclass(PayloadTooBig, ProtocolError)
+    assert PayloadTooBig("x").code == 1009
+
+
+def test_exceptions_pickle() -> None:
+    import pickle
+
+    from fastws.exceptions import InvalidHandshake
+
+    for exc in (ProtocolError(1002, "bad"), PayloadTooBig("big")):
+        copy = pickle.loads(pickle.dumps(exc))
+        assert type(copy) is type(exc) and (copy.code, copy.message) == (exc.code, exc.message)
+    assert InvalidHandshake("no", status=400).status == 400
+
+
+def test_stream_messages_with_deflate() -> None:
+    from fastws.extensions.permessage_deflate import DeflateOptions
+
+    c = ClientProtocol("ws://h/", compression=DeflateOptions(threshold=0))
+    s = ServerProtocol(compression=DeflateOptions(), stream_messages=True)
+    c.send_request(c.connect())
+    s.receive_data(b"".join(c.data_to_send()))
+    (req,) = s.events_received()
+    s.send_response(s.accept(req))  # type: ignore[arg-type]
+    c.receive_data(b"".join(s.data_to_send()))
+    c.send_text("é" * 50, fin=False)
+    c.send_text("ü" * 50)
+    s.receive_data(b"".join(c.data_to_send()))
+    chunks = s.events_received()
+    assert "".join(e.data for e in chunks) == "é" * 50 + "ü" * 50  # type: ignore[union-attr, misc]
+    assert [e.final for e in chunks] == [False, True]  # type: ignore[union-attr]
+
+
+def test_server_header() -> None:
+    s = ServerProtocol(server_header=None)
+    c = ClientProtocol("ws://h/")
+    c.send_request(c.connect())
+    s.receive_data(b"".join(c.data_to_send()))
+    (req,) = s.events_received()
+    assert "Server" not in s.accept(req).headers  # type: ignore[arg-type]
+    assert ServerProtocol().reject(404).headers["Server"].startswith("fastws/")
