@@ -239,7 +239,12 @@ class Protocol:
         True once a close frame was sent or received, after a failed handshake
         or a rejection; the caller then applies its own close timeout.
         """
-        return self.state >= State.CLOSING or self._close_received or self._eof_sent
+        return (
+            self.state >= State.CLOSING
+            or self._close_received
+            or self._eof_sent
+            or self._pending_fail is not None
+        )
 
     def receive_data(self, data: _Bytes) -> None:
         """Feed bytes read from the transport.
