@@ -447,7 +447,7 @@ def describe(name: str) -> list[str]:
     return lines
 
 
-def suite_markdown(suite: Suite, chart: Path | None) -> list[str]:
+def suite_markdown(suite: Suite, chart_paths: Sequence[Path]) -> list[str]:
     title = TITLES.get(suite.name, f"bench_{suite.name}.py")
     lines = [f"## {title}", ""]
     if suite.error:
@@ -463,8 +463,8 @@ def suite_markdown(suite: Suite, chart: Path | None) -> list[str]:
         ),
         "",
     ]
-    if chart is not None:
-        lines += [f"![{title}](charts/{chart.name})", ""]
+    for chart in chart_paths:
+        lines += [f"![{chart.stem}](charts/{chart.name})", ""]
     summary = []
     for group, rows in sorted(suite.groups.items(), key=lambda kv: _group_key(*kv)):
         ref = reference(rows)
@@ -529,24 +529,27 @@ def _load_echo_module() -> ModuleType | None:
         return None
 
 
-def echo_markdown(echo: dict[str, Any] | None, error: str, chart: Path | None) -> list[str]:
+def echo_markdown(echo: dict[str, Any] | None, error: str) -> list[str]:
+    """The Echo section: headline ratios, then the echo benchmark's own tables."""
     if echo is None:
         if not error or not ECHO_RUN.exists():
             return []
         return ["## Echo", "", f"_`bench/results/echo.json`: {error}._", ""]
-    lines: list[str] = []
-    if chart is not None:
-        lines += ["## Echo: messages per second", "", f"![Echo](charts/{chart.name})", ""]
-    headline = echo_summary(echo)
-    if headline:
-        lines += [*headline, ""]
+    body: list[str] | None = None
     module = _load_echo_module()
     if module is not None and hasattr(module, "markdown"):
         try:
-            return [*lines, str(module.markdown(echo)).rstrip("\n"), ""]
+            body = str(module.markdown(echo)).rstrip("\n").split("\n")
         except Exception:
-            pass
-    return [*lines, *_echo_table(echo)]
+            body = None
+    if body is None:
+        body = _echo_table(echo)
+    headline = echo_summary(echo)
+    heading = next((k for k, line in enumerate(body) if line.startswith("## ")), None)
+    if heading is None:
+        return ["## Echo", "", *headline, "", *body, ""]
+    # The headline goes under the section's heading, before its tables.
+    return [*body[: heading + 1], "", *headline, *body[heading + 1 :], ""]
 
 
 def _echo_rates(echo: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -569,15 +572,19 @@ def echo_summary(echo: dict[str, Any]) -> list[str]:
         best_ours = max(ours, key=lambda s: ours[s])
         best_peer = max(peers, key=lambda s: peers[s])
         ratio = ours[best_ours] / peers[best_peer] if peers[best_peer] else math.inf
-        verdict = (
-            f"{_x(ratio)} the messages per second of {best_peer}"
-            if ratio >= 1
-            else f"{_x(1 / ratio)} fewer messages per second than {best_peer}"
-        )
+        if 0.97 <= ratio <= 1.03:
+            verdict = f"fastws is on par with {best_peer}"
+        elif ratio > 1:
+            verdict = f"**fastws is {_x(ratio)} faster than {best_peer}**"
+        else:
+            verdict = f"**fastws is {_x(1 / ratio)} slower than {best_peer}**"
         lines.append(
-            f"- `{scenario}`: {best_ours} ({ours[best_ours]:,.0f} msgs/s) echoes {verdict}"
+            f"- `{scenario}`: {verdict} ({best_ours} {ours[best_ours]:,.0f} msgs/s, "
+            f"{best_peer} {peers[best_peer]:,.0f} msgs/s)"
         )
-    return ["Fastest fastws server against the fastest other library:", "", *lines] if lines else []
+    if not lines:
+        return []
+    return ["Fastest fastws server against the fastest other library:", "", *lines, ""]
 
 
 def _echo_table(echo: dict[str, Any]) -> list[str]:
@@ -626,18 +633,25 @@ def render(
         lines += ["Notes from this run:", "", *(f"- {n}" for n in notes), ""]
     if charts:
         lines += ["## At a glance", ""]
-        for key in ("mask-copy", "utf8", "patch"):
+        for key in GLANCE_CHARTS:
             if key in charts:
                 lines += [f"![{key}](charts/{charts[key].name})", ""]
     for suite in suites:
-        lines += suite_markdown(suite, charts.get(suite.name))
-    lines += echo_markdown(echo[0], echo[1], charts.get("echo"))
+        keys = SECTION_CHARTS.get(suite.name, [])
+        if suite.name not in GLANCE_CHARTS:
+            keys = [*keys, suite.name]
+        lines += suite_markdown(suite, [charts[k] for k in keys if k in charts])
+    lines += echo_markdown(echo[0], echo[1])
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 # --------------------------------------------------------------------------
 # Charts
 # --------------------------------------------------------------------------
+
+# Charts shown in each section (the "at a glance" ones are shown at the top).
+GLANCE_CHARTS = ["mask-copy", "utf8", "parse", "echo", "patch"]
+SECTION_CHARTS = {"kernels": ["mask-inplace", "mask-isa"]}
 
 _COLORS = {
     "fastws-c": "#d62728",
