@@ -845,13 +845,24 @@ def echo_chart(echo: dict[str, Any], path: Path) -> Path | None:
     if not rates:
         return None
     plt = _pyplot()
-    scenarios = list(rates)
+    memory = {
+        server: float(per["idle"]["bytes_per_connection"])
+        for server, per in (echo.get("servers") or {}).items()
+        if isinstance((per or {}).get("idle"), dict)
+        and isinstance(per["idle"].get("bytes_per_connection"), (int, float))
+    }
+    scenarios = list(rates) + (["idle"] if memory else [])
     cols = min(3, len(scenarios))
     nrows = math.ceil(len(scenarios) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.9 * nrows), squeeze=False)
     for k, scenario in enumerate(scenarios):
         ax = axes[k // cols][k % cols]
-        per = sorted(rates[scenario].items(), key=lambda kv: -kv[1])
+        if scenario == "idle":
+            # Lower is better here: the smallest first.
+            per = sorted(((s, v / 1e3) for s, v in memory.items()), key=lambda kv: kv[1])
+            scenario = f"memory per idle connection, KB ({echo.get('idle_connections', '?')} idle)"
+        else:
+            per = sorted(rates[scenario].items(), key=lambda kv: -kv[1])
         names = [s for s, _ in per]
         colors = [
             "#d62728" if s.startswith("fastws") else "#bbbbbb" if s.startswith("raw") else
@@ -869,7 +880,10 @@ def echo_chart(echo: dict[str, Any], path: Path) -> Path | None:
         )
     for k in range(len(scenarios), nrows * cols):
         axes[k // cols][k % cols].axis("off")
-    fig.suptitle("Echo: messages per second (higher is better; raw-* = bare-socket ceiling)")
+    fig.suptitle(
+        "Echo: messages per second (higher is better; raw-* = bare-socket ceiling)"
+        + ("; last panel: memory (lower is better)" if memory else "")
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
