@@ -971,3 +971,27 @@ def test_command_line_runs_a_program_patched(tmp_path: Any) -> None:
         env=env,
     ).stdout
     assert "would patch" in status
+
+
+def test_aiohttp_pure_python_reader_is_patched_when_in_use() -> None:
+    # aiohttp chooses its reader at import time: check in a fresh interpreter.
+    code = (
+        "import fastws.patch as fp, aiohttp._websocket.reader as r, "
+        "aiohttp._websocket.reader_py as py\n"
+        "assert r.WebSocketReader is py.WebSocketReader\n"
+        "replaced = fp.patch('aiohttp')\n"
+        "assert 'aiohttp._websocket.reader_py.websocket_mask' in replaced, replaced\n"
+        "assert py.websocket_mask is fp.aiohttp_websocket_mask\n"
+        "data = bytearray(b'payload!')\n"
+        "py.websocket_mask(b'abcd', data)\n"
+        "print(bytes(data).hex())\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "AIOHTTP_NO_EXTENSIONS": "1", "PYTHONWARNINGS": "ignore",
+           "PYTHONPATH": path}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ref_mask(b"payload!", b"abcd").hex()
