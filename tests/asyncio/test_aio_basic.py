@@ -348,3 +348,16 @@ def test_many_messages_both_ways(run: Any) -> None:
                 await task
 
     run(main())
+
+
+def test_connection_closed_carries_code_and_reason() -> None:
+    import pickle
+
+    exc = ConnectionClosedError(1011, "boom", received_code=None, sent_code=1011)
+    assert (exc.code, exc.reason, exc.received_code, exc.sent_code) == (1011, "boom", None, 1011)
+    assert "1011" in str(exc) and "boom" in str(exc)
+    copy = pickle.loads(pickle.dumps(exc))
+    assert type(copy) is ConnectionClosedError
+    assert (copy.code, copy.reason, copy.sent_code) == (1011, "boom", 1011)
+    ok = ConnectionClosedOK(1000)
+    assert ok.reason == "" and "1000" in str(ok)
