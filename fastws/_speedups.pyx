@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-# cython: freethreading_compatible=True
+# cython: freethreading_compatible=True, binding=False
 """C kernels of fastws: XOR masking, UTF-8 validation, frame headers.
 
 The API (names, behaviour, errors) is the one in docs/kernels.md and is
