@@ -70,6 +70,15 @@ def _sanitize() -> bool:
 
 
 def _target_is_x86() -> bool:
+    if sys.platform == "darwin" and os.environ.get("ARCHFLAGS"):
+        # macOS cross builds (cibuildwheel) name the target in ARCHFLAGS.
+        archs = set(os.environ["ARCHFLAGS"].split()) - {"-arch"}
+        if len(archs) > 1:
+            raise RuntimeError(
+                "fastws: build one architecture at a time (per-ISA files need "
+                f"per-architecture flags), got ARCHFLAGS={os.environ['ARCHFLAGS']!r}"
+            )
+        return archs <= {"x86_64", "i386"}
     machine = platform.machine().lower()
     return machine in ("x86_64", "amd64", "i386", "i486", "i586", "i686", "x86")
 
