@@ -93,7 +93,14 @@ def test_random_bytes_split_invariance(data: bytes, cuts: list[int]) -> None:
     _, a = open_pair(DeflateOptions())
     _, b = open_pair(DeflateOptions())
     masked = encode_frame(True, 2, b"x", MASK)[:2] + data  # give it a plausible start
-    assert outcome(a, [masked])[:2] == outcome(b, split_points(masked, cuts))[:2]
+    events_a, code_a, _ = outcome(a, [masked])
+    events_b, code_b, _ = outcome(b, split_points(masked, cuts))
+    assert events_a == events_b
+    # Invalid UTF-8 inside a text frame that never completes may be caught
+    # early or not depending on the reads (early checks start on the second
+    # incomplete read); any other outcome is the same.
+    if code_a != code_b:
+        assert {code_a, code_b} == {None, 1007}
 
 
 def feed_all(proto: ClientProtocol | ServerProtocol, chunks: list[bytes]) -> None:
