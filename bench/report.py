@@ -125,22 +125,37 @@ def run_pytest_benchmark(name: str, path: Path, quick: bool) -> tuple[bool, str]
         cmd += ["--benchmark-max-time=0.05", "--benchmark-min-rounds=3"]
         env["FASTWS_BENCH_QUICK"] = "1"
     print(f"== {name}: {' '.join(cmd[cmd.index(sys.executable) :])}", flush=True)
+    load_before = _loadavg()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, check=False, timeout=3600)
     if not tmp.exists():
         return False, f"`{path.name}` produced no results (pytest exit code {proc.returncode})"
-    _strip_raw_timings(tmp)
+    conditions = {
+        "pinned": " ".join(_pin()) or None,
+        "quick": quick,
+        "load_before": load_before,
+        "load_after": _loadavg(),
+    }
+    _finish_json(tmp, conditions)
     tmp.replace(out)
     if proc.returncode != 0:
         return True, f"`{path.name}`: some benchmarks failed (pytest exit code {proc.returncode})"
     return True, ""
 
 
-def _strip_raw_timings(path: Path) -> None:
-    """Drop every round's raw timing: the statistics are kept, the file stays small."""
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def _finish_json(path: Path, conditions: dict[str, Any]) -> None:
+    """Record the run conditions; drop every round's raw timing (keep the statistics)."""
     try:
         data = json.loads(path.read_text())
         for bench in data.get("benchmarks", []):
             bench.get("stats", {}).pop("data", None)
+        data["run_conditions"] = conditions
         path.write_text(json.dumps(data, indent=1) + "\n")
     except (OSError, ValueError, AttributeError):
         pass
@@ -453,15 +468,19 @@ def suite_markdown(suite: Suite, chart_paths: Sequence[Path]) -> list[str]:
     if suite.error:
         return [*lines, f"_`bench/results/{suite.name}.json`: {suite.error}._", ""]
     lines += describe(suite.name)
+    lines += [*conditions(suite), ""]
     lines += [
-        f"`bench/bench_{suite.name}.py`, run {_run_date(suite)}. Median time per round; "
-        "throughput is bytes per second of payload; the last column compares the "
+        "Median time per round; throughput is bytes of payload per second; "
         + (
-            "patched run with the library as installed."
+            "the speedup divides the library's time as installed by its time once patched."
             if suite.name == "patch"
-            else "fastws reference (the C kernels when built) with each row."
+            else "`vs fastest peer` divides a row's median by the fastest other library's "
+            "(below 1.00x beats every peer), `vs copy floor` by a plain copy of the same "
+            "bytes, and the last column compares the fastws reference (`fastws-c`, the C "
+            "kernels, when built) with each row."
         ),
         "",
+        *SUITE_NOTES.get(suite.name, []),
     ]
     for chart in chart_paths:
         lines += [f"![{chart.stem}](charts/{chart.name})", ""]
@@ -490,28 +509,94 @@ def suite_markdown(suite: Suite, chart_paths: Sequence[Path]) -> list[str]:
                 f"| {group} | {_fmt_time(ref.median)} | {_fmt_time(best.median)} ({best.label}) "
                 f"| **{ratio_text(ref, best)}** |"
             )
+        ratios = [best.median / ref.median for _, ref, best in summary]
+        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        lines += [
+            "",
+            f"Against the fastest other library, over {len(ratios)} scenarios: geometric "
+            f"mean {geo:.2f}x (fastws faster when above 1; min {min(ratios):.2f}x, "
+            f"max {max(ratios):.2f}x).",
+        ]
         lines.append("")
     lines += ["<details><summary>All results</summary>", ""]
     for group, rows in sorted(suite.groups.items(), key=lambda kv: _group_key(*kv)):
-        ref = reference(rows)
-        unit = "frames/s" if any("frames" in r.extra for r in rows) else "messages/s"
-        lines += [f"#### {group}", "", f"| library | median | throughput | {unit} | vs fastws |",
-                  "|---|---:|---:|---:|---|"]  # fmt: skip
-        for row in sorted(rows, key=lambda r: r.median):
-            if ref is None:
-                versus = "-"
-            elif row is ref:
-                versus = "reference"
-            elif is_peer(row):
-                versus = ratio_text(ref, row)
-            else:  # another fastws variant (forced ISA, pure Python) or a floor
-                versus = f"{row.median / ref.median:.2f}x the reference's time"
-            lines.append(
-                f"| {row.label} | {_fmt_time(row.median)} | {_fmt_rate(row.throughput())} "
-                f"| {_fmt_count(row.rate())} | {versus} |"
-            )
-        lines.append("")
+        lines += [f"#### {group}", "", *group_table(rows), ""]
     lines += ["</details>", ""]
+    return lines
+
+
+SUITE_NOTES = {
+    "kernels": [
+        "`fastws-c/<isa>` rows force one instruction set (through the extension's "
+        "private `_force_isa`); `fastws-c` is the one chosen automatically for this CPU. "
+        "`*-incremental` rows create a validator and feed it the whole input with "
+        "`final=True`; `*-python` rows are pure-Python implementations.",
+        "",
+    ],
+}
+
+
+def conditions(suite: Suite) -> list[str]:
+    """One line on how and when a benchmark file ran."""
+    data = suite.data or {}
+    parts = [f"`bench/bench_{suite.name}.py`, run {_run_date(suite)}"]
+    commit = data.get("commit_info") or {}
+    if commit.get("id"):
+        parts.append(
+            f"commit {str(commit['id'])[:7]}"
+            + (" (uncommitted changes)" if commit.get("dirty") else "")
+        )
+    run = data.get("run_conditions") or {}
+    if run.get("pinned"):
+        parts.append(f"pinned with `{run['pinned']}`")
+    if run.get("quick"):
+        parts.append("quick mode (fewer rounds)")
+    before, after = run.get("load_before"), run.get("load_after")
+    if isinstance(before, (int, float)) and isinstance(after, (int, float)):
+        cpus = os.cpu_count() or 1
+        busy = max(before, after) > cpus
+        parts.append(
+            f"load average {before:.1f} before, {after:.1f} after"
+            + (
+                " (a busy machine: absolute numbers are noisy, compare within a scenario)"
+                if busy
+                else ""
+            )
+        )
+    return ["- " + "; ".join(parts) + "."]
+
+
+def group_table(rows: Sequence[Row]) -> list[str]:
+    """All rows of one group, fastest first, with their ratios."""
+    ref = reference(rows)
+    peers = [r for r in rows if is_peer(r)]
+    best = min(peers, key=lambda r: r.median) if peers else None
+    floor = next((r for r in rows if r.lib == "copy-floor"), None)
+    has_rate = any(r.rate() is not None for r in rows)
+    unit = "frames/s" if any("frames" in r.extra for r in rows) else "messages/s"
+    head = ["library", "median", "throughput"]
+    head += [unit] if has_rate else []
+    head += ["vs fastest peer"] if best is not None else []
+    head += ["vs copy floor"] if floor is not None else []
+    head += ["vs fastws"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
+    for row in sorted(rows, key=lambda r: r.median):
+        cells = [row.label, _fmt_time(row.median), _fmt_rate(row.throughput())]
+        if has_rate:
+            cells.append(_fmt_count(row.rate()))
+        if best is not None:
+            cells.append(f"{row.median / best.median:.2f}x")
+        if floor is not None:
+            cells.append(f"{row.median / floor.median:.2f}x")
+        if ref is None:
+            cells.append("-")
+        elif row is ref:
+            cells.append("reference")
+        elif is_peer(row):
+            cells.append(ratio_text(ref, row))
+        else:  # another fastws variant (forced ISA, pure Python) or a floor
+            cells.append(f"{row.median / ref.median:.2f}x the reference's time")
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
