@@ -43,6 +43,9 @@ cdef extern from "Python.h":
     bint PyBytes_CheckExact(object o)
     char *PyBytes_AS_STRING(object o)
     Py_ssize_t PyBytes_GET_SIZE(object o)
+    bint PyByteArray_CheckExact(object o)
+    char *PyByteArray_AS_STRING(object o)
+    Py_ssize_t PyByteArray_GET_SIZE(object o)
     PyObject *PyBytes_FromStringAndSize(const char *v, Py_ssize_t n)
     Py_ssize_t PyNumber_AsSsize_t(object o, PyObject *exc) except? -1
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
@@ -154,6 +157,10 @@ def apply_mask(data, mask):
     cdef PyObject *out
     cdef uint8_t *dst
     _get_key(mask, key)
+    if PyByteArray_CheckExact(data):
+        out = _apply_mask_bytearray(data, key)
+        if out is not NULL:
+            return _steal(out)
     if PyBytes_CheckExact(data):
         n = PyBytes_GET_SIZE(data)
         out = PyBytes_FromStringAndSize(NULL, n)
@@ -184,6 +191,24 @@ def apply_mask(data, mask):
     return _steal(out)
 
 
+cdef inline PyObject *_apply_mask_bytearray(object data, const uint8_t *key):
+    """Small bytearray without a buffer export (no Python code runs while
+    its pointer is in use); NULL if it does not apply (error not set)."""
+    cdef Py_ssize_t n = PyByteArray_GET_SIZE(data)
+    if n >= NOGIL_THRESHOLD:
+        return NULL
+    cdef PyObject *out = PyBytes_FromStringAndSize(NULL, n)
+    if out is NULL:
+        PyErr_Clear()  # the caller retries on the general path
+        return NULL
+    if PyByteArray_GET_SIZE(data) != n:  # resized meanwhile: never mind
+        Py_DECREF(<object>out)
+        return NULL
+    fws_mask(<uint8_t *>PyBytes_AS_STRING(<object>out),
+             <const uint8_t *>PyByteArray_AS_STRING(data), <size_t>n, key, 0)
+    return out
+
+
 def mask_inplace(buffer, mask, phase=0):
     """XOR a writable ``buffer`` in place: ``buffer[i] ^= mask[(phase + i) % 4]``.
 
@@ -204,6 +229,17 @@ def mask_inplace(buffer, mask, phase=0):
     cdef unsigned ph = 0
     cdef uint8_t *p
     cdef size_t n
+    if PyByteArray_CheckExact(buffer):
+        # Small bytearray: no buffer export needed, nothing runs between
+        # reading its pointer and masking.
+        _get_key(mask, key)
+        if phase is not 0:
+            ph = <unsigned>_check_phase(phase)
+        n = <size_t>PyByteArray_GET_SIZE(buffer)
+        if n < NOGIL_THRESHOLD:
+            p = <uint8_t *>PyByteArray_AS_STRING(buffer)
+            fws_mask(p, p, n, key, ph)
+            return
     _get_buffer(buffer, &view)
     try:
         if view.readonly:
@@ -369,14 +405,25 @@ def decode_header(data, offset=0):
     cdef fws_header h
     cdef int r
     cdef bint have_view = False
-    if PyBytes_CheckExact(data):
-        p = <const uint8_t *>PyBytes_AS_STRING(data)
-        n = PyBytes_GET_SIZE(data)
-    else:
-        _get_buffer(data, &view)
-        have_view = True
-        p = <const uint8_t *>view.buf
-        n = view.len
+    if PyBytes_CheckExact(data) or PyByteArray_CheckExact(data):
+        # No buffer export: convert offset (which may run Python code)
+        # before reading the pointer; nothing runs after that.
+        if offset is not 0:
+            off = PyNumber_AsSsize_t(offset, NULL)  # clamps huge values
+        if PyBytes_CheckExact(data):
+            p = <const uint8_t *>PyBytes_AS_STRING(data)
+            n = PyBytes_GET_SIZE(data)
+        else:
+            p = <const uint8_t *>PyByteArray_AS_STRING(data)
+            n = PyByteArray_GET_SIZE(data)
+        if off < 0 or off > n:
+            raise ValueError(f"offset must be in 0..{n}, got {PyNumber_Index(offset)}")
+        r = fws_header_decode(p + off, <size_t>(n - off), &h)
+        return _header_tuple(r, &h)
+    _get_buffer(data, &view)
+    have_view = True
+    p = <const uint8_t *>view.buf
+    n = view.len
     try:
         if offset is not 0:
             off = PyNumber_AsSsize_t(offset, NULL)  # clamps huge values
@@ -386,11 +433,15 @@ def decode_header(data, offset=0):
     finally:
         if have_view:
             PyBuffer_Release(&view)
+    return _header_tuple(r, &h)
+
+
+cdef inline object _header_tuple(int r, const fws_header *h):
     if r == 0:
         return None
     if r < 0:
         raise ValueError("invalid frame length: most significant bit of the 64-bit length is set")
-    mask = (<char *>h.mask)[:4] if h.masked else None
+    mask = (<const char *>h.mask)[:4] if h.masked else None
     return (h.fin != 0, h.rsv, h.opcode, h.length, mask, h.header_len)
 
 
