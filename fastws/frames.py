@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import struct
 
-from fastws.exceptions import ProtocolError, Utf8Error
+from fastws.exceptions import ProtocolError
 
 __all__ = [
     "CLOSE_CODE_EXPLANATIONS",
@@ -188,8 +188,3 @@ def parse_close_payload(payload: bytes | bytearray | memoryview) -> tuple[int, s
     except UnicodeDecodeError:
         raise ProtocolError(1007, "close reason is not valid UTF-8") from None
     return code, reason
-
-
-# Keep the kernel error type importable from here for callers that validate
-# close reasons themselves.
-_ = Utf8Error
