@@ -446,13 +446,14 @@ class Protocol:
         in_msg = self._msg_opcode
         partial = self._partial_seen
         stream = self.stream_messages
+        simple = not in_msg and not stream  # single-frame messages take the fast path
         new_object = object.__new__
         set_text = _set_text
         set_binary = _set_binary
         with memoryview(buf) as mv:
             try:
                 while pos < end:
-                    hdr = decode_header(mv, pos)
+                    hdr = decode_header(buf, pos)
                     if hdr is None:
                         break
                     fin, rsv, opcode, length, mask, hlen = hdr
@@ -465,7 +466,7 @@ class Protocol:
                         )
                     start = pos + hlen
                     stop = start + length
-                    if fin and not rsv and not in_msg and 0 < opcode < 3 and not stream:
+                    if fin and not rsv and 0 < opcode < 3 and simple:
                         # Fast path: a whole message in one uncompressed frame.
                         if max_frame is not None and length > max_frame:
                             raise PayloadTooBig(f"frame of {length} bytes exceeds the limit")
@@ -475,6 +476,8 @@ class Protocol:
                             break
                         if mask is None:
                             payload = mv[start:stop].tobytes()
+                        elif length < 2048:
+                            payload = apply_mask(buf[start:stop], mask)
                         else:
                             payload = apply_mask(mv[start:stop], mask)
                         pos = stop
@@ -513,6 +516,7 @@ class Protocol:
                         self._data(fin, rsv, opcode, payload)
                         in_msg = self._msg_opcode
                         partial = self._partial_seen
+                        simple = not in_msg and not stream
             except ProtocolError as exc:
                 self._fail_with(exc)
             except ValueError as exc:  # decode_header: 64-bit length with MSB set
