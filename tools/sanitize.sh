@@ -2,7 +2,7 @@
 # Sanitizer run: the C kernel tests and the Python test suite against an
 # AddressSanitizer + UndefinedBehaviorSanitizer build of the extension.
 #
-#   tools/sanitize.sh [pytest args...]      (default: tests -m "not slow")
+#   tools/sanitize.sh [pytest args...]   (default: tests -m "not slow and not browser")
 #
 # The extension is built in a temporary copy of the source tree, so the
 # in-place build of the working tree is left alone. Needs gcc or clang with
@@ -45,7 +45,7 @@ if [ ! -e "$ASAN_LIB" ]; then
 fi
 
 if [ "$#" -eq 0 ]; then
-    set -- tests -m "not slow"
+    set -- tests -m "not slow and not browser"
 fi
 
 echo "== pytest $* (sanitized extension)"
