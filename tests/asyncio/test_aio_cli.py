@@ -219,7 +219,8 @@ def test_page_is_package_data() -> None:
     page = resources.files("fastws").joinpath("static").joinpath("echo.html").read_text("utf-8")
     for element in ('id="message"', 'id="send"', 'id="log"', 'id="code"', 'id="close"'):
         assert element in page
-    assert '"static/*.html"' in (ROOT / "pyproject.toml").read_text()
+    config = (ROOT / "pyproject.toml").read_text()
+    assert '"fastws.static" = ["*.html"]' in config  # shipped as package data
     assert not (ROOT / "examples" / "echo.html").exists()  # no second copy to drift
     assert "fastws/static/echo.html" in (ROOT / "examples" / "README.md").read_text()
 
