@@ -10,6 +10,7 @@ same behaviour; :data:`implementation` says which one is live, e.g.
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from types import ModuleType
@@ -34,7 +35,7 @@ def _forced_pure() -> bool:
 def _load() -> tuple[ModuleType, str]:
     if not _forced_pure():
         try:
-            from fastws import _speedups
+            _speedups = importlib.import_module("fastws._speedups")
         except ImportError as exc:
             # A missing extension is expected for a pure-Python install; one
             # that exists but cannot load is a broken install: say so.
