@@ -18,7 +18,9 @@ import pytest
 import fastws
 from fastws import _kernels_py
 
-ROOT = Path(__file__).resolve().parent.parent
+# The subprocesses import the same fastws as this process: the source tree or
+# an installed wheel.
+ROOT = Path(fastws.__file__).resolve().parent.parent
 
 KERNEL_NAMES = {
     "apply_mask",
