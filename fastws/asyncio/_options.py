@@ -6,7 +6,7 @@ from typing import Any
 
 from fastws.extensions.permessage_deflate import DeflateOptions
 
-__all__ = ["compression_options"]
+__all__ = ["compression_options", "fragments_limit"]
 
 
 def compression_options(compression: str | Any | None, *, server: bool) -> Any:
@@ -29,3 +29,24 @@ def compression_options(compression: str | Any | None, *, server: bool) -> Any:
     if compression == "deflate":
         return DeflateOptions()
     raise ValueError(f"unsupported compression {compression!r}: use 'deflate' or None")
+
+
+def fragments_limit(max_size: int | None, max_fragments: int | str | None) -> int | None:
+    """The ``max_fragments`` for the state machine.
+
+    Args:
+        max_size: the message size limit.
+        max_fragments: an explicit limit, ``None`` (unlimited) or ``"auto"``.
+
+    Returns:
+        ``"auto"`` becomes ``max_size // 64``, at least 65,536 (``None`` when
+        ``max_size`` is ``None``); other values are returned unchanged.
+
+    Raises:
+        ValueError: an invalid value.
+    """
+    if max_fragments == "auto":
+        return None if max_size is None else max(1 << 16, max_size // 64)
+    if max_fragments is None or (isinstance(max_fragments, int) and max_fragments > 0):
+        return max_fragments
+    raise ValueError(f"invalid max_fragments {max_fragments!r}: a positive int, None or 'auto'")

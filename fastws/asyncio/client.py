@@ -9,9 +9,9 @@ import ssl as ssl_module
 import urllib.parse
 from collections.abc import Generator, Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
-from fastws.asyncio._options import compression_options
+from fastws.asyncio._options import compression_options, fragments_limit
 from fastws.asyncio.connection import Connection
 from fastws.events import Response
 from fastws.exceptions import InvalidHandshake
@@ -117,6 +117,7 @@ class connect:
         subprotocols: subprotocols to offer, in order of preference.
         compression: ``"deflate"``, a ``DeflateOptions``, or ``None``.
         max_size: largest accepted message in bytes; larger ones close with 1009.
+        max_fragments: most frames in one message; see :class:`fastws.asyncio.serve`.
         max_queue: see :class:`fastws.asyncio.serve`.
         write_limit: see :class:`fastws.asyncio.serve`.
         ping_interval: seconds between keepalive pings (``None``: off).
@@ -146,6 +147,7 @@ class connect:
         subprotocols: Sequence[str] | None = None,
         compression: str | Any | None = "deflate",
         max_size: int | None = 1 << 20,
+        max_fragments: int | Literal["auto"] | None = "auto",
         max_queue: int = 16,
         write_limit: int | tuple[int, int] = 32768,
         ping_interval: float | None = 20.0,
@@ -168,6 +170,7 @@ class connect:
             "compression": compression_options(compression, server=False),
             "additional_headers": list(additional_headers),
             "max_message_size": max_size,
+            "max_fragments": fragments_limit(max_size, max_fragments),
             "stream_messages": stream_messages,
         }
         self._connection_options: dict[str, Any] = {

@@ -468,8 +468,13 @@ class Connection(asyncio.Protocol):
         self._flush()
 
     async def _send_fragments(self, iterator: Any, is_async: bool) -> None:
+        # One item is held back so that the last one goes out with FIN set:
+        # n items make n frames, and nothing is sent before the second item
+        # arrives (an error in between leaves the connection usable).
         self._fragment_waiter = self._loop.create_future()
         text: bool | None = None
+        pending: Any = None
+        started = False
         try:
             while True:
                 try:
@@ -486,28 +491,31 @@ class Connection(asyncio.Protocol):
                     text = is_text
                 elif text != is_text:
                     raise TypeError("a fragmented message cannot mix str and bytes")
-                self._check_open()
-                if is_text:
-                    self._proto.send_text(chunk, fin=False)
-                else:
-                    self._proto.send_binary(chunk, fin=False)
-                self._flush()
-                if self._write_paused:
-                    await self._drain()
-            if text is None:
+                if pending is not None:
+                    self._check_open()
+                    started = True
+                    if text:
+                        self._proto.send_text(pending, fin=False)
+                    else:
+                        self._proto.send_binary(pending, fin=False)
+                    self._flush()
+                    if self._write_paused:
+                        await self._drain()
+                pending = chunk
+            if pending is None:
                 return  # an empty iterable sends nothing
             self._check_open()
             if text:
-                self._proto.send_text("", fin=True)
+                self._proto.send_text(pending, fin=True)
             else:
-                self._proto.send_binary(b"", fin=True)
+                self._proto.send_binary(pending, fin=True)
             self._flush()
         except ConnectionClosed:
             raise
         except BaseException:
-            # The message cannot be finished: fail the connection, the peer
-            # would otherwise wait for the end of the message forever.
-            if text is not None and self._proto.state is State.OPEN:
+            # A started message cannot be finished: fail the connection, the
+            # peer would otherwise wait for the end of the message forever.
+            if started and self._proto.state is State.OPEN:
                 self._fail(1011, "error while sending a fragmented message")
             raise
         finally:

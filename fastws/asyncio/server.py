@@ -17,9 +17,9 @@ import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
-from fastws.asyncio._options import compression_options
+from fastws.asyncio._options import compression_options, fragments_limit
 from fastws.asyncio.connection import Connection
 from fastws.asyncio.exceptions import ConnectionClosed
 from fastws.events import Request, Response
@@ -385,6 +385,10 @@ class serve:
         backlog: the listen backlog.
         max_size: largest accepted message in bytes (after decompression);
             larger ones close the connection with 1009. ``None``: unlimited.
+        max_fragments: most frames in one message (1009 above). ``"auto"``:
+            ``max_size // 64``, at least 65,536, unlimited when ``max_size``
+            is ``None``: fragments average 64 bytes or more, which bounds the
+            bookkeeping of a fragmented message to about its size.
         max_queue: received messages (frames when streaming) buffered before
             reading pauses.
         write_limit: write-buffer high-water mark in bytes, or ``(high, low)``;
@@ -423,6 +427,7 @@ class serve:
         reuse_port: bool | None = None,
         backlog: int = 1024,
         max_size: int | None = 1 << 20,
+        max_fragments: int | Literal["auto"] | None = "auto",
         max_queue: int = 16,
         write_limit: int | tuple[int, int] = 32768,
         ping_interval: float | None = 20.0,
@@ -452,6 +457,7 @@ class serve:
             "origins": origins,
             "compression": deflate,
             "max_message_size": max_size,
+            "max_fragments": fragments_limit(max_size, max_fragments),
             "stream_messages": stream_messages,
         }
         self._connection_options: dict[str, Any] = {

@@ -73,12 +73,16 @@ def test_fragmented_send(run: Any, compression: str | None) -> None:
                 assert await ws.recv() == b"abcd"
                 await ws.send([])  # nothing is sent
                 with pytest.raises(TypeError):
-                    await ws.send(["a", b"b"])
+                    await ws.send(["a", b"b"])  # fails before any frame is sent
                 with pytest.raises(TypeError):
                     await ws.send(42)  # type: ignore[arg-type]
                 with pytest.raises(TypeError):
                     await ws.send({"a": 1})  # type: ignore[arg-type]
-            # The mixed fragments failed the connection (1011).
+                await ws.send("still open")
+                assert await ws.recv() == "still open"
+                with pytest.raises(TypeError):
+                    await ws.send(["a", "b", b"c"])  # fails after a frame was sent
+            # The started message could not be finished: 1011.
             assert ws.close_code == 1011
 
     run(main())

@@ -526,3 +526,29 @@ def test_raw_frames_after_request(run: Any) -> None:
             await close_writer(writer)
 
     run(main())
+
+
+def test_max_fragments(run: Any) -> None:
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0, max_fragments=3) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                await ws.send(["a", "b", "c"])
+                assert await ws.recv() == "abc"
+                await ws.send(["a", "b", "c", "d"])
+                with pytest.raises(ConnectionClosedError) as info:
+                    await ws.recv()
+                assert info.value.code == 1009
+
+    run(main())
+
+
+def test_fragments_limit_auto() -> None:
+    from fastws.asyncio._options import fragments_limit
+
+    assert fragments_limit(1 << 20, "auto") == 1 << 16
+    assert fragments_limit(16 << 20, "auto") == 1 << 18
+    assert fragments_limit(None, "auto") is None
+    assert fragments_limit(1 << 20, None) is None
+    assert fragments_limit(1 << 20, 10) == 10
+    with pytest.raises(ValueError):
+        fragments_limit(1 << 20, 0)
