@@ -762,20 +762,27 @@ class ServerProtocol(Protocol):
         self.origins = origins
         self.server_header = server_header
         self._key: str | None = None
-        self._leftover = b""
+        self._leftover = bytearray()
+        self._max_early = max_handshake_size
+        self._early_overflow = False
         self._accepted: tuple[Response, PerMessageDeflate | None, str | None] | None = None
 
     def _receive_handshake(self, data: _Bytes) -> None:
         if self._eof_sent or self.request is not None:
-            # Waiting for accept()/reject(): keep the bytes for later.
-            self._leftover += bytes(data)
+            # Waiting for accept()/reject(): keep the bytes for later. A client
+            # may not send frames before the 101, so keep a bounded amount:
+            # beyond max_handshake_size the connection fails (1009) once open.
+            if len(self._leftover) + len(data) > self._max_early:
+                self._early_overflow = True
+            else:
+                self._leftover += data
             return
         try:
             if not self._http.feed(data):
                 return
             method, target = parse_request_line(self._http.start_line)
             request = Request(method, target, self._http.headers)
-            self._leftover = self._http.rest()
+            self._leftover = bytearray(self._http.rest())
             self._key = check_request(request)
             if self.origins is not None:
                 origin = request.headers.get("Origin")
@@ -898,9 +905,13 @@ class ServerProtocol(Protocol):
                 self.extensions = [EXTENSION_NAME]
             self.response = response
             self._out.append(serialize_response(response))
-            leftover = self._leftover
-            self._leftover = b""
+            leftover = bytes(self._leftover)
+            self._leftover = bytearray()
             self._open(leftover)
+            if self._early_overflow and self.state is State.OPEN:
+                self._fail_with(
+                    PayloadTooBig("too much data received before the handshake response")
+                )
             return
         self.response = response
         self._out.append(serialize_response(response))

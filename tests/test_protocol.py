@@ -574,3 +574,31 @@ def test_server_header() -> None:
     (req,) = s.events_received()
     assert "Server" not in s.accept(req).headers  # type: ignore[arg-type]
     assert ServerProtocol().reject(404).headers["Server"].startswith("fastws/")
+
+
+def test_data_before_accept_is_bounded() -> None:
+    s = ServerProtocol(compression=None, max_handshake_size=1000)
+    c = ClientProtocol("ws://h/", compression=None)
+    c.send_request(c.connect())
+    s.receive_data(b"".join(c.data_to_send()) + cframe(1, b"early"))
+    (req,) = s.events_received()
+    s.receive_data(cframe(2, b"x" * 500))
+    s.send_response(s.accept(req))  # type: ignore[arg-type]
+    assert s.events_received() == [TextMessage("early"), BinaryMessage(b"x" * 500)]
+    assert s.close_code_sent is None
+
+    s = ServerProtocol(compression=None, max_handshake_size=1000)
+    s.receive_data(b"".join(c.data_to_send()) or _request(c))
+    (req,) = s.events_received()
+    for _ in range(5):
+        s.receive_data(cframe(2, b"x" * 400))
+    s.send_response(s.accept(req))  # type: ignore[arg-type]
+    s.events_received()
+    assert close_code_on_wire(s.data_to_send()[1:]) == 1009
+    assert isinstance(s.close_exc, PayloadTooBig)
+
+
+def _request(c: ClientProtocol) -> bytes:
+    from fastws.handshake import serialize_request
+
+    return serialize_request(c.connect())
