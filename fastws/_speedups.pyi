@@ -17,6 +17,7 @@ __all__ = [
     "encode_frame",
     "encode_header",
     "mask_inplace",
+    "parse_messages",
     "simd_level",
     "utf8_simd_level",
     "validate_utf8",
@@ -54,4 +55,13 @@ def encode_frame(
     mask: Buffer | None = None,
     rsv: int = 0,
 ) -> bytes: ...
+def parse_messages(
+    buf: Buffer,
+    pos: int,
+    is_server: bool,
+    max_size: int,
+    events: list[object],
+    text_cls: type,
+    binary_cls: type,
+) -> int: ...
 def _force_isa(name: str) -> bool: ...

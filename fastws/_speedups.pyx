@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: freethreading_compatible=True, binding=False
-"""C kernels of fastws: XOR masking, UTF-8 validation, frame headers.
+"""C kernels of fastws: XOR masking, UTF-8 validation, frame headers, and
+the frame loop for single-frame data messages.
 
 The API (names, behaviour, errors) is the one in docs/kernels.md and is
 identical to the pure-Python twin ``fastws._kernels_py``. Arguments named
@@ -17,6 +18,7 @@ __all__ = [
     "encode_frame",
     "encode_header",
     "mask_inplace",
+    "parse_messages",
     "simd_level",
     "utf8_simd_level",
     "validate_utf8",
@@ -84,6 +86,282 @@ cdef extern from "fastws_frame.h" nogil:
     int fws_header_decode(const uint8_t *buf, size_t n, fws_header *h)
     size_t fws_header_encode(uint8_t *out, int fin, unsigned rsv, unsigned opcode,
                              uint64_t length, const uint8_t *mask)
+
+cdef extern from *:
+    """
+    #include "fastws_mask.h"
+    #include <string.h>
+    #if PY_VERSION_HEX >= 0x030C0000
+    #define FWS_T_OBJECT_EX Py_T_OBJECT_EX
+    #else
+    #include "structmember.h"
+    #define FWS_T_OBJECT_EX T_OBJECT_EX
+    #endif
+
+    /* How parse_messages builds one kind of event: cls (no __new__ of its
+     * own, so object.__new__(cls) is cls->tp_new) with its "data" attribute
+     * set through descr. offset > 0: descr is the class's own object slot
+     * (a __slots__ member), written directly on the fresh object, exactly
+     * what the member's __set__ does on an empty slot. */
+    typedef struct {
+        PyTypeObject *cls;   /* borrowed: the caller's argument */
+        PyObject *descr;     /* strong */
+        Py_ssize_t offset;
+        int untrack;
+    } fws_event_type;
+
+    /* An event that is nothing but its header and the data slot, holding a
+     * str or bytes, cannot be part of a reference cycle: like CPython does
+     * for tuples of atomic values, it is not tracked by the cycle collector,
+     * which otherwise costs about as much as the rest of the loop when many
+     * events are alive. (Its data could only be replaced by bypassing the
+     * frozen dataclass, e.g. object.__setattr__; the worst that could then
+     * happen is a cycle that is never collected.) */
+    #ifndef FWS_UNTRACK_EVENTS
+    #define FWS_UNTRACK_EVENTS 1
+    #endif
+
+    static const char fws_event_type_msg[] =
+        "%s must be a class created by object.__new__ with a settable 'data' attribute, got %R";
+
+    /* 0 ok; -1 with an exception set (TypeError for an unsuitable class). */
+    static int fws_event_type_init(fws_event_type *et, PyObject *cls, PyObject *name,
+                                   const char *argname)
+    {
+        et->cls = NULL;
+        et->descr = NULL;
+        et->offset = 0;
+        et->untrack = 0;
+        if (!PyType_Check(cls)) {
+            PyErr_Format(PyExc_TypeError, "%s must be a class, not '%.200s'", argname,
+                         Py_TYPE(cls)->tp_name);
+            return -1;
+        }
+        PyTypeObject *tp = (PyTypeObject *)cls;
+        if (tp->tp_new != PyBaseObject_Type.tp_new || (tp->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
+            PyErr_Format(PyExc_TypeError, fws_event_type_msg, argname, cls);
+            return -1;
+        }
+        PyObject *d = PyObject_GetAttr(cls, name);
+        if (d == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return -1;
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, fws_event_type_msg, argname, cls);
+            return -1;
+        }
+        if (Py_TYPE(d)->tp_descr_set == NULL) {
+            Py_DECREF(d);
+            PyErr_Format(PyExc_TypeError, fws_event_type_msg, argname, cls);
+            return -1;
+        }
+        if (Py_IS_TYPE(d, &PyMemberDescr_Type) && PyType_IsSubtype(tp, PyDescr_TYPE(d))) {
+            PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+            if (m->type == FWS_T_OBJECT_EX && m->flags == 0
+                    && m->offset >= (Py_ssize_t)sizeof(PyObject)
+                    && m->offset <= tp->tp_basicsize - (Py_ssize_t)sizeof(PyObject *))
+                et->offset = m->offset;
+            /* exactly PyObject_HEAD + data: no __dict__, __weakref__ or other slots */
+            et->untrack = et->offset == (Py_ssize_t)sizeof(PyObject)
+                && tp->tp_basicsize == (Py_ssize_t)(sizeof(PyObject) + sizeof(PyObject *))
+                && tp->tp_dictoffset == 0 && tp->tp_weaklistoffset == 0
+                && (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && PyType_IS_GC(tp)
+    #ifdef Py_TPFLAGS_MANAGED_DICT
+                && !(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)
+    #endif
+    #ifdef Py_TPFLAGS_MANAGED_WEAKREF
+                && !(tp->tp_flags & Py_TPFLAGS_MANAGED_WEAKREF)
+    #endif
+                ;
+        }
+        et->cls = tp;
+        et->descr = d;
+        return 0;
+    }
+
+    static void fws_event_type_clear(fws_event_type *et)
+    {
+        Py_CLEAR(et->descr);
+    }
+
+    /* A new event holding value (stolen); NULL with an exception set. */
+    static PyObject *fws_event_new(const fws_event_type *et, PyObject *value, PyObject *no_args)
+    {
+        PyObject *obj = et->cls->tp_new(et->cls, no_args, NULL);  /* object.__new__(cls) */
+        if (obj == NULL) {
+            Py_DECREF(value);
+            return NULL;
+        }
+        if (et->offset > 0) {
+            *(PyObject **)((char *)obj + et->offset) = value;
+    #if FWS_UNTRACK_EVENTS
+            if (et->untrack)
+                PyObject_GC_UnTrack(obj);
+    #endif
+            return obj;
+        }
+        int r = Py_TYPE(et->descr)->tp_descr_set(et->descr, obj, value);
+        Py_DECREF(value);
+        if (r < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+        return obj;
+    }
+
+    static inline int fws_is_ascii(const uint8_t *p, size_t n)
+    {
+        uint64_t acc = 0, a, b, c, d;
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            memcpy(&a, p + i, 8);
+            memcpy(&b, p + i + 8, 8);
+            memcpy(&c, p + i + 16, 8);
+            memcpy(&d, p + i + 24, 8);
+            acc |= a | b | c | d;
+        }
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&a, p + i, 8);
+            acc |= a;
+        }
+        for (; i < n; i++)
+            acc |= p[i];
+        return (acc & 0x8080808080808080ull) == 0;
+    }
+
+    /* Text payloads up to this size are unmasked on the stack. */
+    #define FWS_TEXT_STACK 1024
+
+    /* Decoded text of n payload bytes at src (masked with key unless key is
+     * NULL). NULL with an exception set; a UnicodeDecodeError means invalid
+     * UTF-8. */
+    static PyObject *fws_text(const uint8_t *src, size_t n, const uint8_t *key)
+    {
+        uint8_t tmp[FWS_TEXT_STACK];
+        PyObject *s;
+        if (n == 0)
+            return PyUnicode_New(0, 0);
+        if (key != NULL) {
+            if (n > FWS_TEXT_STACK) {
+                /* Unmask straight into an ASCII str; decode from it if the
+                 * payload turns out not to be ASCII. */
+                s = PyUnicode_New((Py_ssize_t)n, 127);
+                if (s == NULL)
+                    return NULL;
+                uint8_t *data = PyUnicode_1BYTE_DATA(s);
+                fws_mask(data, src, n, key, 0);
+                if (fws_is_ascii(data, n))
+                    return s;
+                PyObject *r = PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)n, NULL);
+                Py_DECREF(s);
+                return r;
+            }
+            fws_mask(tmp, src, n, key, 0);
+            src = tmp;
+        }
+        if (!fws_is_ascii(src, n))
+            return PyUnicode_DecodeUTF8((const char *)src, (Py_ssize_t)n, NULL);
+        s = PyUnicode_New((Py_ssize_t)n, 127);
+        if (s != NULL)
+            memcpy(PyUnicode_1BYTE_DATA(s), src, n);
+        return s;
+    }
+
+    static PyObject *fws_binary(const uint8_t *src, size_t n, const uint8_t *key)
+    {
+        PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+        if (b == NULL || n == 0)
+            return b;
+        uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(b);
+        if (key != NULL)
+            fws_mask(dst, src, n, key, 0);
+        else
+            memcpy(dst, src, n);
+        return b;
+    }
+
+    /* The frame loop of parse_messages over p[0..n), from pos. Returns the
+     * offset of the first frame it does not consume, or -1 with an
+     * exception set (memory, or raised by an event class). */
+    static Py_ssize_t fws_parse_messages(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
+                                         int is_server, Py_ssize_t max_size, PyObject *events,
+                                         const fws_event_type *text,
+                                         const fws_event_type *binary, PyObject *no_args)
+    {
+        const unsigned want_mask = is_server ? 0x80u : 0u;
+        const uint64_t limit = max_size < 0 ? UINT64_MAX : (uint64_t)max_size;
+        while (n - pos >= 2) {
+            const uint8_t *f = p + pos;
+            const size_t avail = (size_t)(n - pos);
+            const unsigned b0 = f[0], b1 = f[1];
+            /* FIN, no RSV, opcode 1 or 2; the MASK bit this role expects */
+            if ((b0 != 0x81u && b0 != 0x82u) || (b1 & 0x80u) != want_mask)
+                break;
+            uint64_t len = b1 & 0x7Fu;
+            size_t hlen = 2;
+            if (len == 126) {
+                if (avail < 4)
+                    break;
+                len = ((uint64_t)f[2] << 8) | f[3];
+                hlen = 4;
+            } else if (len == 127) {
+                if (avail < 10)
+                    break;
+                len = 0;
+                for (int i = 2; i < 10; i++)
+                    len = (len << 8) | f[i];
+                if (len >> 63)
+                    break;
+                hlen = 10;
+            }
+            const uint8_t *key = NULL;
+            if (want_mask) {
+                key = f + hlen;
+                hlen += 4;
+            }
+            if (avail < hlen || len > avail - hlen || len > limit)
+                break;
+            const uint8_t *src = f + hlen;
+            const fws_event_type *et;
+            PyObject *value;
+            if (b0 == 0x81u) {
+                value = fws_text(src, (size_t)len, key);
+                if (value == NULL) {
+                    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                        PyErr_Clear();  /* invalid UTF-8: the caller fails it */
+                        break;
+                    }
+                    return -1;
+                }
+                et = text;
+            } else {
+                value = fws_binary(src, (size_t)len, key);
+                if (value == NULL)
+                    return -1;
+                et = binary;
+            }
+            PyObject *ev = fws_event_new(et, value, no_args);
+            if (ev == NULL)
+                return -1;
+            int r = PyList_Append(events, ev);
+            Py_DECREF(ev);
+            if (r < 0)
+                return -1;
+            pos += (Py_ssize_t)(hlen + (size_t)len);
+        }
+        return pos;
+    }
+    """
+    ctypedef struct fws_event_type:
+        pass
+    int fws_event_type_init(fws_event_type *et, object cls, object name,
+                            const char *argname) except -1
+    void fws_event_type_clear(fws_event_type *et)
+    Py_ssize_t fws_parse_messages(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
+                                  int is_server, Py_ssize_t max_size, object events,
+                                  const fws_event_type *text, const fws_event_type *binary,
+                                  object no_args) except -1
+    bint PyList_CheckExact(object o)
 
 # At and above this size the GIL is released around a kernel call.
 cdef enum:
@@ -546,6 +824,54 @@ def encode_frame(fin, opcode, payload, mask=None, rsv=0):
         if have_view:
             PyBuffer_Release(&view)
     return _steal(out)
+
+
+# ---- frame loop ---------------------------------------------------------------------
+
+def parse_messages(buf, pos, is_server, max_size, events, text_cls, binary_cls):
+    """Consume the complete single-frame data messages at ``buf[pos]``.
+
+    Each frame that has FIN set, no RSV bit, opcode 1 (text) or 2 (binary),
+    the MASK bit set iff ``is_server``, a payload of at most ``max_size``
+    bytes (no limit when negative) that is entirely in ``buf`` and, for text,
+    valid UTF-8, is appended to ``events`` as ``text_cls``/``binary_cls``
+    with ``data`` set to the ``str``/``bytes`` payload. Stops, without
+    consuming it, at the first frame that is anything else or incomplete.
+
+    Returns:
+        The offset of the first frame not consumed (``len(buf)`` if none).
+
+    Raises:
+        TypeError: ``buf`` is not a buffer, ``pos`` or ``max_size`` not an
+            integer, ``events`` not a list, or a class unsuitable (it must
+            be made by ``object.__new__`` and have a settable ``data``).
+        ValueError: ``pos`` is outside ``0..len(buf)``.
+    """
+    cdef Py_buffer view
+    cdef fws_event_type text, binary
+    cdef Py_ssize_t off = PyNumber_AsSsize_t(pos, NULL)  # clamps huge values
+    cdef Py_ssize_t limit = PyNumber_AsSsize_t(max_size, NULL)
+    cdef bint server = is_server
+    cdef Py_ssize_t r
+    if not PyList_CheckExact(events):
+        raise TypeError(f"events must be a list, not {type(events).__name__!r}")
+    fws_event_type_init(&text, text_cls, "data", "text_cls")
+    try:
+        fws_event_type_init(&binary, binary_cls, "data", "binary_cls")
+        try:
+            _get_buffer(buf, &view)
+            try:
+                if off < 0 or off > view.len:
+                    raise ValueError(f"pos must be in 0..{view.len}, got {PyNumber_Index(pos)}")
+                r = fws_parse_messages(<const uint8_t *>view.buf, view.len, off, server, limit,
+                                       events, &text, &binary, ())
+            finally:
+                PyBuffer_Release(&view)
+        finally:
+            fws_event_type_clear(&binary)
+    finally:
+        fws_event_type_clear(&text)
+    return r
 
 
 # ---- ISA selection ----------------------------------------------------------------
