@@ -23,6 +23,7 @@ __all__ = [
     "encode_header",
     "implementation",
     "mask_inplace",
+    "parse_messages",
     "validate_utf8",
 ]
 
@@ -62,3 +63,4 @@ Utf8Validator = _kernels.Utf8Validator
 decode_header = _kernels.decode_header
 encode_header = _kernels.encode_header
 encode_frame = _kernels.encode_frame
+parse_messages = _kernels.parse_messages

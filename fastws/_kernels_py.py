@@ -9,7 +9,10 @@ fastest primitive CPython offers for the job:
 * UTF-8 validation runs CPython's own UTF-8 decoder, which stops at the first
   byte that cannot continue a valid sequence; the one case it leaves open
   (a surrogate prefix ``ED A0..BF`` waiting for more input) is checked here;
-* frame headers are packed and unpacked with :mod:`struct`.
+* frame headers are packed and unpacked with :mod:`struct`;
+* the frame loop for single-frame data messages reads the header bytes by
+  index and builds each event with ``object.__new__`` and the class's
+  ``data`` descriptor, as the protocol does.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from __future__ import annotations
 import codecs
 import operator
 import struct
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from types import MemberDescriptorType
+from typing import TYPE_CHECKING, Any
 
 from fastws.exceptions import Utf8Error
 
@@ -31,6 +36,7 @@ __all__ = [
     "encode_frame",
     "encode_header",
     "mask_inplace",
+    "parse_messages",
     "validate_utf8",
 ]
 
@@ -43,6 +49,8 @@ _unpack_medium = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
 
 _MAX_LENGTH = (1 << 63) - 1
+_new_object: Any = object.__new__
+_IS_ABSTRACT = 1 << 20  # Py_TPFLAGS_IS_ABSTRACT
 
 
 def _byte_view(obj: Buffer) -> memoryview:
@@ -370,3 +378,133 @@ def encode_frame(
     if n == 0:
         return header
     return header + _xor(payload, header[-4:], n)
+
+
+def _event_setter(cls: object, argname: str) -> Callable[[object, object], None]:
+    """Return the function that sets ``data`` on a new ``cls`` instance.
+
+    Raises:
+        TypeError: ``cls`` is not a class made by ``object.__new__`` with a
+            settable ``data`` attribute.
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"{argname} must be a class, not {type(cls).__name__!r}")
+    message = (
+        f"{argname} must be a class created by object.__new__ "
+        f"with a settable 'data' attribute, got {cls!r}"
+    )
+    if cls.__new__ is not _new_object or cls.__flags__ & _IS_ABSTRACT:
+        raise TypeError(message)
+    try:
+        descr = cls.data  # type: ignore[attr-defined]
+    except AttributeError:
+        raise TypeError(message) from None
+    kind = type(descr)
+    if kind is MemberDescriptorType:
+        setter: Callable[[object, object], None] = descr.__set__
+        return setter
+    set_value = getattr(kind, "__set__", None)
+    if set_value is None:
+        raise TypeError(message)
+
+    def set_data(obj: object, value: object) -> None:
+        set_value(descr, obj, value)
+
+    return set_data
+
+
+def parse_messages(
+    buf: Buffer,
+    pos: int,
+    is_server: bool,
+    max_size: int,
+    events: list[Any],
+    text_cls: type,
+    binary_cls: type,
+) -> int:
+    """Consume the complete single-frame data messages at ``buf[pos]``.
+
+    Each frame that has FIN set, no RSV bit, opcode 1 (text) or 2 (binary),
+    the MASK bit set iff ``is_server``, a payload of at most ``max_size``
+    bytes (no limit when negative) that is entirely in ``buf`` and, for
+    text, valid UTF-8, is appended to ``events`` as a ``text_cls`` or
+    ``binary_cls`` instance whose ``data`` is the ``str`` or ``bytes``
+    payload. The loop stops, without consuming it, at the first frame that
+    is anything else (control frame, fragment, RSV bits, wrong MASK bit, too
+    big, invalid UTF-8, bad 64-bit length) or not complete: the caller
+    handles that frame with its general code, then calls again.
+
+    Returns:
+        The offset of the first frame not consumed (``len(buf)`` when all
+        were).
+
+    Raises:
+        TypeError: ``buf`` is not a C-contiguous buffer, ``pos`` or
+            ``max_size`` is not an integer, ``events`` is not a list, or
+            ``text_cls``/``binary_cls`` is not a class made by
+            ``object.__new__`` with a settable ``data`` attribute.
+        ValueError: ``pos`` is outside ``0..len(buf)``.
+    """
+    if type(pos) is not int:
+        pos = operator.index(pos)
+    if type(max_size) is not int:
+        max_size = operator.index(max_size)
+    masked = 0x80 if is_server else 0
+    if type(events) is not list:
+        raise TypeError(f"events must be a list, not {type(events).__name__!r}")
+    set_text = _event_setter(text_cls, "text_cls")
+    set_binary = _event_setter(binary_cls, "binary_cls")
+    # Keep a buffer export for the whole loop (a bytearray cannot be resized
+    # meanwhile), but read bytes and bytearray directly: it is faster.
+    with _byte_view(buf) as view:
+        data: Any = buf if type(buf) is bytes or type(buf) is bytearray else view
+        end = len(view)
+        if not 0 <= pos <= end:
+            raise ValueError(f"pos must be in 0..{end}, got {pos}")
+        if max_size < 0:
+            max_size = _MAX_LENGTH
+        new_object = _new_object
+        append = events.append
+        while end - pos >= 2:
+            first = data[pos]
+            second = data[pos + 1]
+            if (first != 0x81 and first != 0x82) or second & 0x80 != masked:
+                break
+            length = second & 0x7F
+            start = pos + 2
+            if length == 126:
+                if end - pos < 4:
+                    break
+                (length,) = _unpack_medium(data, start)
+                start += 2
+            elif length == 127:
+                if end - pos < 10:
+                    break
+                (length,) = _unpack_long(data, start)
+                if length > _MAX_LENGTH:
+                    break
+                start += 8
+            if masked:
+                start += 4
+            stop = start + length
+            if stop > end or length > max_size:
+                break
+            if not length:
+                payload = b""
+            elif masked:
+                payload = _xor(data[start:stop], bytes(data[start - 4 : start]), length)
+            else:
+                payload = bytes(data[start:stop])
+            if first == 0x81:
+                try:
+                    text = payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    break
+                event: Any = new_object(text_cls)
+                set_text(event, text)
+            else:
+                event = new_object(binary_cls)
+                set_binary(event, payload)
+            append(event)
+            pos = stop
+    return pos
