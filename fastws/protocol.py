@@ -44,7 +44,7 @@ import enum
 import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from fastws import __version__
 from fastws._impl import Utf8Validator, apply_mask, decode_header, encode_frame
@@ -908,7 +908,8 @@ class ServerProtocol(Protocol):
             leftover = bytes(self._leftover)
             self._leftover = bytearray()
             self._open(leftover)
-            if self._early_overflow and self.state is State.OPEN:
+            # _open() moved the state on (mypy keeps the narrowing above).
+            if self._early_overflow and cast(State, self.state) is State.OPEN:
                 self._fail_with(
                     PayloadTooBig("too much data received before the handshake response")
                 )
