@@ -380,15 +380,13 @@ def encode_frame(
     return header + _xor(payload, header[-4:], n)
 
 
-def _event_setter(cls: object, argname: str) -> Callable[[object, object], None]:
+def _event_setter(cls: type, argname: str) -> Callable[[object, object], None]:
     """Return the function that sets ``data`` on a new ``cls`` instance.
 
     Raises:
-        TypeError: ``cls`` is not a class made by ``object.__new__`` with a
+        TypeError: ``cls`` is not made by ``object.__new__`` or has no
             settable ``data`` attribute.
     """
-    if not isinstance(cls, type):
-        raise TypeError(f"{argname} must be a class, not {type(cls).__name__!r}")
     message = (
         f"{argname} must be a class created by object.__new__ "
         f"with a settable 'data' attribute, got {cls!r}"
@@ -452,6 +450,9 @@ def parse_messages(
     masked = 0x80 if is_server else 0
     if type(events) is not list:
         raise TypeError(f"events must be a list, not {type(events).__name__!r}")
+    for cls, argname in ((text_cls, "text_cls"), (binary_cls, "binary_cls")):
+        if not isinstance(cls, type):
+            raise TypeError(f"{argname} must be a class, not {type(cls).__name__!r}")
     set_text = _event_setter(text_cls, "text_cls")
     set_binary = _event_setter(binary_cls, "binary_cls")
     # Keep a buffer export for the whole loop (a bytearray cannot be resized

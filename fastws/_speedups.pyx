@@ -124,7 +124,8 @@ cdef extern from *:
     static const char fws_event_type_msg[] =
         "%s must be a class created by object.__new__ with a settable 'data' attribute, got %R";
 
-    /* 0 ok; -1 with an exception set (TypeError for an unsuitable class). */
+    /* 0 ok; -1 with an exception set (TypeError for an unsuitable class).
+     * cls is a type (checked by the caller). */
     static int fws_event_type_init(fws_event_type *et, PyObject *cls, PyObject *name,
                                    const char *argname)
     {
@@ -132,11 +133,6 @@ cdef extern from *:
         et->descr = NULL;
         et->offset = 0;
         et->untrack = 0;
-        if (!PyType_Check(cls)) {
-            PyErr_Format(PyExc_TypeError, "%s must be a class, not '%.200s'", argname,
-                         Py_TYPE(cls)->tp_name);
-            return -1;
-        }
         PyTypeObject *tp = (PyTypeObject *)cls;
         if (tp->tp_new != PyBaseObject_Type.tp_new || (tp->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
             PyErr_Format(PyExc_TypeError, fws_event_type_msg, argname, cls);
@@ -828,6 +824,12 @@ def encode_frame(fin, opcode, payload, mask=None, rsv=0):
 
 # ---- frame loop ---------------------------------------------------------------------
 
+cdef inline int _check_class(object cls, str argname) except -1:
+    if not isinstance(cls, type):
+        raise TypeError(f"{argname} must be a class, not {type(cls).__name__!r}")
+    return 0
+
+
 def parse_messages(buf, pos, is_server, max_size, events, text_cls, binary_cls):
     """Consume the complete single-frame data messages at ``buf[pos]``.
 
@@ -855,6 +857,8 @@ def parse_messages(buf, pos, is_server, max_size, events, text_cls, binary_cls):
     cdef Py_ssize_t r
     if not PyList_CheckExact(events):
         raise TypeError(f"events must be a list, not {type(events).__name__!r}")
+    _check_class(text_cls, "text_cls")
+    _check_class(binary_cls, "binary_cls")
     fws_event_type_init(&text, text_cls, "data", "text_cls")
     try:
         fws_event_type_init(&binary, binary_cls, "data", "binary_cls")
