@@ -913,7 +913,8 @@ def patch_chart(groups: dict[str, list[Row]], path: Path) -> Path | None:
     ax.set_xlim(0.8, max(values) * 2.2)
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x"))
     ax.set_xlabel(
-        "speedup from fastws.patch (time as installed / time patched, log scale; red: 2x or more)"
+        "speedup from fastws.patch: time as installed / time patched\n"
+        "(log scale; red: 2x or more, grey: within 10%)"
     )
     ax.set_title("fastws.patch: each library's own code, as installed vs patched")
     for i, v in enumerate(values):
