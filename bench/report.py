@@ -85,9 +85,23 @@ SIMD_FLAGS = ["sse2", "ssse3", "sse4_2", "avx", "avx2", "avx512f", "avx512bw", "
 # --------------------------------------------------------------------------
 
 
+def _has_tests(path: Path) -> bool:
+    """True when a file defines pytest tests (a stand-alone script does not)."""
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test")
+        for node in tree.body
+    )
+
+
 def bench_files() -> list[tuple[str, Path]]:
-    """Return ``(name, path)`` of every ``bench/bench_*.py``, known ones first."""
-    found = {p.stem.removeprefix("bench_"): p for p in sorted(HERE.glob("bench_*.py"))}
+    """Return ``(name, path)`` of every pytest-benchmark ``bench/bench_*.py``, known ones first."""
+    found = {
+        p.stem.removeprefix("bench_"): p for p in sorted(HERE.glob("bench_*.py")) if _has_tests(p)
+    }
     ordered = [name for name in KNOWN_FILES if name in found]
     ordered += [name for name in found if name not in KNOWN_FILES]
     return [(name, found[name]) for name in ordered]
