@@ -22,7 +22,8 @@ from fastws import _kernels_py
 # an installed wheel.
 ROOT = Path(fastws.__file__).resolve().parent.parent
 
-KERNEL_NAMES = {
+#: Kernels that ``fastws`` re-exports.
+PUBLIC_KERNELS = {
     "apply_mask",
     "mask_inplace",
     "validate_utf8",
@@ -32,7 +33,10 @@ KERNEL_NAMES = {
     "encode_frame",
 }
 
-PUBLIC_NAMES = KERNEL_NAMES | {"implementation", "Utf8Error", "FastWSError", "__version__"}
+#: Everything both implementations export (docs/kernels.md).
+KERNEL_NAMES = PUBLIC_KERNELS | {"parse_messages"}
+
+PUBLIC_NAMES = PUBLIC_KERNELS | {"implementation", "Utf8Error", "FastWSError", "__version__"}
 
 ISA_NAMES = {"avx512", "avx2", "sse2", "neon", "scalar"}
 
@@ -50,7 +54,7 @@ sys.meta_path.insert(0, _NoExtension())
 """
 
 REPORT = (
-    f"NAMES = {sorted(KERNEL_NAMES)!r}\n"
+    f"NAMES = {sorted(KERNEL_NAMES)!r}\nPUBLIC = {sorted(PUBLIC_KERNELS)!r}\n"
     + """
 import json
 import fastws
@@ -58,7 +62,8 @@ from fastws import _impl
 print(json.dumps({
     "implementation": fastws.implementation,
     "module": _impl._kernels.__name__,
-    "same": all(getattr(fastws, n) is getattr(_impl._kernels, n) for n in NAMES),
+    "same": all(getattr(_impl, n) is getattr(_impl._kernels, n) for n in NAMES)
+    and all(getattr(fastws, n) is getattr(_impl._kernels, n) for n in PUBLIC),
 }))
 """
 )
