@@ -151,6 +151,8 @@ cdef extern from *:
             PyErr_Format(PyExc_TypeError, fws_event_type_msg, argname, cls);
             return -1;
         }
+    #if !defined(PYPY_VERSION) && !defined(GRAALVM_PYTHON)
+        /* CPython object layout only: elsewhere, always go through __set__. */
         if (Py_IS_TYPE(d, &PyMemberDescr_Type) && PyType_IsSubtype(tp, PyDescr_TYPE(d))) {
             PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
             if (m->type == FWS_T_OBJECT_EX && m->flags == 0
@@ -170,6 +172,7 @@ cdef extern from *:
     #endif
                 ;
         }
+    #endif
         et->cls = tp;
         et->descr = d;
         return 0;
