@@ -156,6 +156,7 @@ def run(servers: list[str], duration: float, idle: int) -> dict[str, Any]:
         "versions": _versions(),
         "duration_s": duration,
         "idle_connections": idle,
+        "load_average_start": round(os.getloadavg()[0], 2),
         "servers": {},
     }
     for kind in servers:
@@ -177,6 +178,7 @@ def run(servers: list[str], duration: float, idle: int) -> dict[str, Any]:
             _stop_server(proc)
         results["servers"][kind] = per
         time.sleep(0.5)
+    results["load_average_end"] = round(os.getloadavg()[0], 2)
     return results
 
 
@@ -206,6 +208,15 @@ def markdown(results: dict[str, Any]) -> str:
         "message: lower is better and less sensitive to the load generator than msgs/s. "
         "`raw-*` is the ceiling: a bare asyncio Protocol that only strips the mask of "
         "each frame. Regenerate with `python bench/echo/run.py`.",
+        "",
+        "Other work on the machine shows up as noise: msgs/s and latencies of "
+        "back-to-back runs can differ by tens of percent; server us/msg varies less. "
+        + (
+            f"Load average (1 min) at start/end: {results['load_average_start']:g} / "
+            f"{results['load_average_end']:g}."
+            if "load_average_end" in results
+            else ""
+        ),
         "",
     ]
     names = [n for n, _ in SCENARIOS]
