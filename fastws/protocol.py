@@ -47,7 +47,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from fastws import __version__
-from fastws._impl import Utf8Validator, apply_mask, decode_header, encode_frame
+from fastws._impl import (
+    Utf8Validator,
+    apply_mask,
+    decode_header,
+    encode_frame,
+    parse_messages,
+)
 from fastws.events import (
     BinaryMessage,
     CloseReceived,
@@ -99,9 +105,6 @@ __all__ = ["ClientProtocol", "Protocol", "Role", "ServerProtocol", "State"]
 _DEFAULT_DEFLATE = DeflateOptions()
 _USER_AGENT = f"fastws/{__version__}"
 _pack_code = struct.Struct("!H").pack
-# Slot setters of the frozen events: build them without __init__ on the hot path.
-_set_text = vars(TextMessage)["data"].__set__
-_set_binary = vars(BinaryMessage)["data"].__set__
 _Bytes = bytes | bytearray | memoryview
 
 # Buffer compaction: drop consumed bytes only when they are both many and the
@@ -442,17 +445,29 @@ class Protocol:
         end = len(buf)
         is_server = self._is_server
         max_frame = self._max_single
-        append = self._events.append
         in_msg = self._msg_opcode
         partial = self._partial_seen
         stream = self.stream_messages
         simple = not in_msg and not stream  # single-frame messages take the fast path
-        new_object = object.__new__
-        set_text = _set_text
-        set_binary = _set_binary
+        events = self._events
+        limit = -1 if max_frame is None else max_frame
         with memoryview(buf) as mv:
             try:
                 while pos < end:
+                    if simple:
+                        # Fast path: whole messages in one uncompressed frame, many per
+                        # call; stops (without consuming it) at any other frame, which
+                        # the general code below handles.
+                        done = parse_messages(
+                            buf, pos, is_server, limit, events, TextMessage, BinaryMessage
+                        )
+                        if done != pos:
+                            pos = done
+                            if partial:
+                                self._early = 0
+                                self._partial_seen = partial = False
+                            if pos >= end:
+                                break
                     hdr = decode_header(buf, pos)
                     if hdr is None:
                         break
@@ -466,37 +481,6 @@ class Protocol:
                         )
                     start = pos + hlen
                     stop = start + length
-                    if fin and not rsv and 0 < opcode < 3 and simple:
-                        # Fast path: a whole message in one uncompressed frame.
-                        if max_frame is not None and length > max_frame:
-                            raise PayloadTooBig(f"frame of {length} bytes exceeds the limit")
-                        if stop > end:
-                            if opcode == 1:
-                                self._validate_early(mv, start, end, mask, True)
-                            break
-                        if mask is None:
-                            payload = mv[start:stop].tobytes()
-                        elif length < 2048:
-                            payload = apply_mask(buf[start:stop], mask)
-                        else:
-                            payload = apply_mask(mv[start:stop], mask)
-                        pos = stop
-                        if partial:
-                            self._early = 0
-                            self._partial_seen = partial = False
-                        if opcode == 1:
-                            try:
-                                text = payload.decode("utf-8")
-                            except UnicodeDecodeError:
-                                raise ProtocolError(1007, "invalid UTF-8 in text message") from None
-                            # Frozen dataclass built without its __init__ (hot path).
-                            event: Event = new_object(TextMessage)
-                            set_text(event, text)
-                        else:
-                            event = new_object(BinaryMessage)
-                            set_binary(event, payload)
-                        append(event)
-                        continue
                     self._check_frame(fin, rsv, opcode, length)
                     if stop > end:
                         if (
