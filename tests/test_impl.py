@@ -142,6 +142,21 @@ def test_public_names() -> None:
     assert fastws.implementation == "python" or fastws.implementation.startswith("c/")
 
 
+def test_asyncio_names_are_lazy() -> None:
+    """``import fastws`` does not import asyncio; the first use of serve() does."""
+    report = run_python(
+        "import json, sys, fastws\n"
+        "before = 'fastws.asyncio' in sys.modules\n"
+        "import fastws.asyncio as aio\n"
+        "same = fastws.serve is aio.serve and fastws.connect is aio.connect\n"
+        "same = same and fastws.ConnectionClosedOK is aio.ConnectionClosedOK\n"
+        "print(json.dumps({'before': before, 'same': same}))"
+    )
+    assert report == {"before": False, "same": True}
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        fastws.nope  # noqa: B018
+
+
 def test_star_import() -> None:
     namespace: dict[str, object] = {}
     exec("from fastws import *", namespace)
