@@ -2,11 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 from fastws.extensions.permessage_deflate import DeflateOptions
 
-__all__ = ["compression_options", "fragments_limit"]
+__all__ = ["Opener", "compression_options", "fragments_limit"]
+
+_T = TypeVar("_T")
+
+
+class Opener(Generic[_T]):
+    """What ``serve()`` and ``connect()`` share: awaitable, or an async context manager.
+
+    ``await opener`` returns the opened object; ``async with opener as obj``
+    also closes it on exit. Subclasses implement :meth:`_open` and :meth:`_shut`.
+    """
+
+    _opened: _T | None = None
+
+    async def _open(self) -> _T:
+        raise NotImplementedError
+
+    async def _shut(self, opened: _T) -> None:
+        raise NotImplementedError
+
+    async def _open_once(self) -> _T:
+        self._opened = opened = await self._open()
+        return opened
+
+    def __await__(self) -> Generator[Any, None, _T]:
+        return self._open_once().__await__()
+
+    async def __aenter__(self) -> _T:
+        return await self._open_once()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._opened is not None:
+            await self._shut(self._opened)
 
 
 def compression_options(compression: str | Any | None, *, server: bool) -> Any:

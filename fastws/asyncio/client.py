@@ -7,11 +7,10 @@ import os
 import socket
 import ssl as ssl_module
 import urllib.parse
-from collections.abc import Generator, Iterable, Sequence
-from types import TracebackType
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from fastws.asyncio._options import compression_options, fragments_limit
+from fastws.asyncio._options import Opener, compression_options, fragments_limit
 from fastws.asyncio.connection import Connection
 from fastws.events import Response
 from fastws.exceptions import InvalidHandshake
@@ -97,7 +96,7 @@ def _parse_uri(uri: str) -> tuple[bool, str, int]:
     return secure, parsed.hostname, port or (443 if secure else 80)
 
 
-class connect:
+class connect(Opener["ClientConnection"]):
     """Open a WebSocket client connection.
 
     Use as ``async with connect(uri) as ws:`` (closed on exit) or
@@ -184,13 +183,12 @@ class connect:
         if not isinstance(user_agent, _Default):
             self._protocol_kwargs["user_agent"] = user_agent
         self._open_timeout = open_timeout
-        self._connection: ClientConnection | None = None
 
     def _factory(self) -> ClientConnection:
         proto = ClientProtocol(self._uri, **self._protocol_kwargs)
         return ClientConnection(proto, **self._connection_options)
 
-    async def _create(self) -> ClientConnection:
+    async def _open(self) -> ClientConnection:
         loop = asyncio.get_running_loop()
         ssl_context: ssl_module.SSLContext | None = None
         server_hostname: str | None = None
@@ -219,23 +217,10 @@ class connect:
         except BaseException:
             conn._abort()
             raise
-        self._connection = conn
         return conn
 
-    def __await__(self) -> Generator[Any, None, ClientConnection]:
-        return self._create().__await__()
-
-    async def __aenter__(self) -> ClientConnection:
-        return await self._create()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+    async def _shut(self, opened: ClientConnection) -> None:
+        await opened.close()
 
 
 def unix_connect(

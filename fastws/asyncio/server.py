@@ -15,11 +15,11 @@ import logging
 import os
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from fastws.asyncio._options import compression_options, fragments_limit
+from fastws.asyncio._options import Opener, compression_options, fragments_limit
 from fastws.asyncio.connection import Connection
 from fastws.asyncio.exceptions import ConnectionClosed
 from fastws.events import Request, Response
@@ -369,7 +369,7 @@ class Server:
         return f"<Server sockets={[s.getsockname() for s in self.sockets]!r}>"
 
 
-class serve:
+class serve(Opener["Server"]):
     """Start a WebSocket server; use as ``async with serve(...) as server`` or ``await serve(...)``.
 
     Args:
@@ -471,9 +471,8 @@ class serve:
         self._close_timeout = close_timeout
         self._process_request = process_request
         self._extra_headers = extra_headers
-        self._server: Server | None = None
 
-    async def _start(self) -> Server:
+    async def _open(self) -> Server:
         loop = asyncio.get_running_loop()
         kwargs = self._protocol_kwargs
 
@@ -508,24 +507,11 @@ class serve:
             server._server = await loop.create_server(
                 server._make_connection, self._host, self._port, **tcp_options
             )
-        self._server = server
         return server
 
-    def __await__(self) -> Generator[Any, None, Server]:
-        return self._start().__await__()
-
-    async def __aenter__(self) -> Server:
-        return await self._start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+    async def _shut(self, opened: Server) -> None:
+        opened.close()
+        await opened.wait_closed()
 
 
 def unix_serve(
