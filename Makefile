@@ -48,12 +48,12 @@ sanitize: setup
 # Full runs: see compliance/README.md.
 AB_DEFLATE := 12.1.1,12.1.2,12.1.3,12.2.1,12.2.2,12.2.3,12.3.1,12.3.2,12.3.3,12.4.1,12.4.2,12.4.3,12.5.1,12.5.2,12.5.3,13.1.1,13.1.2,13.1.3,13.2.1,13.2.2,13.2.3,13.3.1,13.3.2,13.3.3,13.4.1,13.4.2,13.4.3,13.5.1,13.5.2,13.5.3,13.6.1,13.6.2,13.6.3,13.7.1,13.7.2,13.7.3
 conformance: build
-	PYTHON=$(PY) compliance/run_asyncio.sh server '*' '12.*,13.*'
-	PYTHON=$(PY) compliance/run_asyncio.sh server '$(AB_DEFLATE)'
-	PYTHON=$(PY) compliance/run_asyncio.sh client '*' '12.*,13.*'
-	PYTHON=$(PY) compliance/run_asyncio.sh client '$(AB_DEFLATE)'
-	FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
-	FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
+	PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
+	PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
+	PYTHON=$(PY) compliance/run.sh client '*' '12.*,13.*'
+	PYTHON=$(PY) compliance/run.sh client '$(AB_DEFLATE)'
+	STACK=sansio FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
+	STACK=sansio FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
 
 lint: setup
 	$(PY) -m pip install -q ruff mypy

@@ -2,47 +2,65 @@
 # Run the Autobahn TestSuite against fastws, strict: every case must be OK.
 #
 # usage: compliance/run.sh SERVER|CLIENT [CASES] [EXCLUDE]
-#   SERVER   wstest's fuzzing client tests compliance/echo_server.py
-#   CLIENT   wstest's fuzzing server tests compliance/client.py
+#   SERVER   wstest's fuzzing client tests a fastws echo server
+#   CLIENT   wstest's fuzzing server tests a fastws client runner
 #   CASES    case patterns, comma-separated (default: *), e.g. '1.*,9.1.*'
 #   EXCLUDE  case patterns to skip (default: none), e.g. '9.*,12.*,13.*'
-# env: PYTHON (default: .venv/bin/python if present, else python3),
-#      OUTDIR (report folder, default: a new temporary folder),
-#      PORT (default: a free port), FASTWS_NO_EXTENSIONS=1 for the pure-Python kernels.
+# env: STACK=asyncio (default: `python -m fastws echo --max-size 16777216` and
+#        compliance/asyncio_client.py) or STACK=sansio (compliance/echo_server.py and
+#        compliance/client.py: the sans-IO core over plain sockets),
+#      UVLOOP=1 to run the asyncio stack on uvloop,
+#      FASTWS_NO_EXTENSIONS=1 for the pure-Python kernels,
+#      PYTHON (default: .venv/bin/python if present, else python3),
+#      OUTDIR (report folder, default: a new temporary folder), PORT (default: a free port).
 # Exit status: 0 when every case is OK (or INFORMATIONAL), non-zero otherwise.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 role="${1:-}"
 case "$role" in SERVER | server | CLIENT | client) ;; *)
-  sed -n '2,13p' "$0" >&2; exit 2 ;;
+  sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac
 cases="${2:-*}"
 exclude="${3:-}"
+stack="${STACK:-asyncio}"
+case "$stack" in asyncio | sansio) ;; *) echo "unknown STACK=$stack" >&2; exit 2 ;; esac
 py="${PYTHON:-}"
 if [ -z "$py" ]; then
   if [ -x "$root/.venv/bin/python" ]; then py="$root/.venv/bin/python"; else py=python3; fi
 fi
+uv=()
+[ "$stack" = asyncio ] && [ "${UVLOOP:-0}" = 1 ] && uv=(--uvloop)
 bash "$here/autobahn/install.sh" > /dev/null || { echo "autobahn install failed" >&2; exit 2; }
 port="${PORT:-$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
-outdir="${OUTDIR:-$(mktemp -d -t fastws-autobahn.XXXXXX)}"
+outdir="${OUTDIR:-$(mktemp -d -t "fastws-$stack-autobahn.XXXXXX")}"
+mkdir -p "$outdir" && outdir="$(cd "$outdir" && pwd)"
 impl="$(cd "$root" && "$py" -c 'import fastws; print(fastws.implementation)')"
-echo "fastws ($impl) $role cases='$cases' exclude='$exclude' -> $outdir"
+echo "fastws $stack ($impl${uv:+, uvloop}) $role cases='$cases' exclude='$exclude' -> $outdir"
 
 case "$role" in
   SERVER | server)
-    "$py" "$here/echo_server.py" --port "$port" &
+    if [ "$stack" = asyncio ]; then
+      server=(-m fastws echo --port "$port" --max-size 16777216 "${uv[@]}")
+    else
+      server=("$here/echo_server.py" --port "$port")
+    fi
+    (cd "$root" && exec "$py" "${server[@]}") > "$outdir/server.log" 2>&1 &
     pid=$!
-    trap 'kill "$pid" 2>/dev/null || true' EXIT
-    for _ in $(seq 50); do
+    trap 'kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
+    for _ in $(seq 100); do
       (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      kill -0 "$pid" 2>/dev/null || { cat "$outdir/server.log" >&2; exit 2; }
       sleep 0.1
     done
     bash "$here/autobahn/run-fuzzingclient.sh" -s -o "$outdir" "ws://127.0.0.1:$port" "$cases" "$exclude"
     ;;
   CLIENT | client)
+    client="$here/client.py"
+    [ "$stack" = asyncio ] && client="$here/asyncio_client.py"
     args=(-s -p "$port" -o "$outdir" -c "$cases")
     [ -n "$exclude" ] && args+=(-x "$exclude")
-    bash "$here/autobahn/run-fuzzingserver.sh" "${args[@]}" -- "$py" "$here/client.py"
+    bash "$here/autobahn/run-fuzzingserver.sh" "${args[@]}" -- \
+      env PYTHONPATH="$root" "$py" "$client" "${uv[@]}"
     ;;
 esac
