@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: setup build echo test test-c test-python test-kernels-c sanitize conformance lint bench clean
+.PHONY: setup build echo test test-c test-python test-kernels-c sanitize conformance fuzz lint bench clean
 
 $(VENV)/.stamp: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,9 @@ echo: build
 	$(PY) -m fastws echo --host $(HOST) --port $(PORT)
 
 # Everything CI runs: the suite with the C extension, the suite on the
-# pure-Python kernels, the C kernel tests, the sanitizer build and the
-# Autobahn TestSuite (server role, quick set).
-test: test-c test-python test-kernels-c sanitize conformance
+# pure-Python kernels, the C kernel tests, the sanitizer build, the Autobahn
+# TestSuite (both roles) and bounded fuzzing runs.
+test: test-c test-python test-kernels-c sanitize conformance fuzz
 
 test-c: build
 	FASTWS_REQUIRE_EXTENSION=1 $(PY) -m pytest
@@ -54,6 +54,15 @@ conformance: build
 	PYTHON=$(PY) compliance/run.sh client '$(AB_DEFLATE)'
 	STACK=sansio FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
 	STACK=sansio FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
+
+# Bounded fuzzing: the protocol (both roles, both kernel implementations) with
+# atheris, and the UTF-8 kernels (every ISA against references) under ASan+UBSan.
+FUZZ_SECONDS ?= 30
+fuzz: build
+	$(PY) -m pip install -q atheris
+	$(PY) fuzz/fuzz_protocol.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1
+	FASTWS_NO_EXTENSIONS=1 $(PY) fuzz/fuzz_protocol.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1
+	$(MAKE) -C csrc fuzz-utf8
 
 lint: setup
 	$(PY) -m pip install -q ruff mypy
