@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fastws.events import Response
+    from fastws.events import Request, Response
 
 __all__ = [
     "FastWSError",
@@ -93,13 +93,21 @@ class InvalidHandshake(FastWSError):
         response: client side: the server's HTTP response, if one was parsed.
         status: server side: the HTTP status we answered with (e.g. 400, 426);
             client side: the response status if known.
+        request: server side: the refused request, when it was well-formed
+            HTTP (e.g. a plain ``GET`` without an upgrade, which a server may
+            still answer itself: health checks, pages).
     """
 
     def __init__(
-        self, message: str, response: Response | None = None, status: int | None = None
+        self,
+        message: str,
+        response: Response | None = None,
+        status: int | None = None,
+        request: Request | None = None,
     ) -> None:
         self.message = message
         self.response = response
+        self.request = request
         if status is None and response is not None:
             status = response.status
         self.status = status

@@ -761,6 +761,7 @@ class ServerProtocol(Protocol):
             else:
                 self._leftover += data
             return
+        request: Request | None = None
         try:
             if not self._http.feed(data):
                 return
@@ -773,6 +774,8 @@ class ServerProtocol(Protocol):
                 if origin not in self.origins:
                     raise InvalidHandshake(f"origin {origin!r} is not allowed", status=403)
         except InvalidHandshake as exc:
+            if exc.request is None:
+                exc.request = request
             self.close_exc = exc
             status = exc.status or 400
             headers = [("Sec-WebSocket-Version", "13")] if status == 426 else []

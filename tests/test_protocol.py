@@ -602,3 +602,26 @@ def _request(c: ClientProtocol) -> bytes:
     from fastws.handshake import serialize_request
 
     return serialize_request(c.connect())
+
+
+def test_refused_request_is_kept_on_the_error() -> None:
+    """A well-formed request that is not an upgrade is answered 400 and kept on
+    the error, so a server can still answer it itself (health checks, pages)."""
+    from fastws.exceptions import InvalidHandshake
+
+    s = ServerProtocol(compression=None)
+    s.receive_data(b"GET /health?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    exc = s.close_exc
+    assert isinstance(exc, InvalidHandshake)
+    assert exc.status == 400
+    assert exc.request is not None
+    assert exc.request.path == "/health?x=1"
+    assert exc.request.headers["Host"] == "example.com"
+    assert s.request is None
+    assert s.data_to_send()[0].startswith(b"HTTP/1.1 400 ")
+
+    garbage = ServerProtocol(compression=None)
+    garbage.receive_data(b"\x16\x03\x01 not http\r\n\r\n")
+    exc = garbage.close_exc
+    assert isinstance(exc, InvalidHandshake)
+    assert exc.request is None

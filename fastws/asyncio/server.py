@@ -24,7 +24,7 @@ from fastws.asyncio.connection import Connection
 from fastws.asyncio.exceptions import ConnectionClosed
 from fastws.events import Request, Response
 from fastws.exceptions import InvalidHandshake
-from fastws.handshake import parse_request_line, serialize_response
+from fastws.handshake import serialize_response
 from fastws.protocol import ServerProtocol, State
 
 __all__ = [
@@ -122,17 +122,11 @@ class ServerConnection(Connection):
 
     def _plain_http_request(self) -> Request | None:
         """The request the state machine parsed and refused, if it is plain HTTP."""
-        http = getattr(self._proto, "_http", None)
-        if http is None or not getattr(http, "done", False):
+        exc = self._proto.close_exc
+        request: Request | None = exc.request if isinstance(exc, InvalidHandshake) else None
+        if request is None or "websocket" in request.headers.get("Upgrade", "").lower():
             return None
-        try:
-            method, target = parse_request_line(http.start_line)
-        except Exception:
-            return None
-        headers = http.headers
-        if "websocket" in headers.get("Upgrade", "").lower():
-            return None
-        return Request(method, target, headers)
+        return request
 
     async def _answer_plain(self, request: Request, pending: list[bytes]) -> None:
         result: Response | None = None
