@@ -30,27 +30,36 @@
 
 static inline int is_cont(uint8_t c) { return (c & 0xC0u) == 0x80u; }
 
+/* The first index >= i that is not inside a run of ASCII bytes read 8 at a
+ * time (32 at a time while the run lasts); bytes past the last whole word of
+ * an ASCII run are left to the caller. */
+static inline size_t skip_ascii(const uint8_t *p, size_t i, size_t n)
+{
+    while (i + 32 <= n) {
+        uint64_t a, b, c, d;
+        memcpy(&a, p + i, 8);
+        memcpy(&b, p + i + 8, 8);
+        memcpy(&c, p + i + 16, 8);
+        memcpy(&d, p + i + 24, 8);
+        if ((a | b | c | d) & FWS_HI8)
+            break;
+        i += 32;
+    }
+    while (i + 8 <= n) {
+        uint64_t a;
+        memcpy(&a, p + i, 8);
+        if (a & FWS_HI8)
+            break;
+        i += 8;
+    }
+    return i;
+}
+
 static size_t scan_branchy(const uint8_t *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        /* ASCII run: 16 then 8 bytes at a time. */
-        while (i + 16 <= n) {
-            uint64_t a, b;
-            memcpy(&a, p + i, 8);
-            memcpy(&b, p + i + 8, 8);
-            if ((a | b) & FWS_HI8)
-                break;
-            i += 16;
-        }
-        if (i + 8 <= n) {
-            uint64_t a;
-            memcpy(&a, p + i, 8);
-            if (!(a & FWS_HI8)) {
-                i += 8;
-                continue;
-            }
-        }
+        i = skip_ascii(p, i, n);
         if (i >= n)
             break;
         uint8_t c = p[i];
@@ -142,24 +151,7 @@ size_t fws_utf8_scan_scalar(const uint8_t *p, size_t n)
     uint64_t s = DFA_ACCEPT;
     while (i < n) {
         if ((s & 63) == DFA_ACCEPT) {
-            while (i + 32 <= n) {
-                uint64_t a, b, c, d;
-                memcpy(&a, p + i, 8);
-                memcpy(&b, p + i + 8, 8);
-                memcpy(&c, p + i + 16, 8);
-                memcpy(&d, p + i + 24, 8);
-                if ((a | b | c | d) & FWS_HI8)
-                    break;
-                i += 32;
-            }
-            if (i + 8 <= n) {
-                uint64_t a;
-                memcpy(&a, p + i, 8);
-                if (!(a & FWS_HI8)) {
-                    i += 8;
-                    continue;
-                }
-            }
+            i = skip_ascii(p, i, n);
             if (i >= n)
                 break;
         }
