@@ -140,7 +140,9 @@ class BinaryMessage:
 
 @dataclass(frozen=True, slots=True)
 class MessageChunk:
-    """Part of a message, with ``stream_messages=True``.
+    """One frame of a fragmented message, with ``stream_messages=True``.
+
+    A message sent in a single frame is delivered whole instead.
 
     Attributes:
         data: the payload of one data frame (decompressed, and for text

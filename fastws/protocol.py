@@ -199,6 +199,7 @@ class Protocol:
         self._pos = 0
         self._msg_opcode = 0  # 0: no message in progress, 1 text, 2 binary
         self._msg_compressed = False
+        self._msg_streamed = False
         self._msg_parts: list[bytes] = []
         self._msg_size = 0
         self._msg_frames = 0
@@ -447,8 +448,7 @@ class Protocol:
         max_frame = self._max_single
         in_msg = self._msg_opcode
         partial = self._partial_seen
-        stream = self.stream_messages
-        simple = not in_msg and not stream  # single-frame messages take the fast path
+        simple = not in_msg  # single-frame messages take the fast path
         events = self._events
         limit = -1 if max_frame is None else max_frame
         with memoryview(buf) as mv:
@@ -500,7 +500,7 @@ class Protocol:
                         self._data(fin, rsv, opcode, payload)
                         in_msg = self._msg_opcode
                         partial = self._partial_seen
-                        simple = not in_msg and not stream
+                        simple = not in_msg
             except ProtocolError as exc:
                 self._fail_with(exc)
             except ValueError as exc:  # decode_header: 64-bit length with MSB set
@@ -577,10 +577,12 @@ class Protocol:
             self._msg_size = 0
             self._msg_frames = 0
             self._msg_parts = []
+            # Only a message that arrives in several frames is streamed.
+            self._msg_streamed = self.stream_messages and not fin
             if opcode == 1:
                 if not self._early:
                     self._utf8.reset()
-                if self.stream_messages:
+                if self._msg_streamed:
                     self._decoder = codecs.getincrementaldecoder("utf-8")()
         text = self._msg_opcode == 1
         self._msg_frames += 1
@@ -605,7 +607,8 @@ class Protocol:
                     self._utf8.feed(payload, fin)
             except Utf8Error:
                 raise ProtocolError(1007, "invalid UTF-8 in text message") from None
-        if self.stream_messages:
+        streamed = self._msg_streamed
+        if streamed:
             if text:
                 assert self._decoder is not None
                 chunk: str | bytes = self._decoder.decode(payload, fin)
@@ -616,7 +619,7 @@ class Protocol:
             self._msg_parts.append(payload)
         if fin:
             self._msg_opcode = 0
-            if not self.stream_messages:
+            if not streamed:
                 parts = self._msg_parts
                 data = parts[0] if len(parts) == 1 else b"".join(parts)
                 self._msg_parts = []
@@ -705,8 +708,10 @@ class ServerProtocol(Protocol):
         max_headers: most header lines (431 above).
         max_handshake_size: largest request head (431 above).
         auto_pong: answer pings automatically.
-        stream_messages: deliver :class:`~fastws.events.MessageChunk` events as
-            frames arrive instead of whole messages.
+        stream_messages: deliver each frame of a fragmented message as a
+            :class:`~fastws.events.MessageChunk` event as it arrives, instead
+            of joining the frames; a message sent in one frame still comes
+            whole (``TextMessage`` / ``BinaryMessage``).
         server_header: the ``Server`` header of responses, ``None`` for none.
     """
 
@@ -930,7 +935,8 @@ class ClientProtocol(Protocol):
         max_headers: most response header lines.
         max_handshake_size: largest response head (and error body).
         auto_pong: answer pings automatically.
-        stream_messages: deliver :class:`~fastws.events.MessageChunk` events.
+        stream_messages: deliver fragmented messages as
+            :class:`~fastws.events.MessageChunk` events (see ``ServerProtocol``).
 
     Raises:
         ValueError: ``uri`` is not a valid WebSocket URI.

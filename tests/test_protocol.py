@@ -474,8 +474,22 @@ def test_stream_messages() -> None:
     assert s.events_received() == [
         MessageChunk(b"x", False, False),
         MessageChunk(b"y", False, True),
-        MessageChunk("one", True, True),
+        TextMessage("one"),  # a single-frame message comes whole
     ]
+
+
+@pytest.mark.parametrize("split", [None, 3, 9])
+def test_stream_messages_single_frame_whole(split: int | None) -> None:
+    # Whether the frame arrives in one read or in pieces, a one-frame message
+    # is one event (compressed frames: test_stream_messages_with_deflate).
+    s = server(stream_messages=True)
+    data = cframe(2, b"0123456789") + cframe(1, "é".encode())
+    if split is None:
+        s.receive_data(data)
+    else:
+        s.receive_data(data[:split])
+        s.receive_data(data[split:])
+    assert s.events_received() == [BinaryMessage(b"0123456789"), TextMessage("é")]
 
 
 # ------------------------------------------------------------------ buffering
@@ -564,6 +578,9 @@ def test_stream_messages_with_deflate() -> None:
     chunks = s.events_received()
     assert "".join(e.data for e in chunks) == "é" * 50 + "ü" * 50  # type: ignore[union-attr, misc]
     assert [e.final for e in chunks] == [False, True]  # type: ignore[union-attr]
+    c.send_text("ö" * 50)  # one compressed frame: the general path, still whole
+    s.receive_data(b"".join(c.data_to_send()))
+    assert s.events_received() == [TextMessage("ö" * 50)]
 
 
 def test_server_header() -> None:
