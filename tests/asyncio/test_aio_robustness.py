@@ -12,32 +12,42 @@ from aio_helpers import close_writer, echo_handler, handshake_request, masked_fr
 from fastws.asyncio import ConnectionClosedError, ServerConnection, connect, serve
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_many_concurrent_connections(run: Any, loop_name: str) -> None:
-    count = 300
+    # 1,000 connections open at the same time, all echoing at once.
+    count = 1000
+    peak: list[int] = []
 
     async def main() -> None:
         async with serve(echo_handler, "127.0.0.1", 0, backlog=2048) as server:
             uri = f"ws://127.0.0.1:{server.port}/"
+            opening = asyncio.Semaphore(200)  # handshakes in progress at once
+            all_open = asyncio.Event()
+            opened = 0
 
             async def client(i: int) -> None:
-                async with connect(uri, compression=None) as ws:
+                nonlocal opened
+                async with opening:
+                    ws = await connect(uri, compression=None)
+                try:
+                    opened += 1
+                    if opened == count:
+                        peak.append(len(server.connections))
+                        all_open.set()
+                    await asyncio.wait_for(all_open.wait(), 60)
                     for j in range(5):
                         await ws.send(f"{i}-{j}")
                         assert await ws.recv() == f"{i}-{j}"
                     await ws.send(b"b" * 1000)
                     assert await ws.recv() == b"b" * 1000
+                finally:
+                    await ws.close()
 
-            sem = asyncio.Semaphore(150)
+            await asyncio.gather(*(client(i) for i in range(count)))
+            assert len(server.connections) < count  # they are closing or gone
 
-            async def limited(i: int) -> None:
-                async with sem:
-                    await client(i)
-
-            await asyncio.gather(*(limited(i) for i in range(count)))
-            assert not server.connections or len(server.connections) < count
-
-    run(main(), timeout=50)
+    run(main(), timeout=100)
+    assert peak == [count]
 
 
 def test_abrupt_disconnect_mid_frame(run: Any, caplog: pytest.LogCaptureFixture) -> None:
