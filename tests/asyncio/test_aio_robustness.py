@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import sys
+import time
 from typing import Any
 
 import pytest
-from aio_helpers import close_writer, echo_handler, handshake_request, masked_frame, raw_open
+from aio_helpers import (
+    EchoServer,
+    close_writer,
+    echo_handler,
+    handshake_request,
+    masked_frame,
+    raw_open,
+)
 
 from fastws.asyncio import ConnectionClosedError, ServerConnection, connect, serve
 
@@ -194,3 +205,50 @@ def test_server_side_eof_without_close(run: Any) -> None:
                 assert info.value.code == 1006
 
     run(main())
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("loop_flag", [[], ["--uvloop"]], ids=["asyncio", "uvloop"])
+@pytest.mark.timeout(60)
+def test_echo_server_memory_stays_bounded_for_a_client_that_never_reads(
+    loop_flag: list[str],
+) -> None:
+    # A client floods the echo server with 64 KiB messages and never reads the
+    # echoes. The server must stop reading from it (its write buffer is full,
+    # then its receive queue) instead of buffering: the client ends up blocked
+    # by TCP flow control, and the server's RSS stays small.
+    server = EchoServer(*loop_flag)
+    try:
+        pid = server.proc.pid
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(handshake_request(server.port))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            assert head.startswith(b"HTTP/1.1 101"), head
+            time.sleep(0.2)
+            before = _rss(pid)
+            frame = masked_frame(2, os.urandom(65536))
+            sock.settimeout(2.0)
+            sent, cap = 0, 1 << 30
+            try:
+                while sent < cap:
+                    sock.sendall(frame)
+                    sent += len(frame)
+            except TimeoutError:
+                pass
+            growth = _rss(pid) - before
+            assert sent < cap, "the server kept reading from a peer that never reads"
+            # Measured: about 1.4 MB after 8-11 MB sent; the write limit and
+            # max_queue x 64 KiB bound it.
+            assert growth < 8 << 20, f"RSS grew by {growth} bytes after {sent} bytes sent"
+    finally:
+        assert server.stop() == 0
