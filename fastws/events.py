@@ -36,7 +36,8 @@ class Headers:
     __slots__ = ("_items",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = [(str(k), str(v)) for k, v in items]
+        # A tuple: headers are immutable, and it is smaller than a list.
+        self._items: tuple[tuple[str, str], ...] = tuple((str(k), str(v)) for k, v in items)
 
     @overload
     def get(self, name: str) -> str | None: ...

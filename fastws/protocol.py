@@ -134,6 +134,54 @@ class Protocol:
     Not instantiated directly: use :class:`ServerProtocol` or :class:`ClientProtocol`.
     """
 
+    # Slots: a connection's state machine is about 1.2 KB smaller than with a __dict__.
+    __slots__ = (
+        "__weakref__",
+        "_buf",
+        "_close_received",
+        "_compression",
+        "_decoder",
+        "_deflate",
+        "_discard",
+        "_early",
+        "_eof_received",
+        "_eof_sent",
+        "_events",
+        "_http",
+        "_is_server",
+        "_max_single",
+        "_msg_compressed",
+        "_msg_frames",
+        "_msg_opcode",
+        "_msg_parts",
+        "_msg_size",
+        "_msg_streamed",
+        "_out",
+        "_partial_seen",
+        "_pending_fail",
+        "_pos",
+        "_rand",
+        "_rand_pos",
+        "_send_compressed",
+        "_send_opcode",
+        "_utf8",
+        "auto_pong",
+        "close_code",
+        "close_code_sent",
+        "close_exc",
+        "close_reason",
+        "extensions",
+        "max_fragments",
+        "max_frame_size",
+        "max_message_size",
+        "request",
+        "response",
+        "role",
+        "state",
+        "stream_messages",
+        "subprotocol",
+    )
+
     def __init__(
         self,
         role: Role,
@@ -168,7 +216,7 @@ class Protocol:
         self._max_single: int | None = min(limits) if limits else None
         self.auto_pong = auto_pong
         self.stream_messages = stream_messages
-        self._http = HttpHeadParser(
+        self._http: HttpHeadParser | None = HttpHeadParser(
             max_start_line=max_request_line,
             max_header_line=max_header_line,
             max_headers=max_headers,
@@ -715,6 +763,19 @@ class ServerProtocol(Protocol):
         server_header: the ``Server`` header of responses, ``None`` for none.
     """
 
+    # Server-only state (see Protocol.__slots__).
+    __slots__ = (
+        "_accepted",
+        "_early_overflow",
+        "_key",
+        "_leftover",
+        "_max_early",
+        "origins",
+        "select_subprotocol",
+        "server_header",
+        "subprotocols",
+    )
+
     def __init__(
         self,
         *,
@@ -768,11 +829,14 @@ class ServerProtocol(Protocol):
             return
         request: Request | None = None
         try:
-            if not self._http.feed(data):
+            http = self._http
+            assert http is not None  # fed only until the head is complete
+            if not http.feed(data):
                 return
-            method, target = parse_request_line(self._http.start_line)
-            request = Request(method, target, self._http.headers)
-            self._leftover = bytearray(self._http.rest())
+            self._http = None  # not needed any more: keep connections small
+            method, target = parse_request_line(http.start_line)
+            request = Request(method, target, http.headers)
+            self._leftover = bytearray(http.rest())
             self._key = check_request(request)
             if self.origins is not None:
                 origin = request.headers.get("Origin")
@@ -942,6 +1006,19 @@ class ClientProtocol(Protocol):
         ValueError: ``uri`` is not a valid WebSocket URI.
     """
 
+    # Client-only state (see Protocol.__slots__).
+    __slots__ = (
+        "_body",
+        "_key",
+        "_status",
+        "additional_headers",
+        "max_handshake_size",
+        "origin",
+        "subprotocols",
+        "uri",
+        "user_agent",
+    )
+
     def __init__(
         self,
         uri: str,
@@ -1022,14 +1099,17 @@ class ClientProtocol(Protocol):
             self._collect_body(data)
             return
         try:
-            if not self._http.feed(data):
+            http = self._http
+            assert http is not None  # fed only until the head is complete
+            if not http.feed(data):
                 return
-            status, reason = parse_status_line(self._http.start_line)
+            self._http = None  # not needed any more: keep connections small
+            status, reason = parse_status_line(http.start_line)
         except InvalidHandshake as exc:
             self._handshake_failed(InvalidHandshake(exc.message))
             return
-        headers = self._http.headers
-        rest = self._http.rest()
+        headers = http.headers
+        rest = http.rest()
         if status != 101:
             self._status = (status, reason, headers)
             self._collect_body(rest)

@@ -31,9 +31,7 @@ def _free_port() -> int:
 @pytest.mark.parametrize("block", _blocks())
 def test_readme_example_runs(block: str) -> None:
     code = block.replace("8765", str(_free_port()))
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 

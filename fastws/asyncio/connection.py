@@ -197,7 +197,8 @@ class Connection(asyncio.Protocol):
         self._close_handle: asyncio.TimerHandle | None = None
         self._lost = False
         self._eof_fed = False
-        self._lost_waiter: asyncio.Future[None] = self._loop.create_future()
+        # Created on demand (most connections never wait for it): see _lost_future().
+        self._lost_waiter: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------
     # Public properties
@@ -596,7 +597,16 @@ class Connection(asyncio.Protocol):
 
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
-        await asyncio.shield(self._lost_waiter)
+        await asyncio.shield(self._lost_future())
+
+    def _lost_future(self) -> asyncio.Future[None]:
+        """A future that is done once the TCP connection is closed."""
+        waiter = self._lost_waiter
+        if waiter is None:
+            waiter = self._lost_waiter = self._loop.create_future()
+            if self._lost:
+                waiter.set_result(None)
+        return waiter
 
     def abort(self) -> None:
         """Close the TCP connection at once, without a closing handshake."""
@@ -685,7 +695,7 @@ class Connection(asyncio.Protocol):
                     waiter.set_exception(closed)
                     waiter.exception()  # mark retrieved: nobody may be waiting
             self._pings.clear()
-        if not self._lost_waiter.done():
+        if self._lost_waiter is not None and not self._lost_waiter.done():
             self._lost_waiter.set_result(None)
         self._on_lost(exc)
 

@@ -337,7 +337,7 @@ class Server:
                 self._closed.set_result(None)
 
     async def _wait_lost(self, timeout: float | None) -> None:
-        waiters = [conn._lost_waiter for conn in self._connections if not conn._lost]
+        waiters = [conn._lost_future() for conn in self._connections if not conn._lost]
         if waiters:
             await asyncio.wait(waiters, timeout=timeout)
 
