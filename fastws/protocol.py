@@ -52,6 +52,7 @@ from fastws._impl import (
     apply_mask,
     decode_header,
     encode_frame,
+    encode_header,
     parse_messages,
 )
 from fastws.events import (
@@ -110,6 +111,9 @@ _Bytes = bytes | bytearray | memoryview
 # Buffer compaction: drop consumed bytes only when they are both many and the
 # larger part of the buffer (the buffer is simply cleared when all is consumed).
 _COMPACT_AT = 1 << 16
+# A server sends an immutable ``bytes`` payload of at least this size after its
+# header as a separate item, without copying it into the frame.
+_ZERO_COPY_AT = 2048
 
 
 class State(enum.IntEnum):
@@ -312,16 +316,46 @@ class Protocol:
         if self._discard:
             return
         buf = self._buf
-        if not buf:
-            # Parse straight from the caller's buffer; keep only an incomplete tail.
-            pos = self._parse(data, 0)
-            if pos < len(data) and not self._discard:
-                buf += memoryview(data)[pos:]
-                self._pos = 0
-            return
-        buf += data
-        pos = self._parse(buf, self._pos)
-        self._compact(pos)
+        start = 0
+        if buf:
+            # The buffer holds the start of one incomplete frame. If it is not
+            # large, copy only the bytes that complete it and parse the rest
+            # from ``data`` itself. (A large frame keeps the buffer and its
+            # allocation, which is cheaper than growing a new one each time.)
+            need = self._missing(buf, self._pos)
+            if need is None or need >= len(data) or len(buf) + need > _COMPACT_AT:
+                buf += data
+                self._compact(self._parse(buf, self._pos))
+                return
+            with memoryview(data) as mv:
+                buf += mv[:need]
+            pos = self._parse(buf, self._pos)
+            if self._discard or pos < len(buf):  # pragma: no cover - defensive
+                if not self._discard:
+                    buf += memoryview(data)[need:]
+                    pos = self._parse(buf, pos)
+                self._compact(pos)
+                return
+            buf.clear()
+            self._pos = 0
+            start = need
+        # Parse straight from the caller's buffer; keep only an incomplete tail.
+        pos = self._parse(data, start)
+        if pos < len(data) and not self._discard:
+            buf += memoryview(data)[pos:]
+            self._pos = 0
+
+    @staticmethod
+    def _missing(buf: bytearray, pos: int) -> int | None:
+        """Bytes still missing from the frame at ``pos``; ``None`` if its header is incomplete."""
+        try:
+            hdr = decode_header(buf, pos)
+        except ValueError:  # an invalid length: let the parser fail the connection
+            return None
+        if hdr is None:
+            return None
+        missing = pos + hdr[5] + hdr[3] - len(buf)
+        return missing if missing > 0 else None
 
     def _compact(self, pos: int) -> None:
         buf = self._buf
@@ -451,7 +485,12 @@ class Protocol:
 
     def _send_frame(self, opcode: int, payload: _Bytes, fin: bool, rsv: int) -> None:
         if self._is_server:
-            self._out.append(encode_frame(fin, opcode, payload, None, rsv))
+            if type(payload) is bytes and len(payload) >= _ZERO_COPY_AT:
+                # Immutable: the transport may hold it without a copy.
+                self._out.append(encode_header(fin, opcode, len(payload), None, rsv))
+                self._out.append(payload)
+            else:
+                self._out.append(encode_frame(fin, opcode, payload, None, rsv))
         else:
             self._out.append(encode_frame(fin, opcode, payload, self._mask_key(), rsv))
 

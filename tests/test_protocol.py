@@ -642,3 +642,39 @@ def test_refused_request_is_kept_on_the_error() -> None:
     exc = garbage.close_exc
     assert isinstance(exc, InvalidHandshake)
     assert exc.request is None
+
+
+# ------------------------------------------------------------ copies
+
+
+def test_reads_that_split_frames_copy_only_the_incomplete_frame() -> None:
+    # Frames of 20,000 bytes arriving in reads of 25,000: the receive buffer
+    # only ever holds the start of the one frame that a read left incomplete
+    # (the rest is parsed from the read itself), and the events are unchanged.
+    payloads = [bytes([i]) * 20_000 for i in range(7)]
+    stream = b"".join(cframe(2, p) for p in payloads)
+    s = server()
+    events = []
+    for i in range(0, len(stream), 25_000):
+        s.receive_data(stream[i : i + 25_000])
+        events += s.events_received()
+        assert len(s._buf) < 20_008
+    assert events == [BinaryMessage(p) for p in payloads]
+    assert not s._buf
+
+
+def test_server_sends_large_bytes_payloads_without_a_copy() -> None:
+    s = server()
+    payload = bytes(range(256)) * 16
+    s.send_binary(payload)
+    out = s.data_to_send()
+    assert out[-1] is payload  # handed to the transport as is
+    assert b"".join(out) == sframe(2, payload)
+    # A mutable payload is copied: changing it after send() changes nothing.
+    mutable = bytearray(payload)
+    s.send_binary(mutable)
+    mutable[:] = b"\0" * len(mutable)
+    assert b"".join(s.data_to_send()) == sframe(2, payload)
+    # Small payloads stay one item.
+    s.send_text("hi")
+    assert s.data_to_send() == [sframe(1, b"hi")]

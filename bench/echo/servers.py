@@ -57,7 +57,6 @@ async def fastws_server(port: int) -> None:
         compression=None,
         max_size=MAX,
         ping_interval=None,
-        stream_messages=False,
     ):
         _ready()
         await _until_signal()
