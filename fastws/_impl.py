@@ -16,6 +16,7 @@ import warnings
 from types import ModuleType
 
 __all__ = [
+    "PayloadBuilder",
     "Utf8Validator",
     "apply_mask",
     "decode_header",
@@ -64,3 +65,4 @@ decode_header = _kernels.decode_header
 encode_header = _kernels.encode_header
 encode_frame = _kernels.encode_frame
 parse_messages = _kernels.parse_messages
+PayloadBuilder = _kernels.PayloadBuilder

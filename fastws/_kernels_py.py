@@ -380,6 +380,95 @@ def encode_frame(
     return header + _xor(payload, header[-4:], n)
 
 
+class PayloadBuilder:
+    """Assemble one frame payload of known size from pieces, unmasking as it goes.
+
+    Args:
+        size: the payload length.
+        mask: the 4-byte masking key, or ``None`` for an unmasked frame.
+
+    Raises:
+        ValueError: ``size`` is negative or ``mask`` is not 4 bytes long.
+        TypeError: ``mask`` is not a buffer.
+    """
+
+    __slots__ = ("_buf", "_filled", "_key", "_size")
+
+    def __init__(self, size: int, mask: Buffer | None = None) -> None:
+        size = operator.index(size)
+        if size < 0:
+            raise ValueError(f"size must not be negative, got {size}")
+        self._key = None if mask is None else _mask_key(mask)
+        self._buf: bytearray | None = bytearray(size)
+        self._size = size
+        self._filled = 0
+
+    @property
+    def size(self) -> int:
+        """The payload length."""
+        return self._size
+
+    @property
+    def filled(self) -> int:
+        """How many payload bytes were fed so far."""
+        return self._filled
+
+    def feed(self, data: Buffer, start: int = 0) -> int:
+        """Take the bytes of ``data`` from ``start``, up to what is missing.
+
+        Returns:
+            How many bytes were taken.
+
+        Raises:
+            TypeError: ``data`` is not a C-contiguous buffer.
+            ValueError: ``start`` is outside ``data``, or the payload is complete.
+        """
+        buf = self._buf
+        if buf is None:
+            raise ValueError("the payload was already taken")
+        view = _byte_view(data)
+        start = operator.index(start)
+        if start < 0 or start > len(view):
+            raise ValueError(f"start {start} is outside the {len(view)} bytes of data")
+        filled = self._filled
+        n = min(len(view) - start, self._size - filled)
+        if n:
+            chunk = view[start : start + n]
+            key = self._key
+            if key is not None:
+                phase = filled & 3
+                buf[filled : filled + n] = _xor(chunk, key[phase:] + key[:phase], n)
+            else:
+                buf[filled : filled + n] = chunk
+        self._filled = filled + n
+        return n
+
+    def view(self, start: int = 0) -> memoryview:
+        """A read-only view of the payload bytes fed so far, from ``start``.
+
+        Raises:
+            ValueError: the payload was already taken.
+        """
+        if self._buf is None:
+            raise ValueError("the payload was already taken")
+        start = min(max(start, 0), self._filled)
+        return memoryview(self._buf)[start : self._filled].toreadonly()
+
+    def result(self) -> bytes:
+        """The complete payload (once); the builder is empty afterwards.
+
+        Raises:
+            ValueError: bytes are still missing, or it was already taken.
+        """
+        buf = self._buf
+        if buf is None:
+            raise ValueError("the payload was already taken")
+        if self._filled != self._size:
+            raise ValueError(f"payload incomplete: {self._filled} of {self._size} bytes")
+        self._buf = None
+        return bytes(buf)
+
+
 def _event_setter(cls: type, argname: str) -> Callable[[object, object], None]:
     """Return the function that sets ``data`` on a new ``cls`` instance.
 

@@ -939,5 +939,117 @@ def _apply_env_cap() -> None:
     _cap_utf8(cap.encode("ascii"))
 
 
+
+# ---- payload assembly -----------------------------------------------------------
+
+cdef class PayloadBuilder:
+    """Assemble one frame payload of known size from pieces, unmasking as it goes.
+
+    The pieces are copied (and unmasked with ``mask``, continuing the key phase)
+    straight into the final ``bytes`` object, so a large frame that arrives
+    over many reads is copied once and needs no growing buffer.
+
+    Args:
+        size: the payload length.
+        mask: the 4-byte masking key, or ``None`` for an unmasked frame.
+
+    Raises:
+        ValueError: ``size`` is negative or ``mask`` is not 4 bytes long.
+        TypeError: ``mask`` is not a buffer.
+    """
+
+    cdef object _data  # bytes, not shared until result()
+    cdef Py_ssize_t _size
+    cdef Py_ssize_t _filled
+    cdef uint8_t _key[4]
+    cdef bint _masked
+
+    def __cinit__(self, Py_ssize_t size, mask=None):
+        if size < 0:
+            raise ValueError(f"size must not be negative, got {size}")
+        self._masked = mask is not None
+        if self._masked:
+            _get_key(mask, self._key)
+        cdef PyObject *out = PyBytes_FromStringAndSize(NULL, size)
+        if out is NULL:
+            raise MemoryError()
+        self._data = _steal(out)
+        self._size = size
+        self._filled = 0
+
+    @property
+    def size(self) -> int:
+        """The payload length."""
+        return self._size
+
+    @property
+    def filled(self) -> int:
+        """How many payload bytes were fed so far."""
+        return self._filled
+
+    def feed(self, data, Py_ssize_t start=0) -> int:
+        """Take the bytes of ``data`` from ``start``, up to what is missing.
+
+        Returns:
+            How many bytes were taken.
+
+        Raises:
+            TypeError: ``data`` is not a C-contiguous buffer.
+            ValueError: ``start`` is outside ``data``, or the payload is complete.
+        """
+        cdef Py_buffer view
+        cdef Py_ssize_t n
+        cdef uint8_t *dst
+        cdef const uint8_t *src
+        if self._data is None:
+            raise ValueError("the payload was already taken")
+        _get_buffer(data, &view)
+        try:
+            if start < 0 or start > view.len:
+                raise ValueError(f"start {start} is outside the {view.len} bytes of data")
+            n = min(view.len - start, self._size - self._filled)
+            dst = <uint8_t *>PyBytes_AS_STRING(self._data) + self._filled
+            src = <const uint8_t *>view.buf + start
+            if n >= NOGIL_THRESHOLD:
+                with nogil:
+                    if self._masked:
+                        fws_mask(dst, src, <size_t>n, self._key, <unsigned>(self._filled & 3))
+                    else:
+                        memcpy(dst, src, <size_t>n)
+            elif self._masked:
+                fws_mask(dst, src, <size_t>n, self._key, <unsigned>(self._filled & 3))
+            else:
+                memcpy(dst, src, <size_t>n)
+        finally:
+            PyBuffer_Release(&view)
+        self._filled += n
+        return n
+
+    def view(self, Py_ssize_t start=0) -> memoryview:
+        """A read-only view of the payload bytes fed so far, from ``start``.
+
+        Raises:
+            ValueError: the payload was already taken.
+        """
+        if self._data is None:
+            raise ValueError("the payload was already taken")
+        start = min(max(start, 0), self._filled)
+        return memoryview(self._data)[start:self._filled]
+
+    def result(self) -> bytes:
+        """The complete payload (once); the builder is empty afterwards.
+
+        Raises:
+            ValueError: bytes are still missing, or it was already taken.
+        """
+        if self._data is None:
+            raise ValueError("the payload was already taken")
+        if self._filled != self._size:
+            raise ValueError(f"payload incomplete: {self._filled} of {self._size} bytes")
+        data = self._data
+        self._data = None
+        return data
+
+
 fws_mask_isa()  # resolve the dispatch now, not on the first call
 _apply_env_cap()
