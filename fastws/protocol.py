@@ -44,10 +44,11 @@ import enum
 import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from fastws import __version__
 from fastws._impl import (
+    PayloadBuilder,
     Utf8Validator,
     apply_mask,
     decode_header,
@@ -101,6 +102,10 @@ from fastws.handshake import (
     serialize_response,
 )
 
+if TYPE_CHECKING:  # the C class has the same interface (see _speedups.pyi)
+    from fastws._kernels_py import PayloadBuilder as _Builder
+
+
 __all__ = ["ClientProtocol", "Protocol", "Role", "ServerProtocol", "State"]
 
 _DEFAULT_DEFLATE = DeflateOptions()
@@ -111,6 +116,10 @@ _Bytes = bytes | bytearray | memoryview
 # Buffer compaction: drop consumed bytes only when they are both many and the
 # larger part of the buffer (the buffer is simply cleared when all is consumed).
 _COMPACT_AT = 1 << 16
+# A frame at least this large is assembled in its final bytes object as it
+# arrives (see PayloadBuilder) once a quarter of it is there, instead of
+# being collected in the receive buffer first.
+_ASSEMBLE_AT = _COMPACT_AT
 # A server sends an immutable ``bytes`` payload of at least this size after its
 # header as a separate item, without copying it into the frame.
 _ZERO_COPY_AT = 2048
@@ -141,6 +150,8 @@ class Protocol:
     # Slots: a connection's state machine is about 1.2 KB smaller than with a __dict__.
     __slots__ = (
         "__weakref__",
+        "_asm",
+        "_asm_frame",
         "_buf",
         "_close_received",
         "_compression",
@@ -248,6 +259,9 @@ class Protocol:
 
         # receive side
         self._buf = bytearray()
+        # A large frame being assembled: its builder and (fin, rsv, opcode).
+        self._asm: _Builder | None = None
+        self._asm_frame: tuple[bool, int, int] = (True, 0, 0)
         self._pos = 0
         self._msg_opcode = 0  # 0: no message in progress, 1 text, 2 binary
         self._msg_compressed = False
@@ -317,7 +331,12 @@ class Protocol:
             return
         buf = self._buf
         start = 0
-        if buf:
+        if self._asm is not None:
+            # The receive buffer is empty while a large frame is assembled.
+            start = self._feed_assembly(data, 0)
+            if self._asm is not None or self._discard or start >= len(data):
+                return
+        elif buf:
             # The buffer holds the start of one incomplete frame. If it is not
             # large, copy only the bytes that complete it and parse the rest
             # from ``data`` itself. (A large frame keeps the buffer and its
@@ -344,6 +363,31 @@ class Protocol:
         if pos < len(data) and not self._discard:
             buf += memoryview(data)[pos:]
             self._pos = 0
+
+    def _feed_assembly(self, data: Any, start: int) -> int:
+        """Feed the large frame being assembled; return the bytes of ``data`` it took."""
+        asm = self._asm
+        assert asm is not None
+        taken = asm.feed(data, start)
+        fin, rsv, opcode = self._asm_frame
+        try:
+            if not rsv and (opcode == 1 or (opcode == 0 and self._msg_opcode == 1)):
+                # Text: validate the bytes as they arrive (fail fast).
+                if opcode == 1 and not self._early:
+                    self._utf8.reset()
+                try:
+                    with asm.view(self._early) as chunk:
+                        self._utf8.feed(chunk)
+                except Utf8Error:
+                    raise ProtocolError(1007, "invalid UTF-8 in text message") from None
+                self._early = asm.filled
+            if asm.filled == asm.size:
+                self._asm = None
+                self._data(fin, rsv, opcode, asm.result())
+        except ProtocolError as exc:
+            self._asm = None
+            self._fail_with(exc)
+        return taken
 
     @staticmethod
     def _missing(buf: bytearray, pos: int) -> int | None:
@@ -381,6 +425,7 @@ class Protocol:
             self.close_reason = ""
         self.state = State.CLOSED
         self._discard = True
+        self._asm = None  # drop a partly assembled frame
         self._send_eof()
 
     # ---------------------------------------------------------------- sending
@@ -465,6 +510,7 @@ class Protocol:
             self.close_code_sent = code
             self.state = State.CLOSED if self._close_received else State.CLOSING
         self._discard = True
+        self._asm = None  # drop a partly assembled frame
         if self._is_server:
             self._send_eof()
 
@@ -570,6 +616,12 @@ class Protocol:
                     stop = start + length
                     self._check_frame(fin, rsv, opcode, length)
                     if stop > end:
+                        if length >= _ASSEMBLE_AT and (end - start) * 4 >= length:
+                            self._asm = PayloadBuilder(length, mask)
+                            self._asm_frame = (fin, rsv, opcode)
+                            self._feed_assembly(mv, start)
+                            pos = end
+                            break
                         if (
                             (opcode == 1 or (opcode == 0 and self._msg_opcode == 1))
                             and not self._msg_compressed

@@ -678,3 +678,96 @@ def test_server_sends_large_bytes_payloads_without_a_copy() -> None:
     # Small payloads stay one item.
     s.send_text("hi")
     assert s.data_to_send() == [sframe(1, b"hi")]
+
+
+# ------------------------------------------------------ large frames
+
+
+def _reads(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def test_large_frame_is_assembled_without_double_buffering() -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB
+    stream = cframe(2, big) + cframe(1, b"after") + cframe(2, big[:70_000])
+    s = server(max_message_size=2 << 20)
+    events = []
+    for chunk in _reads(stream, 100_000):
+        s.receive_data(chunk)
+        events += s.events_received()
+        # The buffer only collects the first quarter of a large frame (which
+        # bounds what a header alone makes us allocate); then the rest goes
+        # straight into the payload, never into both.
+        assert len(s._buf) < len(big) // 4 + 100_000
+    assert events == [BinaryMessage(big), TextMessage("after"), BinaryMessage(big[:70_000])]
+    assert s._asm is None
+
+
+def test_large_text_frame_split_inside_code_points() -> None:
+    text = "aé€😀" * 30_000  # 300,000 characters, 1 to 4 bytes each
+    stream = cframe(1, text.encode())
+    s = server()
+    events = []
+    for chunk in _reads(stream, 65_537):
+        s.receive_data(chunk)
+        events += s.events_received()
+    assert events == [TextMessage(text)]
+
+
+def test_large_text_frame_fails_fast_on_invalid_utf8() -> None:
+    payload = bytearray(b"a" * 1_000_000)
+    payload[200_000] = 0xFF
+    stream = cframe(1, bytes(payload))
+    s = server()
+    s.receive_data(stream[:300_000])  # a quarter is there: assembled and checked
+    assert s.close_exc is not None and s.close_exc.code == 1007
+    assert s._asm is None  # the partial payload is released at once
+    s.receive_data(stream[300_000:])
+    assert s.events_received() == []
+
+
+def test_large_fragmented_text_message_with_streaming() -> None:
+    part = "ü" * 50_000  # 100,000 bytes per frame
+    stream = cframe(1, part.encode(), fin=False) + cframe(0, part.encode())
+    s = server(stream_messages=True)
+    events = []
+    for chunk in _reads(stream, 40_000):
+        s.receive_data(chunk)
+        events += s.events_received()
+    assert events == [MessageChunk(part, True, False), MessageChunk(part, True, True)]
+
+
+def test_eof_or_failure_during_assembly_releases_the_payload() -> None:
+    stream = cframe(2, b"x" * 500_000)
+    s = server()
+    s.receive_data(stream[:1000])
+    assert s._asm is None  # a header alone does not allocate the payload
+    s.receive_data(stream[1000:200_000])
+    assert s._asm is not None and s._asm.filled == 200_000 - 14  # minus the header
+    s.receive_eof()
+    assert s._asm is None and s.close_code == 1006
+    s = server()
+    s.receive_data(stream[:200_000])
+    s.fail(1011, "going")
+    assert s._asm is None
+
+
+def test_large_compressed_frame_is_assembled_then_inflated() -> None:
+    import os
+
+    from fastws.extensions.permessage_deflate import DeflateOptions
+
+    c = ClientProtocol("ws://h/", compression=DeflateOptions(threshold=0))
+    s = ServerProtocol(compression=DeflateOptions())
+    c.send_request(c.connect())
+    s.receive_data(b"".join(c.data_to_send()))
+    (req,) = s.events_received()
+    s.send_response(s.accept(req))  # type: ignore[arg-type]
+    c.receive_data(b"".join(s.data_to_send()))
+    payload = os.urandom(300_000)  # incompressible: the frame stays large
+    c.send_binary(payload)
+    events = []
+    for chunk in _reads(b"".join(c.data_to_send()), 90_000):
+        s.receive_data(chunk)
+        events += s.events_received()
+    assert events == [BinaryMessage(payload)]

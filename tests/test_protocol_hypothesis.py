@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastws import encode_frame
@@ -179,3 +179,24 @@ def test_random_frames(frames: list[tuple[bool, int, bytes, int]], deflate: bool
             or server.close_code_sent in (1005, 1012, 1013, 1014)
         )
         assert out[-1] == b""
+
+
+@given(
+    sizes=st.lists(st.sampled_from([10, 65_535, 65_536, 70_001, 200_003]), min_size=1, max_size=4),
+    text=st.booleans(),
+    cuts=st.lists(st.integers(0, 600_000), max_size=12),
+)
+@settings(max_examples=40)
+def test_large_frames_any_split(sizes: list[int], text: bool, cuts: list[int]) -> None:
+    # Frames large enough to be assembled as they arrive give the same events
+    # as when each arrives whole.
+    client, ref_server = open_pair(None)
+    _, server = open_pair(None)
+    for i, size in enumerate(sizes):
+        if text:
+            client.send_text(("é" * size)[: size // 2] + chr(65 + i))
+        else:
+            client.send_binary(bytes([i]) * size)
+    stream = b"".join(client.data_to_send())
+    expected = outcome(ref_server, [stream])
+    assert outcome(server, split_points(stream, cuts)) == expected
