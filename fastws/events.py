@@ -33,11 +33,21 @@ class Headers:
         items: the header pairs.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_flat",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        # A tuple: headers are immutable, and it is smaller than a list.
-        self._items: tuple[tuple[str, str], ...] = tuple((str(k), str(v)) for k, v in items)
+        # One flat tuple (name, value, name, value, ...): headers are
+        # immutable, and every open connection keeps its handshake's headers,
+        # so this is about 60 bytes per header smaller than a list of pairs.
+        flat: list[str] = []
+        for k, v in items:
+            flat.append(str(k))
+            flat.append(str(v))
+        self._flat: tuple[str, ...] = tuple(flat)
+
+    def _pairs(self) -> Iterator[tuple[str, str]]:
+        flat = self._flat
+        return zip(flat[::2], flat[1::2], strict=True)
 
     @overload
     def get(self, name: str) -> str | None: ...
@@ -47,15 +57,16 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         """Return the first value for ``name`` (case-insensitive), or ``default``."""
         lname = name.lower()
-        for k, v in self._items:
-            if k.lower() == lname:
-                return v
+        flat = self._flat
+        for i in range(0, len(flat), 2):
+            if flat[i].lower() == lname:
+                return flat[i + 1]
         return default
 
     def get_all(self, name: str) -> list[str]:
         """Return every value for ``name`` (case-insensitive), in order."""
         lname = name.lower()
-        return [v for k, v in self._items if k.lower() == lname]
+        return [v for k, v in self._pairs() if k.lower() == lname]
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -66,31 +77,30 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        lname = name.lower()
-        return any(k.lower() == lname for k, _ in self._items)
+        return self.get(name) is not None
 
     def items(self) -> list[tuple[str, str]]:
         """Return the ``(name, value)`` pairs in order."""
-        return list(self._items)
+        return list(self._pairs())
 
     def __iter__(self) -> Iterator[str]:
-        return (k for k, _ in self._items)
+        return iter(self._flat[::2])
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._flat) // 2
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
-            return [(k.lower(), v) for k, v in self._items] == [
-                (k.lower(), v) for k, v in other._items
+            return [(k.lower(), v) for k, v in self._pairs()] == [
+                (k.lower(), v) for k, v in other._pairs()
             ]
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(tuple((k.lower(), v) for k, v in self._items))
+        return hash(tuple((k.lower(), v) for k, v in self._pairs()))
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({self.items()!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,39 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE_RE = re.compile(r"[\x09\x20-\x7e\x80-\xff]*")
 
 
+# Every open connection keeps its handshake's headers. Header names, and the
+# values of headers that are the same on most connections, are shared through
+# this cache instead of being one more copy per connection. Bounded: once
+# full (e.g. after many made-up names), strings are simply not shared.
+_SHARED: dict[str, str] = {}
+_SHARED_MAX = 1024
+_SHARED_VALUES_OF = frozenset(
+    {
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "host",
+        "origin",
+        "pragma",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "sec-websocket-version",
+        "upgrade",
+        "user-agent",
+    }
+)
+
+
+def _shared(text: str) -> str:
+    shared = _SHARED.get(text)
+    if shared is not None:
+        return shared
+    if len(_SHARED) < _SHARED_MAX and len(text) <= 256:
+        _SHARED[text] = text
+    return text
+
+
 def accept_key(key: str) -> str:
     """Compute ``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key``.
 
@@ -307,6 +340,9 @@ class HttpHeadParser:
             svalue = value.strip(b" \t").decode("latin-1")
             if not _HEADER_VALUE_RE.fullmatch(svalue):
                 raise InvalidHandshake(f"invalid value for header {sname}", status=400)
+            sname = _shared(sname)
+            if sname.lower() in _SHARED_VALUES_OF:
+                svalue = _shared(svalue)
             pairs.append((sname, svalue))
         self.headers = Headers(pairs)
 

@@ -421,3 +421,30 @@ def test_invalid_extension_offer_is_400() -> None:
     (req,) = server.events_received()
     resp = server.accept(req)
     assert resp.status == 400
+
+
+def test_header_strings_are_shared_between_connections_within_a_bound() -> None:
+    from fastws import handshake
+
+    def parse(extra: str = "") -> Headers:
+        p = HttpHeadParser(is_request=True)
+        key = generate_key()
+        head = (
+            "GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
+            f"Sec-WebSocket-Key: {key}\r\n{extra}\r\n"
+        )
+        assert p.feed(head.encode())
+        return p.headers
+
+    a, b = parse(), parse()
+    assert a == Headers(a.items()) and a.items()[0] == ("Host", "example.com")
+    for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True):
+        assert ka is kb  # one string for every connection
+        if ka != "Sec-WebSocket-Key":
+            assert va is vb
+        else:
+            assert va != vb and va not in handshake._SHARED  # unique values stay out
+    # Many made-up header names fill the cache up to its bound, not beyond.
+    for i in range(0, 3000, 60):
+        parse("".join(f"X-{i + j}: v\r\n" for j in range(60)))
+    assert len(handshake._SHARED) <= handshake._SHARED_MAX
