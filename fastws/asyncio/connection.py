@@ -28,7 +28,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from fastws.asyncio.exceptions import (
@@ -58,6 +58,8 @@ __all__ = ["Connection", "Data", "State"]
 Data = str | bytes
 
 _logger = logging.getLogger("fastws.asyncio")
+_OPEN = State.OPEN
+_CONNECTING = State.CONNECTING
 
 _OK_CODES = frozenset((1000, 1001))
 
@@ -275,8 +277,8 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------
     # Receiving
 
-    async def recv(self) -> Data:
-        """Receive the next message.
+    def recv(self) -> Coroutine[Any, Any, Data]:
+        """Receive the next message (a coroutine: ``await ws.recv()``).
 
         Returns:
             ``str`` for a text message, ``bytes`` for a binary message.
@@ -286,30 +288,42 @@ class Connection(asyncio.Protocol):
             ConnectionClosedError: the connection was closed with an error.
             ConcurrencyError: another coroutine is already receiving.
         """
-        queue = self._queue
-        if not self._recv_busy and not self._skip_partial:
-            if not queue and not self._lost and not self._hold:
-                # The common case: wait here for the next item, without
-                # going through the general (fragment-joining) path.
-                if self._proto.close_code is not None:
-                    raise self._closed_exception()
-                waiter = self._loop.create_future()
-                self._recv_waiter = waiter
-                self._recv_busy = True
-                try:
-                    await waiter
-                finally:
-                    self._recv_waiter = None
-                    self._recv_busy = False
-            if queue:
-                item = queue[0]
-                if item[1]:
-                    del queue[0]
-                    if self._paused_by_queue and len(queue) <= self._low_queue:
-                        self._paused_by_queue = False
-                        self._update_reading()
-                    return item[0]
-        return await self._recv_slow()
+        return self._receive(False)
+
+    async def _receive(self, iterating: bool) -> Data:
+        """recv(), and with ``iterating`` the next step of ``async for``.
+
+        One coroutine serves both, so that a message costs one coroutine frame.
+        """
+        try:
+            queue = self._queue
+            if not self._recv_busy and not self._skip_partial:
+                if not queue and not self._lost and not self._hold:
+                    # The common case: wait here for the next item, without
+                    # going through the general (fragment-joining) path.
+                    if self._proto.close_code is not None:
+                        raise self._closed_exception()
+                    waiter = self._loop.create_future()
+                    self._recv_waiter = waiter
+                    self._recv_busy = True
+                    try:
+                        await waiter
+                    finally:
+                        self._recv_waiter = None
+                        self._recv_busy = False
+                if queue:
+                    item = queue[0]
+                    if item[1]:
+                        del queue[0]
+                        if self._paused_by_queue and len(queue) <= self._low_queue:
+                            self._paused_by_queue = False
+                            self._update_reading()
+                        return item[0]
+            return await self._recv_slow()
+        except ConnectionClosedOK:
+            if iterating:
+                raise StopAsyncIteration from None
+            raise
 
     async def _recv_slow(self) -> Data:
         if self._recv_busy:
@@ -401,12 +415,9 @@ class Connection(asyncio.Protocol):
         """
         return self
 
-    async def __anext__(self) -> Data:
+    def __anext__(self) -> Coroutine[Any, Any, Data]:
         """The next message; ``StopAsyncIteration`` after a normal closure."""
-        try:
-            return await self.recv()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
+        return self._receive(True)
 
     # ------------------------------------------------------------------
     # Sending
@@ -627,15 +638,24 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Feed bytes to the state machine and act on its events."""
         proto = self._proto
+        if proto.state is _CONNECTING and self._intercept_handshake(data):
+            return
         proto.receive_data(data)
         self._process_events()
-        if proto.close_exc is not None and self._queue and proto.state is State.OPEN:
+        if proto.close_exc is None:
+            if not proto._out and proto.state is _OPEN:
+                return  # the usual case: nothing to write (no pong, no close)
+        elif self._queue and proto.state is _OPEN:
             # The peer broke the protocol after messages that the application
             # has not seen yet: let it answer them before the close frame goes
             # out (the state machine queues the close frame on the next flush).
             self._hold_failure()
             return
         self._flush()
+
+    def _intercept_handshake(self, data: bytes) -> bool:
+        """Hook for a role to handle handshake bytes itself; ``True`` if it did."""
+        return False
 
     def _hold_failure(self) -> None:
         if not self._hold:

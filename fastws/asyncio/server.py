@@ -96,16 +96,15 @@ class ServerConnection(Connection):
         if self._server._closing:
             self._abort()
 
-    def data_received(self, data: bytes) -> None:
-        """Feed bytes; during the handshake, give plain HTTP requests to ``process_request``."""
+    def _intercept_handshake(self, data: bytes) -> bool:
+        """Give a plain HTTP request (not an upgrade) to ``process_request``.
+
+        Returns:
+            Whether ``data`` was handled here.
+        """
         proto = self._proto
-        if (
-            proto.state is not State.CONNECTING
-            or self._server._process_request is None
-            or self._task is not None
-        ):
-            super().data_received(data)
-            return
+        if self._server._process_request is None or self._task is not None:
+            return False
         proto.receive_data(data)
         if proto.request is None and isinstance(proto.close_exc, InvalidHandshake):
             request = self._plain_http_request()
@@ -116,9 +115,10 @@ class ServerConnection(Connection):
                 self._task = self._loop.create_task(self._answer_plain(request, pending))
                 self._server._tasks.add(self._task)
                 self._task.add_done_callback(self._server._tasks.discard)
-                return
+                return True
         self._process_events()
         self._flush()
+        return True
 
     def _plain_http_request(self) -> Request | None:
         """The request the state machine parsed and refused, if it is plain HTTP."""
