@@ -44,7 +44,7 @@ import enum
 import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from fastws import __version__
 from fastws._impl import (
@@ -134,6 +134,11 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
+# Module constants: faster to load than class attributes on the hot paths.
+_OPEN = State.OPEN
+_CONNECTING = State.CONNECTING
+
+
 class Role(enum.IntEnum):
     """Which end of the connection this is."""
 
@@ -220,7 +225,7 @@ class Protocol:
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be positive or None")
         self.role = role
-        self.state = State.CONNECTING
+        self.state = _CONNECTING
         self._is_server = role is Role.SERVER
         self._compression = compression
         self.max_message_size = max_message_size
@@ -324,7 +329,7 @@ class Protocol:
         """
         if self._eof_received or not data:
             return
-        if self.state is State.CONNECTING:
+        if self.state is _CONNECTING:
             self._receive_handshake(data)
             return
         if self._discard:
@@ -418,7 +423,7 @@ class Protocol:
             return
         self._eof_received = True
         self._apply_pending_fail()
-        if self.state is State.CONNECTING:
+        if self.state is _CONNECTING:
             self._handshake_eof()
         if self.close_code is None:
             self.close_code = 1006
@@ -489,7 +494,7 @@ class Protocol:
             ValueError: invalid code or reason.
             InvalidState: the connection is not open.
         """
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             raise InvalidState(f"cannot send a close frame in state {self.state.name}")
         payload = build_close_payload(code, reason)
         self._send_frame(0x8, payload, True, 0)
@@ -501,7 +506,7 @@ class Protocol:
 
         A server also closes the TCP connection at once. Further input is ignored.
         """
-        if self.state is State.OPEN:
+        if self.state is _OPEN:
             try:
                 payload = build_close_payload(code, reason[:100])
             except ValueError:
@@ -541,14 +546,14 @@ class Protocol:
             self._out.append(encode_frame(fin, opcode, payload, self._mask_key(), rsv))
 
     def _send_control(self, opcode: int, data: _Bytes) -> None:
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             raise InvalidState(f"cannot send a control frame in state {self.state.name}")
         if len(data) > MAX_CONTROL_PAYLOAD:
             raise ValueError("control frame payloads are limited to 125 bytes")
         self._send_frame(opcode, data, True, 0)
 
     def _send_data(self, opcode: int, data: _Bytes, fin: bool, compress: bool | None) -> None:
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             raise InvalidState(f"cannot send data in state {self.state.name}")
         deflate = self._deflate
         rsv = 0
@@ -771,7 +776,7 @@ class Protocol:
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode == 0x9:
             self._events.append(Ping(payload))
-            if self.auto_pong and self.state is State.OPEN:
+            if self.auto_pong and self.state is _OPEN:
                 self._send_frame(0xA, payload, True, 0)
         elif opcode == 0xA:
             self._events.append(Pong(payload))
@@ -781,7 +786,7 @@ class Protocol:
             self.close_code = code
             self.close_reason = reason
             self._events.append(CloseReceived(code, reason))
-            if self.state is State.OPEN:
+            if self.state is _OPEN:
                 self._send_frame(0x8, b"" if code == 1005 else _pack_code(code), True, 0)
                 self.close_code_sent = code
             self.state = State.CLOSED
@@ -797,7 +802,7 @@ class Protocol:
         if self.close_exc is None:
             self.close_exc = exc
         self._discard = True
-        if self._events and self.state is State.OPEN:
+        if self._events and self.state is _OPEN:
             # Messages parsed before the violation are still delivered and the
             # application may answer them: the close frame is queued by the
             # next data_to_send(), after those answers.
@@ -820,7 +825,7 @@ class Protocol:
         raise NotImplementedError
 
     def _open(self, leftover: bytes) -> None:
-        self.state = State.OPEN
+        self.state = _OPEN
         if leftover:
             self.receive_data(leftover)
 
@@ -1042,7 +1047,7 @@ class ServerProtocol(Protocol):
             InvalidState: not in the handshake, or a 101 response that
                 :meth:`accept` did not build.
         """
-        if self.state is not State.CONNECTING or self.response is not None:
+        if self.state is not _CONNECTING or self.response is not None:
             raise InvalidState("the handshake response was already sent")
         if response.status == 101:
             if self._accepted is None or self._accepted[0] is not response:
@@ -1055,8 +1060,7 @@ class ServerProtocol(Protocol):
             leftover = bytes(self._leftover)
             self._leftover = bytearray()
             self._open(leftover)
-            # _open() moved the state on (mypy keeps the narrowing above).
-            if self._early_overflow and cast(State, self.state) is State.OPEN:
+            if self._early_overflow and self.state is _OPEN:
                 self._fail_with(
                     PayloadTooBig("too much data received before the handshake response")
                 )
@@ -1175,7 +1179,7 @@ class ClientProtocol(Protocol):
         Raises:
             InvalidState: not in the handshake.
         """
-        if self.state is not State.CONNECTING or self.request is not None:
+        if self.state is not _CONNECTING or self.request is not None:
             raise InvalidState("the request was already sent")
         key = request.headers.get("Sec-WebSocket-Key")
         if key is not None:

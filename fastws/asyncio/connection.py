@@ -445,11 +445,11 @@ class Connection(asyncio.Protocol):
         while self._fragment_waiter is not None:
             await asyncio.shield(self._fragment_waiter)
         if isinstance(message, str):
-            if self._lost or self._proto.state is not State.OPEN:
+            if self._lost or self._proto.state is not _OPEN:
                 raise self._closed_exception()
             self._proto.send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            if self._lost or self._proto.state is not State.OPEN:
+            if self._lost or self._proto.state is not _OPEN:
                 raise self._closed_exception()
             self._proto.send_binary(message)
         elif isinstance(message, dict):
@@ -527,7 +527,7 @@ class Connection(asyncio.Protocol):
         except BaseException:
             # A started message cannot be finished: fail the connection, the
             # peer would otherwise wait for the end of the message forever.
-            if started and self._proto.state is State.OPEN:
+            if started and self._proto.state is _OPEN:
                 self._fail(1011, "error while sending a fragmented message")
             raise
         finally:
@@ -596,7 +596,7 @@ class Connection(asyncio.Protocol):
         self._release_failure()
         state = self._proto.state
         if not self._lost:
-            if state is State.OPEN:
+            if state is _OPEN:
                 self._sent_reason = reason
                 self._proto.send_close(code, reason)
                 self._flush()
@@ -824,7 +824,7 @@ class Connection(asyncio.Protocol):
         if (
             self._close_handle is None
             and not self._lost
-            and self._proto.state is not State.OPEN
+            and self._proto.state is not _OPEN
             and self._proto.close_expected()
         ):
             self._close_handle = self._loop.call_later(self._close_timeout, self._abort)
@@ -887,11 +887,11 @@ class Connection(asyncio.Protocol):
                 waiter.set_result(None)
 
     def _check_open(self) -> None:
-        if self._lost or self._proto.state is not State.OPEN:
+        if self._lost or self._proto.state is not _OPEN:
             raise self._closed_exception()
 
     def _fail(self, code: int, reason: str) -> None:
-        if self._proto.state is State.OPEN:
+        if self._proto.state is _OPEN:
             self._sent_reason = reason
             self._proto.fail(code, reason)
             self._flush()
@@ -913,7 +913,7 @@ class Connection(asyncio.Protocol):
 
     def _keepalive_ping(self) -> None:
         self._keepalive_handle = None
-        if self._lost or self._proto.state is not State.OPEN:
+        if self._lost or self._proto.state is not _OPEN:
             return
         payload = os.urandom(4)
         while payload in self._pings:
