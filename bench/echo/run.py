@@ -3,7 +3,7 @@
 Usage::
 
     python bench/echo/run.py [--servers a,b,...] [--duration 4] [--idle 5000]
-                             [--no-write]
+                             [--repeat 3] [--no-write]
 
 Each server runs alone, pinned to CPU 0 (``taskset -c 0``); the load generator
 (``loadgen.py``, picows clients on uvloop) is pinned to CPU 1. The same
@@ -30,6 +30,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -146,8 +147,50 @@ def _cpu_model() -> str:
     return platform.processor() or "?"
 
 
-def run(servers: list[str], duration: float, idle: int) -> dict[str, Any]:
-    """Run every scenario for every server."""
+def _run_server(kind: str, duration: float, idle: int) -> dict[str, Any]:
+    """Start one server, run every scenario (and the idle test) against it."""
+    port = _free_port()
+    print(f"== {kind}", file=sys.stderr, flush=True)
+    proc = _start_server(kind, port)
+    per: dict[str, Any] = {}
+    try:
+        for name, params in SCENARIOS:
+            extra = [f"--{k}={v}" for k, v in params.items()] + [f"--duration={duration}"]
+            res = _loadgen(port, proc.pid, extra, timeout=duration * 4 + 60)
+            per[name] = res
+            print(f"   {name:18} {res}", file=sys.stderr, flush=True)
+        if idle:
+            res = _loadgen(port, proc.pid, [f"--idle={idle}"], timeout=180)
+            per["idle"] = res
+            print(f"   {'idle':18} {res}", file=sys.stderr, flush=True)
+    finally:
+        _stop_server(proc)
+    time.sleep(0.5)
+    return per
+
+
+def _median(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several runs: the median of every number; errors if all failed."""
+    good = [r for r in samples if "error" not in r]
+    if not good:
+        return samples[0] if samples else {"error": "not run"}
+    out: dict[str, Any] = {}
+    for key, value in good[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = statistics.median(r[key] for r in good if key in r)
+        else:
+            out[key] = value
+    out["samples"] = len(good)
+    return out
+
+
+def run(servers: list[str], duration: float, idle: int, repeat: int = 1) -> dict[str, Any]:
+    """Run every scenario for every server, ``repeat`` times; keep the medians.
+
+    The servers take turns in a rotating order, so that slow drifts of the
+    machine (other work, frequency) do not always favour the same one. The
+    idle-memory test runs once per server (in the first round).
+    """
     results: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
@@ -155,29 +198,21 @@ def run(servers: list[str], duration: float, idle: int) -> dict[str, Any]:
         "kernel": platform.release(),
         "versions": _versions(),
         "duration_s": duration,
+        "repeat": repeat,
         "idle_connections": idle,
         "load_average_start": round(os.getloadavg()[0], 2),
         "servers": {},
     }
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {kind: {} for kind in servers}
+    for round_ in range(repeat):
+        shift = round_ % max(len(servers), 1)
+        for kind in servers[shift:] + servers[:shift]:
+            per = _run_server(kind, duration, idle if round_ == 0 else 0)
+            for name, res in per.items():
+                runs[kind].setdefault(name, []).append(res)
     for kind in servers:
-        port = _free_port()
-        print(f"== {kind}", file=sys.stderr, flush=True)
-        proc = _start_server(kind, port)
-        per: dict[str, Any] = {}
-        try:
-            for name, params in SCENARIOS:
-                extra = [f"--{k}={v}" for k, v in params.items()] + [f"--duration={duration}"]
-                res = _loadgen(port, proc.pid, extra, timeout=duration * 4 + 60)
-                per[name] = res
-                print(f"   {name:18} {res}", file=sys.stderr, flush=True)
-            if idle:
-                res = _loadgen(port, proc.pid, [f"--idle={idle}"], timeout=180)
-                per["idle"] = res
-                print(f"   {'idle':18} {res}", file=sys.stderr, flush=True)
-        finally:
-            _stop_server(proc)
-        results["servers"][kind] = per
-        time.sleep(0.5)
+        results["servers"][kind] = {name: _median(lst) for name, lst in runs[kind].items()}
+    results["runs"] = runs
     results["load_average_end"] = round(os.getloadavg()[0], 2)
     return results
 
@@ -188,6 +223,61 @@ def _fmt(value: Any, digits: int = 0) -> str:
     if isinstance(value, float) and digits:
         return f"{value:,.{digits}f}"
     return f"{value:,.0f}"
+
+
+def _cell(results: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    res = results["servers"].get(kind, {}).get(name, {})
+    return res if isinstance(res, dict) and "error" not in res else {}
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    """The issue's targets: the best fastws server against picows and websockets.
+
+    Two ratios per peer: throughput (msgs/s, which the load generator can cap)
+    and the server's CPU time per message (peer's / fastws's: above 1 means
+    fastws does the same work with less CPU).
+    """
+    ours = [k for k in results["servers"] if k.startswith("fastws")]
+    if not ours:
+        return []
+    lines = [
+        "### Against the targets",
+        "",
+        "Best fastws server per scenario (by msgs/s) against picows and websockets: "
+        "throughput ratio, and CPU ratio (the peer's server CPU time per message "
+        "divided by fastws's; above 1 means fastws needs less CPU).",
+        "",
+        "| scenario | fastws | msgs/s vs picows | CPU vs picows | msgs/s vs websockets "
+        "| CPU vs websockets |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, _ in SCENARIOS:
+        cells = {k: _cell(results, k, name) for k in ours}
+        cells = {k: c for k, c in cells.items() if c.get("msgs_per_s")}
+        if not cells:
+            continue
+        best = max(cells, key=lambda k: cells[k]["msgs_per_s"])
+        mine = cells[best]
+        row = [name, best]
+        for peer in ("picows", "websockets"):
+            other = _cell(results, peer, name)
+            if other.get("msgs_per_s") and mine.get("server_cpu_us_per_msg"):
+                row.append(f"{mine['msgs_per_s'] / other['msgs_per_s']:.2f}x")
+                cpu = other.get("server_cpu_us_per_msg") or 0
+                row.append(f"{cpu / mine['server_cpu_us_per_msg']:.2f}x")
+            else:
+                row += ["-", "-"]
+        lines.append("| " + " | ".join(row) + " |")
+    mem = {k: _cell(results, k, "idle").get("bytes_per_connection") for k in results["servers"]}
+    best_mem = min((k for k in ours if mem.get(k)), key=lambda k: mem[k] or 0, default=None)
+    if best_mem and mem.get("websockets"):
+        lines += [
+            "",
+            f"Idle memory: {best_mem} {mem[best_mem]:,} bytes per connection, "
+            f"websockets {mem['websockets']:,}: "
+            f"{(mem[best_mem] or 0) / (mem['websockets'] or 1):.2f} of websockets'.",
+        ]
+    return [*lines, ""]
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -204,6 +294,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Server pinned to CPU 0, load generator (picows clients on uvloop) to CPU 1, "
         f"{results['duration_s']:g} s per scenario after 0.5 s of warm-up, binary messages, "
+        f"median of {results.get('repeat', 1)} run(s) with the servers in rotating order, "
         "no compression. `us/msg` is the server's CPU time (user+system) per echoed "
         "message: lower is better and less sensitive to the load generator than msgs/s. "
         "`raw-*` is the ceiling: a bare asyncio Protocol that only strips the mask of "
@@ -219,6 +310,7 @@ def markdown(results: dict[str, Any]) -> str:
         ),
         "",
     ]
+    lines += _targets(results)
     names = [n for n, _ in SCENARIOS]
     for name in names:
         lines += [
@@ -281,10 +373,11 @@ def main() -> int:
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--idle", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per cell (median kept)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     servers = [s for s in args.servers.split(",") if s]
-    results = run(servers, args.duration, args.idle)
+    results = run(servers, args.duration, args.idle, max(args.repeat, 1))
     if args.no_write:
         print(markdown(results))
     else:
