@@ -546,8 +546,10 @@ def _count(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def markdown(timings: dict[str, Any] | None, counts: dict[str, Any] | None) -> list[str]:
-    """The RESULTS.md section for both JSON files (either may be None)."""
+def markdown(
+    timings: dict[str, Any] | None, counts: dict[str, Any] | None, chart: str | None = None
+) -> list[str]:
+    """The RESULTS.md section for both JSON files (either may be None); ``chart``: image link."""
     lines = ["## Kernels, interleaved: masking timed round-robin", ""]
     lines += [
         "`bench/bench_kernels_interleaved.py` times the masking rows of the kernel "
@@ -601,6 +603,8 @@ def markdown(timings: dict[str, Any] | None, counts: dict[str, Any] | None) -> l
                 f"| {ours.get('wins_vs_best_peer', 0) * 100:.0f}% "
                 f"| {_ratio(ours, 'vs_copy_floor')} |"
             )
+        if chart:
+            lines += ["", f"![paired ratios]({chart})"]
         lines += ["", "<details><summary>Every row (forced instruction sets too)</summary>", ""]
         for s in timings.get("scenarios", []):
             lines += [
@@ -662,6 +666,55 @@ def counts_markdown(counts: dict[str, Any] | None) -> list[str]:
             lines.append(f"| {size} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+def chart(timings: dict[str, Any], path: Path) -> Path | None:
+    """fastws's paired ratios by size, copying and in place; needs matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    modes = [("copy", "into a new bytes object"), ("inplace", "in place")]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    drawn = False
+    for ax, (mode, title) in zip(axes, modes, strict=True):
+        rows = [s for s in timings.get("scenarios", []) if s["mode"] == mode]
+        rows = [s for s in rows if "fastws-c" in s["libs"]]
+        labels = [s["size"] for s in rows]
+        xs = list(range(len(rows)))
+        for key, name, color in (
+            ("vs_best_peer", "fastws ÷ fastest peer", "#d62728"),
+            ("vs_copy_floor", "fastws ÷ copy floor", "#7f7f7f"),
+        ):
+            mids = [s["libs"]["fastws-c"].get(key) for s in rows]
+            if any(m is None for m in mids) or not mids:
+                continue
+            lo = [m - s["libs"]["fastws-c"][key + "_p25"] for m, s in zip(mids, rows, strict=True)]
+            hi = [s["libs"]["fastws-c"][key + "_p75"] - m for m, s in zip(mids, rows, strict=True)]
+            ax.errorbar(xs, mids, yerr=[lo, hi], marker="o", capsize=3, label=name, color=color)
+            drawn = True
+        ax.axhline(1.0, color="#333333", linewidth=0.8)
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels)
+        ax.set_yscale("log")
+        ax.set_title(f"Masking {title}", fontsize=10)
+        ax.grid(axis="y", which="both", alpha=0.25)
+        ax.yaxis.set_major_locator(FixedLocator([0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.legend(fontsize=8, frameon=False)
+    if not drawn:
+        plt.close(fig)
+        return None
+    axes[0].set_ylabel("time ratio, median over rounds\n(below 1x: fastws is faster)")
+    fig.suptitle("Interleaved masking benchmark: per-round paired ratios (bars: p25-p75)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # -- main --------------------------------------------------------------------------------

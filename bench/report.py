@@ -638,19 +638,26 @@ def group_table(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-def interleaved_markdown() -> list[str]:
+def _interleaved_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_fastws_interleaved", INTERLEAVED)
+    if spec is None or spec.loader is None:
+        raise ImportError(str(INTERLEAVED))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def interleaved_markdown(charts: dict[str, Path]) -> list[str]:
     """The interleaved masking section, rendered by its own script from its JSON files."""
-    data = {name: load_json(RESULTS / f"{name}.json") for name in INTERLEAVED_JSON}
-    if all(d is None for d, _ in data.values()):
+    data = [load_json(RESULTS / f"{name}.json")[0] for name in INTERLEAVED_JSON]
+    if all(d is None for d in data):
         return []
+    chart = charts.get("mask-interleaved")
     try:
-        spec = importlib.util.spec_from_file_location("_fastws_interleaved", INTERLEAVED)
-        if spec is None or spec.loader is None:
-            raise ImportError(str(INTERLEAVED))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look themselves up there
-        spec.loader.exec_module(module)
-        lines: list[str] = module.markdown(*(d for d, _ in data.values()))
+        lines: list[str] = _interleaved_module().markdown(
+            *data, chart=f"charts/{chart.name}" if chart else None
+        )
     except Exception as exc:  # report, never fail
         return [
             "## Kernels, interleaved",
@@ -659,6 +666,15 @@ def interleaved_markdown() -> list[str]:
             "",
         ]
     return lines
+
+
+def interleaved_chart() -> Path | None:
+    """Paired ratios of the interleaved masking benchmark, by size."""
+    data, _ = load_json(RESULTS / "kernels_interleaved.json")
+    if data is None:
+        return None
+    result: Path | None = _interleaved_module().chart(data, CHARTS / "mask_interleaved.png")
+    return result
 
 
 def _interleaved_date() -> str | None:
@@ -794,9 +810,9 @@ def render(
             keys = [*keys, suite.name]
         lines += suite_markdown(suite, [charts[k] for k in keys if k in charts])
         if suite.name == "kernels":
-            lines += interleaved_markdown()
+            lines += interleaved_markdown(charts)
     if not any(suite.name == "kernels" for suite in suites):
-        lines += interleaved_markdown()
+        lines += interleaved_markdown(charts)
     lines += echo_markdown(echo[0], echo[1])
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -1095,6 +1111,8 @@ def make_charts(
         attempt("patch", lambda: patch_chart(patch.groups, CHARTS / "patch.png"))
     if echo is not None:
         attempt("echo", lambda: echo_chart(echo, CHARTS / "echo.png"))
+    if (RESULTS / "kernels_interleaved.json").exists():
+        attempt("mask-interleaved", interleaved_chart)
     return charts, problems
 
 
