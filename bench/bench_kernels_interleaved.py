@@ -640,7 +640,10 @@ def counts_markdown(counts: dict[str, Any] | None) -> list[str]:
         f"Run {counts.get('date', '-')} with {counts.get('valgrind', 'valgrind')} "
         f"(`python bench/bench_kernels_interleaved.py --callgrind`): instructions of a "
         f"loop of calls minus those of the same loop empty, per call, so the interpreter's "
-        f"call overhead is included. Valgrind does not emulate AVX-512: fastws runs its "
+        f"call overhead and the allocation of the result are included (above 512 bytes "
+        f"that is glibc's malloc, whose path can differ by about a hundred instructions "
+        f"between runs started from different environments, for every library alike). "
+        f"Valgrind does not emulate AVX-512: fastws runs its "
         f"`{isa}` kernel there. {counts.get('repeats', 1)} runs, largest difference "
         f"between runs {spread * 100:.2f}%.",
         "",
