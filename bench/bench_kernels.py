@@ -155,36 +155,54 @@ def _mask_copy_libs() -> list[str]:
     return libs
 
 
-def _mask_copy_func(lib: str, force_isa: Callable[[str], None]) -> Callable[[bytes], object]:
+def mask_copy_call(lib: str) -> tuple[Callable[..., object], str]:
+    """The function a copying-mask row calls and its arguments' order.
+
+    ``lib`` is a row name without a forced ISA (``"fastws-c"``, not
+    ``"fastws-c/avx2"``). The order is ``"data"`` (one argument),
+    ``"data,key"`` or ``"key,data"``; the key is :data:`KEY`. Callers that
+    time these functions call them directly, with no wrapper in between.
+    """
     if lib == "copy-floor":
-        return bytes  # called with a bytearray: one allocation and one copy
+        return bytes, "data"  # called with a bytearray: one allocation and one copy
+    if lib == "fastws-c":
+        if _speedups is None:
+            raise LookupError("the C extension is not built")
+        return _speedups.apply_mask, "data,key"
+    if lib == "fastws-python":
+        return _kernels_py.apply_mask, "data,key"
+    if lib == "websockets":
+        from websockets.speedups import apply_mask as ws_apply_mask
+
+        return ws_apply_mask, "data,key"
+    if lib == "websockets-python":
+        from websockets.utils import apply_mask as ws_apply_mask_py
+
+        return ws_apply_mask_py, "data,key"
+    if lib == "tornado":
+        from tornado.speedups import websocket_mask
+
+        return websocket_mask, "key,data"
+    if lib == "wsaccel":
+        from wsaccel.xormask import XorMaskerSimple  # type: ignore[import-untyped]
+
+        # A masker keeps its position in the key: a fresh one per frame.
+        return lambda data: XorMaskerSimple(KEY).process(data), "data"
+    raise AssertionError(lib)
+
+
+def _mask_copy_func(lib: str, force_isa: Callable[[str], None]) -> Callable[[bytes], object]:
     if lib.startswith("fastws-c"):
         if _speedups is None:
             pytest.skip("the C extension is not built")
         if "/" in lib:
             force_isa(lib.split("/", 1)[1])
-        apply_c = _speedups.apply_mask
-        return lambda data: apply_c(data, KEY)
-    if lib == "fastws-python":
-        apply_py = _kernels_py.apply_mask
-        return lambda data: apply_py(data, KEY)
-    if lib == "websockets":
-        from websockets.speedups import apply_mask as ws_apply_mask
-
-        return lambda data: ws_apply_mask(data, KEY)
-    if lib == "websockets-python":
-        from websockets.utils import apply_mask as ws_apply_mask_py
-
-        return lambda data: ws_apply_mask_py(data, KEY)
-    if lib == "tornado":
-        from tornado.speedups import websocket_mask
-
-        return lambda data: websocket_mask(KEY, data)
-    if lib == "wsaccel":
-        from wsaccel.xormask import XorMaskerSimple  # type: ignore[import-untyped]
-
-        return lambda data: XorMaskerSimple(KEY).process(data)
-    raise AssertionError(lib)
+    func, order = mask_copy_call(lib.split("/", 1)[0])
+    if order == "data":
+        return func
+    if order == "data,key":
+        return lambda data: func(data, KEY)
+    return lambda data: func(KEY, data)
 
 
 @pytest.mark.parametrize("lib", _mask_copy_libs())
@@ -229,6 +247,27 @@ def _mask_inplace_libs() -> list[str]:
     ]
 
 
+def mask_inplace_call(lib: str) -> tuple[Callable[..., object], str]:
+    """The function an in-place row calls and its arguments' order.
+
+    ``"buffer,key"`` or ``"key,buffer"``; ``lib`` without a forced ISA. The
+    ``copy-floor`` row is not a function call (``view[:] = source``).
+    """
+    if lib == "fastws-c":
+        if _speedups is None:
+            raise LookupError("the C extension is not built")
+        return _speedups.mask_inplace, "buffer,key"
+    if lib == "fastws-python":
+        return _kernels_py.mask_inplace, "buffer,key"
+    if lib == "aiohttp":
+        return _aiohttp_mask(), "key,buffer"
+    if lib == "aiohttp-python":
+        from aiohttp._websocket.helpers import _websocket_mask_python
+
+        return _websocket_mask_python, "key,buffer"
+    raise AssertionError(lib)
+
+
 @pytest.mark.parametrize("lib", _mask_inplace_libs())
 @pytest.mark.parametrize("size", list(MASK_SIZES))
 def test_mask_inplace(benchmark: Any, isa: Callable[[str], None], size: str, lib: str) -> None:
@@ -244,36 +283,23 @@ def test_mask_inplace(benchmark: Any, isa: Callable[[str], None], size: str, lib
         def func() -> None:
             view[:] = source  # one copy of n bytes, no allocation
 
-    elif lib.startswith("fastws-c"):
-        if _speedups is None:
-            pytest.skip("the C extension is not built")
-        if "/" in lib:
-            isa(lib.split("/", 1)[1])
-        inplace_c = _speedups.mask_inplace
-
-        def func() -> None:
-            inplace_c(buf, KEY)
-
-    elif lib == "fastws-python":
-        inplace_py = _kernels_py.mask_inplace
-
-        def func() -> None:
-            inplace_py(buf, KEY)
-
-    elif lib == "aiohttp":
-        aiohttp_mask = _aiohttp_mask()
-
-        def func() -> None:
-            aiohttp_mask(KEY, buf)
-
-    elif lib == "aiohttp-python":
-        from aiohttp._websocket.helpers import _websocket_mask_python
-
-        def func() -> None:
-            _websocket_mask_python(KEY, buf)
-
     else:
-        raise AssertionError(lib)
+        if lib.startswith("fastws-c"):
+            if _speedups is None:
+                pytest.skip("the C extension is not built")
+            if "/" in lib:
+                isa(lib.split("/", 1)[1])
+        inplace, order = mask_inplace_call(lib.split("/", 1)[0])
+        if order == "buffer,key":
+
+            def func() -> None:
+                inplace(buf, KEY)
+
+        else:
+
+            def func() -> None:
+                inplace(KEY, buf)
+
     _check(benchmark, f"mask-inplace {size}", lib, size)
     benchmark(func)
 

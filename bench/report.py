@@ -11,9 +11,12 @@ Steps:
 1. each ``bench/bench_*.py`` file that exists (kernels, parse, patch, ...) runs
    under pytest-benchmark, pinned to one CPU when ``taskset`` exists, and
    writes ``bench/results/<name>.json``;
-2. the echo benchmark (``bench/echo/run.py``), when present, writes
+2. the interleaved masking benchmark (``bench/bench_kernels_interleaved.py``)
+   writes ``bench/results/kernels_interleaved.json`` and, when valgrind is
+   installed, ``bench/results/kernels_interleaved_callgrind.json``;
+3. the echo benchmark (``bench/echo/run.py``), when present, writes
    ``bench/results/echo.json``;
-3. ``bench/RESULTS.md`` is rebuilt from whatever JSON files exist (a missing
+4. ``bench/RESULTS.md`` is rebuilt from whatever JSON files exist (a missing
    or broken one is reported in the file, never fatal), with the date, the
    CPU and its SIMD flags, Python and every library version, one table of
    medians per benchmark group with the ratio "fastws is N.Nx faster than
@@ -54,6 +57,8 @@ RESULTS = HERE / "results"
 CHARTS = HERE / "charts"
 RESULTS_MD = HERE / "RESULTS.md"
 ECHO_RUN = HERE / "echo" / "run.py"
+INTERLEAVED = HERE / "bench_kernels_interleaved.py"
+INTERLEAVED_JSON = ("kernels_interleaved", "kernels_interleaved_callgrind")
 
 # Known benchmark files first, in this order; any other bench_*.py follows.
 KNOWN_FILES = ["kernels", "parse", "patch"]
@@ -173,6 +178,25 @@ def _finish_json(path: Path, conditions: dict[str, Any]) -> None:
         path.write_text(json.dumps(data, indent=1) + "\n")
     except (OSError, ValueError, AttributeError):
         pass
+
+
+def run_interleaved(quick: bool, callgrind: bool) -> tuple[bool, str]:
+    """Run the interleaved masking benchmark (and its instruction counts)."""
+    if not INTERLEAVED.exists():
+        return False, ""
+    messages = []
+    runs = [([*_pin(), sys.executable, str(INTERLEAVED.relative_to(ROOT))]
+             + (["--quick"] if quick else []), "timings")]  # fmt: skip
+    if callgrind and shutil.which("valgrind"):
+        cmd = [sys.executable, str(INTERLEAVED.relative_to(ROOT)), "--callgrind"]
+        runs.append((cmd, "instruction counts"))
+    for cmd, what in runs:
+        print(f"== kernels_interleaved ({what}): {' '.join(cmd[cmd.index(sys.executable) :])}",
+              flush=True)  # fmt: skip
+        proc = subprocess.run(cmd, cwd=ROOT, check=False, timeout=3600)
+        if proc.returncode != 0:
+            messages.append(f"`{INTERLEAVED.name}` ({what}) failed (exit code {proc.returncode})")
+    return not messages, "; ".join(messages)
 
 
 def run_echo(quick: bool) -> tuple[bool, str]:
@@ -614,6 +638,50 @@ def group_table(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
+def _interleaved_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_fastws_interleaved", INTERLEAVED)
+    if spec is None or spec.loader is None:
+        raise ImportError(str(INTERLEAVED))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def interleaved_markdown(charts: dict[str, Path]) -> list[str]:
+    """The interleaved masking section, rendered by its own script from its JSON files."""
+    data = [load_json(RESULTS / f"{name}.json")[0] for name in INTERLEAVED_JSON]
+    if all(d is None for d in data):
+        return []
+    chart = charts.get("mask-interleaved")
+    try:
+        lines: list[str] = _interleaved_module().markdown(
+            *data, chart=f"charts/{chart.name}" if chart else None
+        )
+    except Exception as exc:  # report, never fail
+        return [
+            "## Kernels, interleaved",
+            "",
+            f"_cannot render `bench/results/kernels_interleaved*.json`: {exc!r}._",
+            "",
+        ]
+    return lines
+
+
+def interleaved_chart() -> Path | None:
+    """Paired ratios of the interleaved masking benchmark, by size."""
+    data, _ = load_json(RESULTS / "kernels_interleaved.json")
+    if data is None:
+        return None
+    result: Path | None = _interleaved_module().chart(data, CHARTS / "mask_interleaved.png")
+    return result
+
+
+def _interleaved_date() -> str | None:
+    data, _ = load_json(RESULTS / "kernels_interleaved.json")
+    return str(data.get("date")) if data and data.get("date") else None
+
+
 def _load_echo_module() -> ModuleType | None:
     if not ECHO_RUN.exists():
         return None
@@ -724,6 +792,7 @@ def render(
         "- Libraries: " + ", ".join(f"{name} {versions[name]}" for name in versions),
         "- Runs: "
         + ", ".join(f"{s.name} {_run_date(s)}" for s in suites if s.data is not None)
+        + (f", kernels interleaved {_interleaved_date()}" if _interleaved_date() else "")
         + (f", echo {echo[0].get('date', '-')}" if echo[0] else ""),
         "",
     ]
@@ -740,6 +809,10 @@ def render(
         if suite.name not in GLANCE_CHARTS:
             keys = [*keys, suite.name]
         lines += suite_markdown(suite, [charts[k] for k in keys if k in charts])
+        if suite.name == "kernels":
+            lines += interleaved_markdown(charts)
+    if not any(suite.name == "kernels" for suite in suites):
+        lines += interleaved_markdown(charts)
     lines += echo_markdown(echo[0], echo[1])
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -1038,6 +1111,8 @@ def make_charts(
         attempt("patch", lambda: patch_chart(patch.groups, CHARTS / "patch.png"))
     if echo is not None:
         attempt("echo", lambda: echo_chart(echo, CHARTS / "echo.png"))
+    if (RESULTS / "kernels_interleaved.json").exists():
+        attempt("mask-interleaved", interleaved_chart)
     return charts, problems
 
 
@@ -1049,7 +1124,8 @@ def make_charts(
 def build_report(notes: list[str]) -> Path:
     """Write RESULTS.md and the charts from the JSON files in ``bench/results``."""
     names = [name for name, _ in bench_files()]
-    names += [p.stem for p in sorted(RESULTS.glob("*.json")) if p.stem not in [*names, "echo"]]
+    skip = [*names, "echo", *INTERLEAVED_JSON]  # those have sections of their own
+    names += [p.stem for p in sorted(RESULTS.glob("*.json")) if p.stem not in skip]
     suites = [load_suite(name) for name in names]
     echo_data, echo_error = load_json(RESULTS / "echo.json")
     charts, problems = make_charts(suites, echo_data)
@@ -1067,7 +1143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated subset to run, e.g. 'kernels,patch,echo' (default: all)",
+        help="comma-separated subset to run, e.g. 'kernels,kernels_interleaved,patch,echo' "
+        "(default: all; 'callgrind' adds the interleaved benchmark's instruction counts)",
     )
     args = parser.parse_args(argv)
     notes: list[str] = []
@@ -1077,6 +1154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if only and name not in only:
                 continue
             _ok, message = run_pytest_benchmark(name, path, args.quick)
+            if message:
+                notes.append(message)
+        if not only or "kernels_interleaved" in only or "callgrind" in only:
+            with_counts = (not only and not args.quick) or "callgrind" in only
+            _ok, message = run_interleaved(args.quick, with_counts)
             if message:
                 notes.append(message)
         if not only or "echo" in only:

@@ -31,6 +31,22 @@ void fws_mask_avx2(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key
 
     size_t i = (32 - ((uintptr_t)dst & 31)) & 31; /* first 32-aligned dst byte */
     const __m256i k = _mm256_set1_epi32((int)fws_key32(key, phase + (unsigned)(i & 3)));
+    if (n >= FWS_MASK_STREAM_MIN && dst != src) {
+        /* Large copy: non-temporal stores (see FWS_MASK_STREAM_MIN). */
+        for (; i + 128 <= n; i += 128) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
+            __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 32));
+            __m256i c = _mm256_loadu_si256((const __m256i *)(src + i + 64));
+            __m256i d = _mm256_loadu_si256((const __m256i *)(src + i + 96));
+            _mm256_stream_si256((__m256i *)(dst + i), _mm256_xor_si256(a, k));
+            _mm256_stream_si256((__m256i *)(dst + i + 32), _mm256_xor_si256(b, k));
+            _mm256_stream_si256((__m256i *)(dst + i + 64), _mm256_xor_si256(c, k));
+            _mm256_stream_si256((__m256i *)(dst + i + 96), _mm256_xor_si256(d, k));
+        }
+        /* The head and tail stores below overlap streamed lines: they must
+         * land after them. */
+        _mm_sfence();
+    }
     for (; i + 128 <= n; i += 128) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
         __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 32));

@@ -36,6 +36,20 @@ void fws_mask_avx512(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t k
         _mm512_mask_storeu_epi8(dst, m, v);
     }
     const __m512i k = _mm512_set1_epi32((int)fws_key32(key, phase + (unsigned)(i & 3)));
+    if (n >= FWS_MASK_STREAM_MIN && dst != src) {
+        /* Large copy: non-temporal stores (see FWS_MASK_STREAM_MIN). */
+        for (; i + 256 <= n; i += 256) {
+            __m512i a = _mm512_loadu_si512((const void *)(src + i));
+            __m512i b = _mm512_loadu_si512((const void *)(src + i + 64));
+            __m512i c = _mm512_loadu_si512((const void *)(src + i + 128));
+            __m512i d = _mm512_loadu_si512((const void *)(src + i + 192));
+            _mm512_stream_si512((void *)(dst + i), _mm512_xor_si512(a, k));
+            _mm512_stream_si512((void *)(dst + i + 64), _mm512_xor_si512(b, k));
+            _mm512_stream_si512((void *)(dst + i + 128), _mm512_xor_si512(c, k));
+            _mm512_stream_si512((void *)(dst + i + 192), _mm512_xor_si512(d, k));
+        }
+        _mm_sfence(); /* order the streamed stores before anything after */
+    }
     for (; i + 256 <= n; i += 256) {
         __m512i a = _mm512_loadu_si512((const void *)(src + i));
         __m512i b = _mm512_loadu_si512((const void *)(src + i + 64));

@@ -22,6 +22,22 @@ void fws_mask_sse2(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key
 
     size_t i = (16 - ((uintptr_t)dst & 15)) & 15; /* first 16-aligned dst byte */
     const __m128i k = _mm_set1_epi32((int)fws_key32(key, phase + (unsigned)(i & 3)));
+    if (n >= FWS_MASK_STREAM_MIN && dst != src) {
+        /* Large copy: non-temporal stores (see FWS_MASK_STREAM_MIN). */
+        for (; i + 64 <= n; i += 64) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(src + i));
+            __m128i b = _mm_loadu_si128((const __m128i *)(src + i + 16));
+            __m128i c = _mm_loadu_si128((const __m128i *)(src + i + 32));
+            __m128i d = _mm_loadu_si128((const __m128i *)(src + i + 48));
+            _mm_stream_si128((__m128i *)(dst + i), _mm_xor_si128(a, k));
+            _mm_stream_si128((__m128i *)(dst + i + 16), _mm_xor_si128(b, k));
+            _mm_stream_si128((__m128i *)(dst + i + 32), _mm_xor_si128(c, k));
+            _mm_stream_si128((__m128i *)(dst + i + 48), _mm_xor_si128(d, k));
+        }
+        /* The head and tail stores below overlap streamed lines: they must
+         * land after them. */
+        _mm_sfence();
+    }
     for (; i + 64 <= n; i += 64) {
         __m128i a = _mm_loadu_si128((const __m128i *)(src + i));
         __m128i b = _mm_loadu_si128((const __m128i *)(src + i + 16));

@@ -5,7 +5,8 @@
  * destination misalignment 0..63 (and every source/destination pair for a
  * few lengths), in place and copying. Buffers sit between guard bytes so an
  * out-of-bounds write shows up; a second pass uses exact-size heap blocks so
- * AddressSanitizer sees any out-of-bounds read.
+ * AddressSanitizer sees any out-of-bounds read. Copies around
+ * FWS_MASK_STREAM_MIN exercise the non-temporal store path.
  *
  * Build and run with `make -C csrc test` (or `make -C csrc test-sanitize`).
  * Prints "N passed, M failed" and exits non-zero on any failure.
@@ -13,6 +14,7 @@
 #include "fastws_cpu.h"
 #include "fastws_frame.h"
 #include "fastws_mask.h"
+#include "mask_internal.h" /* FWS_MASK_STREAM_MIN */
 
 #include <stdint.h>
 #include <stdio.h>
@@ -223,6 +225,43 @@ static void test_mask_kernel(const kernel *k)
     free(expect);
 }
 
+/* Lengths around FWS_MASK_STREAM_MIN: copies stream past the caches from
+ * there on, in place never does. */
+static void test_mask_stream(const kernel *k)
+{
+    const size_t sizes[] = {FWS_MASK_STREAM_MIN - 1, FWS_MASK_STREAM_MIN,
+                            FWS_MASK_STREAM_MIN + 3 * 64 + 37};
+    static const size_t dst_offs[] = {0, 1, 17, 63};
+    static const long src_offs[] = {0, 5, 63, 32};
+    const size_t max_n = sizes[2];
+    const size_t span = GUARD + ALIGN + max_n + GUARD;
+    uint8_t *raw_d = aligned_arena(span), *raw_s = aligned_arena(span);
+    uint8_t *arena_d = align64(raw_d), *arena_s = align64(raw_s);
+    uint8_t *data = malloc(max_n), *expect = malloc(max_n);
+    if (!data || !expect)
+        exit(2);
+    for (size_t i = 0; i < max_n; i++)
+        data[i] = rnd8();
+    uint8_t key[4];
+    for (int j = 0; j < 4; j++)
+        key[j] = rnd8();
+    unsigned long before = failed;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (unsigned c = 0; c < 4; c++) {
+            size_t n = sizes[si];
+            CHECK(run_one(k, n, c, dst_offs[c], src_offs[c], key, arena_d, arena_s, data, expect),
+                  "%s stream copy n=%zu phase=%u dst_off=%zu src_off=%ld", k->name, n, c,
+                  dst_offs[c], src_offs[c]);
+            CHECK(run_one(k, n, c, dst_offs[c], -1, key, arena_d, arena_s, data, expect),
+                  "%s stream in place n=%zu phase=%u off=%zu", k->name, n, c, dst_offs[c]);
+        }
+    printf("  mask %-8s large copies %s\n", k->name, failed == before ? "ok" : "FAILED");
+    free(raw_d);
+    free(raw_s);
+    free(data);
+    free(expect);
+}
+
 static void test_isa_selection(void)
 {
     unsigned f = fws_cpu_features();
@@ -339,6 +378,7 @@ int main(void)
             continue;
         }
         test_mask_kernel(&kernels[i]);
+        test_mask_stream(&kernels[i]);
     }
     test_header_roundtrip();
     test_header_cases();
