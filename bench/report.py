@@ -516,6 +516,14 @@ def suite_markdown(suite: Suite, chart_paths: Sequence[Path]) -> list[str]:
             "(below 1.00x beats every peer), `vs copy floor` by a plain copy of the same "
             "bytes, and the last column compares the fastws reference (`fastws-c`, the C "
             "kernels, when built) with each row."
+            + (
+                " Each row here runs after the other, so a burst of other work on the "
+                "machine can move a whole row: for fastws against its peers on masking, "
+                "the interleaved section below (every library in every round) is the "
+                "like-for-like comparison."
+                if suite.name == "kernels"
+                else ""
+            )
         ),
         "",
         *SUITE_NOTES.get(suite.name, []),

@@ -316,7 +316,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             f"### {name}",
             "",
-            "| server | msgs/s | MB/s | p50 us | p99 us | server us/msg |",
+            "| server | msgs/s (min-max of runs) | MB/s | p50 us | p99 us | server us/msg |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         for kind, per in results["servers"].items():
@@ -324,8 +324,15 @@ def markdown(results: dict[str, Any]) -> str:
             if "error" in r:
                 lines.append(f"| {kind} | error: {r['error']} | | | | |")
                 continue
+            samples = [
+                x["msgs_per_s"]
+                for x in results.get("runs", {}).get(kind, {}).get(name, [])
+                if "msgs_per_s" in x
+            ]
+            spread = f" ({_fmt(min(samples))}-{_fmt(max(samples))})" if len(samples) > 1 else ""
             lines.append(
-                f"| {kind} | {_fmt(r.get('msgs_per_s'))} | {_fmt(r.get('mbytes_per_s'), 1)} | "
+                f"| {kind} | {_fmt(r.get('msgs_per_s'))}{spread} | "
+                f"{_fmt(r.get('mbytes_per_s'), 1)} | "
                 f"{_fmt(r.get('p50_us'), 1)} | {_fmt(r.get('p99_us'), 1)} | "
                 f"{_fmt(r.get('server_cpu_us_per_msg'), 2)} |"
             )
