@@ -191,12 +191,17 @@ def mask_copy_call(lib: str) -> tuple[Callable[..., object], str]:
     raise AssertionError(lib)
 
 
-def _mask_copy_func(lib: str, force_isa: Callable[[str], None]) -> Callable[[bytes], object]:
+def _select_isa(lib: str, force_isa: Callable[[str], None]) -> None:
+    """For a ``fastws-c[/isa]`` row: skip without the extension, force the ISA."""
     if lib.startswith("fastws-c"):
         if _speedups is None:
             pytest.skip("the C extension is not built")
         if "/" in lib:
             force_isa(lib.split("/", 1)[1])
+
+
+def _mask_copy_func(lib: str, force_isa: Callable[[str], None]) -> Callable[[bytes], object]:
+    _select_isa(lib, force_isa)
     func, order = mask_copy_call(lib.split("/", 1)[0])
     if order == "data":
         return func
@@ -284,11 +289,7 @@ def test_mask_inplace(benchmark: Any, isa: Callable[[str], None], size: str, lib
             view[:] = source  # one copy of n bytes, no allocation
 
     else:
-        if lib.startswith("fastws-c"):
-            if _speedups is None:
-                pytest.skip("the C extension is not built")
-            if "/" in lib:
-                isa(lib.split("/", 1)[1])
+        _select_isa(lib, isa)
         inplace, order = mask_inplace_call(lib.split("/", 1)[0])
         if order == "buffer,key":
 

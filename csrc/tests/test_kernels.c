@@ -129,19 +129,42 @@ static uint8_t *align64(uint8_t *p)
     return p + ((64 - ((uintptr_t)p & 63)) & 63);
 }
 
+/* Guarded source and destination arenas, random input and the expected output
+ * buffer for lengths up to max_n. */
+typedef struct {
+    uint8_t *raw_d, *raw_s, *arena_d, *arena_s, *data, *expect;
+} mask_arenas;
+
+static void arenas_init(mask_arenas *a, size_t max_n)
+{
+    const size_t span = GUARD + ALIGN + max_n + GUARD;
+    a->raw_d = aligned_arena(span);
+    a->raw_s = aligned_arena(span);
+    a->arena_d = align64(a->raw_d);
+    a->arena_s = align64(a->raw_s);
+    a->data = malloc(max_n);
+    a->expect = malloc(max_n);
+    if (!a->data || !a->expect)
+        exit(2);
+    for (size_t i = 0; i < max_n; i++)
+        a->data[i] = rnd8();
+}
+
+static void arenas_free(mask_arenas *a)
+{
+    free(a->raw_d);
+    free(a->raw_s);
+    free(a->data);
+    free(a->expect);
+}
+
 static void test_mask_kernel(const kernel *k)
 {
     static const size_t big[] = {511, 512, 513, 1000, 1023, 1024, 1025, 4095, 4096, 4097,
                                  16384 + 7, 65536 + 13, 100003};
-    const size_t max_n = 100003;
-    const size_t span = GUARD + ALIGN + max_n + GUARD;
-    uint8_t *raw_d = aligned_arena(span), *raw_s = aligned_arena(span);
-    uint8_t *arena_d = align64(raw_d), *arena_s = align64(raw_s);
-    uint8_t *data = malloc(max_n), *expect = malloc(max_n);
-    if (!data || !expect)
-        exit(2);
-    for (size_t i = 0; i < max_n; i++)
-        data[i] = rnd8();
+    mask_arenas a;
+    arenas_init(&a, 100003);
+    uint8_t *arena_d = a.arena_d, *arena_s = a.arena_s, *data = a.data, *expect = a.expect;
     uint8_t key[4];
     unsigned long before = failed;
 
@@ -219,10 +242,7 @@ static void test_mask_kernel(const kernel *k)
         free(buf);
     }
     printf("  mask %-8s %s\n", k->name, failed == before ? "ok" : "FAILED");
-    free(raw_d);
-    free(raw_s);
-    free(data);
-    free(expect);
+    arenas_free(&a);
 }
 
 /* Lengths around FWS_MASK_STREAM_MIN: copies stream past the caches from
@@ -233,15 +253,9 @@ static void test_mask_stream(const kernel *k)
                             FWS_MASK_STREAM_MIN + 3 * 64 + 37};
     static const size_t dst_offs[] = {0, 1, 17, 63};
     static const long src_offs[] = {0, 5, 63, 32};
-    const size_t max_n = sizes[2];
-    const size_t span = GUARD + ALIGN + max_n + GUARD;
-    uint8_t *raw_d = aligned_arena(span), *raw_s = aligned_arena(span);
-    uint8_t *arena_d = align64(raw_d), *arena_s = align64(raw_s);
-    uint8_t *data = malloc(max_n), *expect = malloc(max_n);
-    if (!data || !expect)
-        exit(2);
-    for (size_t i = 0; i < max_n; i++)
-        data[i] = rnd8();
+    mask_arenas a;
+    arenas_init(&a, sizes[2]);
+    uint8_t *arena_d = a.arena_d, *arena_s = a.arena_s, *data = a.data, *expect = a.expect;
     uint8_t key[4];
     for (int j = 0; j < 4; j++)
         key[j] = rnd8();
@@ -256,10 +270,7 @@ static void test_mask_stream(const kernel *k)
                   "%s stream in place n=%zu phase=%u off=%zu", k->name, n, c, dst_offs[c]);
         }
     printf("  mask %-8s large copies %s\n", k->name, failed == before ? "ok" : "FAILED");
-    free(raw_d);
-    free(raw_s);
-    free(data);
-    free(expect);
+    arenas_free(&a);
 }
 
 static void test_isa_selection(void)
