@@ -378,14 +378,8 @@ class Protocol:
         try:
             if not rsv and (opcode == 1 or (opcode == 0 and self._msg_opcode == 1)):
                 # Text: validate the bytes as they arrive (fail fast).
-                if opcode == 1 and not self._early:
-                    self._utf8.reset()
-                try:
-                    with asm.view(self._early) as chunk:
-                        self._utf8.feed(chunk)
-                except Utf8Error:
-                    raise ProtocolError(1007, "invalid UTF-8 in text message") from None
-                self._early = asm.filled
+                with asm.view(self._early) as chunk:
+                    self._validate_arrived(chunk, opcode == 1)
             if asm.filled == asm.size:
                 self._asm = None
                 self._data(fin, rsv, opcode, asm.result())
@@ -668,19 +662,27 @@ class Protocol:
         if not self._partial_seen:
             self._partial_seen = True
             return
-        if first and done == 0:
-            self._utf8.reset()
         chunk = mv[start + done : end]
         if mask:
             phase = done & 3
             if phase:
                 mask = mask[phase:] + mask[:phase]
             chunk = memoryview(apply_mask(chunk, mask))
+        self._validate_arrived(chunk, first)
+
+    def _validate_arrived(self, chunk: Any, first: bool) -> None:
+        """Validate the next unmasked bytes of the text frame still arriving.
+
+        ``first``: the frame starts a message (the validator starts afresh
+        with its first bytes). :attr:`_early` counts the bytes validated.
+        """
+        if first and not self._early:
+            self._utf8.reset()
         try:
             self._utf8.feed(chunk)
         except Utf8Error:
             raise ProtocolError(1007, "invalid UTF-8 in text message") from None
-        self._early = done + len(chunk)
+        self._early += len(chunk)
 
     def _check_frame(self, fin: bool, rsv: int, opcode: int, length: int) -> None:
         if opcode >= 8:
