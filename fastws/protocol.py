@@ -363,6 +363,21 @@ class Protocol:
             buf.clear()
             self._pos = 0
             start = need
+        elif not self._msg_opcode:
+            # The usual case: whole single-frame messages, taken straight from
+            # the caller's buffer by the C loop, without the general parser.
+            limit = self._max_single
+            start = parse_messages(
+                data,
+                0,
+                self._is_server,
+                -1 if limit is None else limit,
+                self._events,
+                TextMessage,
+                BinaryMessage,
+            )
+            if start == len(data):
+                return
         # Parse straight from the caller's buffer; keep only an incomplete tail.
         pos = self._parse(data, start)
         if pos < len(data) and not self._discard:
@@ -550,6 +565,12 @@ class Protocol:
         if self.state is not _OPEN:
             raise InvalidState(f"cannot send data in state {self.state.name}")
         deflate = self._deflate
+        if deflate is None and not self._send_opcode:
+            # The usual case: no compression, no fragmented message in progress.
+            self._send_frame(opcode, data, fin, 0)
+            if not fin:
+                self._send_opcode = opcode
+            return
         rsv = 0
         if self._send_opcode:
             if self._send_opcode != opcode:
