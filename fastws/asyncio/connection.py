@@ -25,11 +25,12 @@ Lifecycle and rules (one connection, both roles):
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from fastws.asyncio.exceptions import (
     ConcurrencyError,
@@ -41,7 +42,6 @@ from fastws.events import (
     BinaryMessage,
     CloseReceived,
     MessageChunk,
-    Ping,
     Pong,
     Request,
     Response,
@@ -69,6 +69,10 @@ _HOLD_FAILURE = 0.5
 
 # Bytes that send() may leave unwritten until the end of the loop iteration.
 _COALESCE_LIMIT = 1 << 16
+
+
+def _discard(message: Data) -> None:
+    """The on_message() callback that replaces one that raised."""
 
 
 def _write_limits(write_limit: int | tuple[int, int]) -> tuple[int, int]:
@@ -106,6 +110,7 @@ class Connection(asyncio.Protocol):
         "__weakref__",
         "_close_handle",
         "_close_timeout",
+        "_delivering",
         "_drain_waiters",
         "_eof_fed",
         "_eof_written",
@@ -120,8 +125,10 @@ class Connection(asyncio.Protocol):
         "_lost_waiter",
         "_low_queue",
         "_max_queue",
+        "_on_message",
         "_open_handle",
         "_open_timeout",
+        "_parts",
         "_paused_by_queue",
         "_paused_by_write",
         "_ping_interval",
@@ -175,6 +182,12 @@ class Connection(asyncio.Protocol):
         self._paused_by_queue = False
         self._paused_by_write = False
         self._reading_paused = False
+        # on_message(): the callback, the pieces of a fragmented message being
+        # joined for it (created on demand) and whether a batch of received
+        # messages is being delivered (send_nowait() then writes once after it).
+        self._on_message: Callable[[Data], object] | None = None
+        self._parts: list[Data] | None = None
+        self._delivering = False
 
         # Sending.
         self._write_paused = False
@@ -327,7 +340,7 @@ class Connection(asyncio.Protocol):
 
     async def _recv_slow(self) -> Data:
         if self._recv_busy:
-            raise ConcurrencyError("another coroutine is already receiving")
+            raise self._busy_error()
         self._recv_busy = True
         parts: list[Data] = []
         try:
@@ -368,7 +381,7 @@ class Connection(asyncio.Protocol):
             ConcurrencyError: another coroutine is already receiving.
         """
         if self._recv_busy:
-            raise ConcurrencyError("another coroutine is already receiving")
+            raise self._busy_error()
         self._recv_busy = True
         done = False
         try:
@@ -381,6 +394,62 @@ class Connection(asyncio.Protocol):
             self._recv_busy = False
             if not done:
                 self._skip_partial = True
+
+    def _busy_error(self) -> ConcurrencyError:
+        if self._on_message is not None:
+            return ConcurrencyError("messages go to the on_message() callback")
+        return ConcurrencyError("another coroutine is already receiving")
+
+    def on_message(self, callback: Callable[[Data], object] | None) -> None:
+        """Deliver each received message to ``callback`` instead of :meth:`recv`.
+
+        ``callback(message)`` is called from the event loop as soon as a whole
+        message has arrived (``str`` for text, ``bytes`` for binary), in
+        order, without a task switch per message: the fastest way to receive.
+        It must not block. Messages already waiting for :meth:`recv` are
+        delivered at once, from this call. While a callback is set, ``recv()``,
+        ``async for`` and :meth:`recv_streaming` raise :class:`ConcurrencyError`;
+        ``on_message(None)`` goes back to them. If the callback raises, the
+        error is logged and the connection is closed with 1011, like a server
+        handler that raises.
+
+        A server handler that only uses the callback must still wait for the
+        end of the connection (it is closed when the handler returns)::
+
+            async def echo(ws):
+                ws.on_message(ws.send_nowait)
+                await ws.wait_closed()
+
+        Args:
+            callback: a plain function (not a coroutine function), or ``None``.
+
+        Raises:
+            TypeError: ``callback`` is a coroutine function or not callable.
+            ConcurrencyError: a coroutine is receiving with ``recv()``.
+        """
+        if callback is None:
+            if self._on_message is not None:
+                self._on_message = None
+                self._recv_busy = False
+                parts, self._parts = self._parts, None
+                if parts:
+                    self._queue[0:0] = [(part, False) for part in parts]
+            return
+        if inspect.iscoroutinefunction(callback) or not callable(callback):
+            raise TypeError("on_message() takes a plain function; use recv() to await")
+        if self._on_message is None and self._recv_busy:
+            raise ConcurrencyError("another coroutine is already receiving")
+        self._on_message = callback
+        self._recv_busy = True
+        waiting, self._queue = self._queue, []
+        if self._paused_by_queue:
+            self._paused_by_queue = False
+            self._update_reading()
+        if waiting:
+            self._dispatch(
+                [MessageChunk(data, isinstance(data, str), final) for data, final in waiting]
+            )
+            self._flush()
 
     async def _discard_partial(self) -> None:
         final = False
@@ -444,14 +513,8 @@ class Connection(asyncio.Protocol):
         """
         while self._fragment_waiter is not None:
             await asyncio.shield(self._fragment_waiter)
-        if isinstance(message, str):
-            if self._lost or self._proto.state is not _OPEN:
-                raise self._closed_exception()
-            self._proto.send_text(message)
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            if self._lost or self._proto.state is not _OPEN:
-                raise self._closed_exception()
-            self._proto.send_binary(message)
+        if self._frame_message(message):
+            pass
         elif isinstance(message, dict):
             raise TypeError("a dict is not a message; send str or bytes")
         elif isinstance(message, AsyncIterable):
@@ -474,6 +537,43 @@ class Connection(asyncio.Protocol):
         self._flush()
         if self._write_paused:
             await self._drain()
+
+    def send_nowait(self, message: Data | bytearray | memoryview) -> None:
+        """Send a whole message now, without waiting: the companion of :meth:`on_message`.
+
+        A ``str`` is sent as a text message and bytes-like objects as binary.
+        Unlike :meth:`send`, this never waits for the write buffer to drain:
+        the bytes are handed to the transport at once (from an on_message()
+        callback, once after the batch of messages that arrived together).
+        Reading from the peer still pauses while the write buffer is above
+        ``write_limit``, so an echo server stays bounded; code that sends
+        many messages on its own initiative should ``await send()`` instead.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+            TypeError: ``message`` is not ``str`` or bytes-like.
+            ConcurrencyError: a fragmented message is being sent by :meth:`send`.
+        """
+        if self._fragment_waiter is not None:
+            raise ConcurrencyError("a fragmented message is being sent")
+        if not self._frame_message(message):
+            raise TypeError(f"cannot send {type(message).__name__}; send str or bytes")
+        if not self._delivering:
+            self._flush()
+
+    def _frame_message(self, message: object) -> TypeGuard[Data | bytearray | memoryview]:
+        """Frame a ``str`` or bytes-like message; ``False`` for any other type."""
+        if isinstance(message, str):
+            if self._lost or self._proto.state is not _OPEN:
+                raise self._closed_exception()
+            self._proto.send_text(message)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            if self._lost or self._proto.state is not _OPEN:
+                raise self._closed_exception()
+            self._proto.send_binary(message)
+        else:
+            return False
+        return True
 
     def _scheduled_flush(self) -> None:
         self._flush_handle = None
@@ -764,29 +864,30 @@ class Connection(asyncio.Protocol):
     # Internals
 
     def _process_events(self) -> None:
-        events = self._proto.events_received()
+        proto = self._proto
+        events = proto._events
         if not events:
             return
+        proto._events = []
+        if self._on_message is not None:
+            self._dispatch(events)
+        else:
+            self._enqueue(events)
+
+    def _enqueue(self, events: list[Any]) -> None:
+        """Queue received events for recv()."""
         queue = self._queue
         wake = False
         for event in events:
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
-                queue.append((event.data, True))  # type: ignore[union-attr]
+                queue.append((event.data, True))
                 wake = True
             elif kind is MessageChunk:
-                queue.append((event.data, event.final))  # type: ignore[union-attr]
+                queue.append((event.data, event.final))
                 wake = True
-            elif kind is Pong:
-                self._on_pong(event.data)  # type: ignore[union-attr,arg-type]
-            elif kind is CloseReceived:
+            elif self._other_event(kind, event):
                 wake = True
-            elif kind is Request:
-                self._on_request(event)  # type: ignore[arg-type]
-            elif kind is Response:
-                self._on_response(event)  # type: ignore[arg-type]
-            elif kind is Ping:
-                pass  # answered by the state machine
         if wake:
             waiter = self._recv_waiter
             if waiter is not None and not waiter.done():
@@ -795,12 +896,81 @@ class Connection(asyncio.Protocol):
                 self._paused_by_queue = True
                 self._update_reading()
 
+    def _dispatch(self, events: list[Any]) -> None:
+        """Deliver received events to the on_message() callback."""
+        self._delivering = True
+        try:
+            for i, event in enumerate(events):
+                callback = self._on_message
+                if callback is None:
+                    # An earlier callback went back to recv(): queue the rest.
+                    self._enqueue(events[i:])
+                    return
+                kind = type(event)
+                if kind is TextMessage or kind is BinaryMessage:
+                    data = event.data
+                elif kind is MessageChunk:
+                    data = self._join(event.data, event.final)
+                    if data is None:
+                        continue
+                else:
+                    self._other_event(kind, event)
+                    continue
+                try:
+                    callback(data)
+                except ConnectionClosed:
+                    pass  # e.g. an answer to a message that came just before a close frame
+                except Exception:
+                    _logger.error("on_message callback failed", exc_info=True)
+                    # Like a server handler that raises: 1011, and nothing more is delivered.
+                    self._on_message = _discard
+                    self._fail(1011, "internal error")
+        finally:
+            self._delivering = False
+
+    def _join(self, data: Data, final: bool) -> Data | None:
+        """Collect the pieces of a fragmented message; the whole message on the last one."""
+        if self._skip_partial:  # the rest of a message left by recv_streaming()
+            self._skip_partial = not final
+            return None
+        parts = self._parts
+        if not final:
+            if parts is None:
+                self._parts = [data]
+            else:
+                parts.append(data)
+            return None
+        if parts is None:
+            return data
+        parts.append(data)
+        self._parts = None
+        return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+
+    def _other_event(self, kind: type, event: Any) -> bool:
+        """Act on an event that is not data; ``True`` if receivers must wake (a close)."""
+        if kind is Pong:
+            self._on_pong(event.data)
+        elif kind is CloseReceived:
+            return True
+        elif kind is Request:
+            self._on_request(event)
+        elif kind is Response:
+            self._on_response(event)
+        # Ping: answered by the state machine.
+        return False
+
     def _flush(self) -> None:
         """Write what the state machine has queued; act on end-of-stream markers."""
         if self._hold:
             return
         self._unflushed = 0
-        chunks = self._proto.data_to_send()
+        proto = self._proto
+        if proto._pending_fail is None:
+            # data_to_send() without the call: this runs for every message sent.
+            chunks = proto._out
+            proto._out = []
+        else:
+            chunks = proto.data_to_send()
         if chunks:
             transport = self._transport
             if transport is None or self._eof_written or transport.is_closing():
@@ -822,10 +992,10 @@ class Connection(asyncio.Protocol):
                     if pending:
                         transport.writelines(pending)
         if (
-            self._close_handle is None
+            proto.state is not _OPEN
+            and self._close_handle is None
             and not self._lost
-            and self._proto.state is not _OPEN
-            and self._proto.close_expected()
+            and proto.close_expected()
         ):
             self._close_handle = self._loop.call_later(self._close_timeout, self._abort)
 
