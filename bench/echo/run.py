@@ -55,6 +55,8 @@ SERVERS = [
     "raw-asyncio",
     "fastws-uvloop",
     "fastws-asyncio",
+    "fastws-cb-uvloop",
+    "fastws-cb-asyncio",
     "picows",
     "websockets",
     "aiohttp",

@@ -5,12 +5,13 @@ listening, runs until SIGTERM/SIGINT. Every server echoes text as text and
 binary as binary, without compression, with message size limits above 16 MiB
 and without keepalive pings, so that all do the same work.
 
-Kinds: ``fastws-asyncio``, ``fastws-uvloop``, ``websockets``, ``aiohttp``,
-``picows``, ``raw-asyncio``, ``raw-uvloop``. websockets, aiohttp and picows run
-on uvloop (their fastest setup). ``raw-*`` is the ceiling: an asyncio
-``Protocol`` that answers the upgrade with a fixed response and then only
-strips the mask of each frame (with fastws's masking kernel) and writes it
-back: the least work a WebSocket echo can do in Python.
+Kinds: ``fastws-asyncio``, ``fastws-uvloop`` (an ``async for`` handler),
+``fastws-cb-asyncio``, ``fastws-cb-uvloop`` (the ``on_message`` callback),
+``websockets``, ``aiohttp``, ``picows``, ``raw-asyncio``, ``raw-uvloop``.
+websockets, aiohttp and picows run on uvloop (their fastest setup). ``raw-*``
+is the ceiling: an asyncio ``Protocol`` that answers the upgrade with a fixed
+response and then only strips the mask of each frame (with fastws's masking
+kernel) and writes it back: the least work a WebSocket echo can do in Python.
 """
 
 from __future__ import annotations
@@ -49,6 +50,26 @@ async def fastws_server(port: int) -> None:
     async def echo(ws: ServerConnection) -> None:
         async for message in ws:
             await ws.send(message)
+
+    async with serve(
+        echo,
+        "127.0.0.1",
+        port,
+        compression=None,
+        max_size=MAX,
+        ping_interval=None,
+    ):
+        _ready()
+        await _until_signal()
+
+
+async def fastws_callback_server(port: int) -> None:
+    """fastws.asyncio with the on_message() callback and send_nowait()."""
+    from fastws.asyncio import ServerConnection, serve
+
+    async def echo(ws: ServerConnection) -> None:
+        ws.on_message(ws.send_nowait)
+        await ws.wait_closed()
 
     async with serve(
         echo,
@@ -206,6 +227,8 @@ async def raw_server(port: int) -> None:
 SERVERS: dict[str, tuple[Callable[[int], Awaitable[None]], bool]] = {
     "fastws-asyncio": (fastws_server, False),
     "fastws-uvloop": (fastws_server, True),
+    "fastws-cb-asyncio": (fastws_callback_server, False),
+    "fastws-cb-uvloop": (fastws_callback_server, True),
     "websockets": (websockets_server, True),
     "aiohttp": (aiohttp_server, True),
     "picows": (picows_server, True),
