@@ -418,7 +418,13 @@ class Protocol:
     def _compact(self, pos: int) -> None:
         buf = self._buf
         if self._discard or pos >= len(buf):
-            buf.clear()
+            if len(buf) > _COMPACT_AT:
+                # Freed, not shrunk in place: glibc's realloc keeps a large
+                # block mapped, then maps it again page by page for the next
+                # large frame; after a free it serves that size from its heap.
+                self._buf = bytearray()
+            else:
+                buf.clear()
             self._pos = 0
         elif pos >= _COMPACT_AT and pos * 2 >= len(buf):
             del buf[:pos]
