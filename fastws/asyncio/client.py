@@ -49,9 +49,8 @@ class ClientConnection(Connection):
         proto.send_request(proto.connect())
         self._flush()
 
-    def data_received(self, data: bytes) -> None:
-        """Feed bytes; during the handshake, report a failed upgrade."""
-        super().data_received(data)
+    def _on_failure(self) -> None:
+        # During the handshake: report a failed upgrade at once.
         if not self._opened.done() and self._proto.close_exc is not None:
             self._fail_open(self._proto.close_exc)
 

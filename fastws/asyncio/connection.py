@@ -1,9 +1,11 @@
 """The asyncio connection shared by the server and the client.
 
-:class:`Connection` is an :class:`asyncio.Protocol`: the event loop calls
-:meth:`data_received` with bytes from the socket, which are fed to the sans-IO
-state machine (:mod:`fastws.protocol`); the bytes it produces are written with
-``transport.write``. No stream objects and no reader task sit in between.
+:class:`Connection` is an :class:`asyncio.BufferedProtocol`: the event loop
+reads from the socket straight into a receive buffer shared by the connections
+of the thread (see :func:`_read_buffer`), and :meth:`buffer_updated` feeds the
+bytes to the sans-IO state machine (:mod:`fastws.protocol`), which copies out
+what it keeps; the bytes it produces are written with ``transport.write``. No
+stream objects and no reader task sit in between.
 
 Lifecycle and rules (one connection, both roles):
 
@@ -28,6 +30,7 @@ import asyncio
 import inspect
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
@@ -71,6 +74,27 @@ _HOLD_FAILURE = 0.5
 _COALESCE_LIMIT = 1 << 16
 
 
+# The receive buffer: one per thread, shared by every connection of the thread's
+# event loop. An event loop calls get_buffer() and then buffer_updated() for
+# one connection without running anything in between, and buffer_updated()
+# is done with the bytes when it returns (the state machine copies an
+# incomplete frame, and every message it delivers is a new object), so no
+# connection sees another's bytes. Compared with data_received(), this saves
+# the allocation and copy of a new bytes object per read, which for large
+# reads costs page faults as well.
+_READ_SIZE = 256 << 10
+_local = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """This thread's receive buffer."""
+    try:
+        view: memoryview = _local.view
+    except AttributeError:
+        view = _local.view = memoryview(bytearray(_READ_SIZE))
+    return view
+
+
 def _discard(message: Data) -> None:
     """The on_message() callback that replaces one that raised."""
 
@@ -86,7 +110,7 @@ def _write_limits(write_limit: int | tuple[int, int]) -> tuple[int, int]:
     return high, low
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     """A WebSocket connection on an asyncio transport (base of both roles).
 
     Create connections with :func:`fastws.asyncio.serve` or
@@ -136,6 +160,7 @@ class Connection(asyncio.Protocol):
         "_pings",
         "_proto",
         "_queue",
+        "_read_view",
         "_reading_paused",
         "_recv_busy",
         "_recv_waiter",
@@ -182,6 +207,7 @@ class Connection(asyncio.Protocol):
         self._paused_by_queue = False
         self._paused_by_write = False
         self._reading_paused = False
+        self._read_view: memoryview | None = None
         # on_message(): the callback, the pieces of a fragmented message being
         # joined for it (created on demand) and whether a batch of received
         # messages is being delivered (send_nowait() then writes once after it).
@@ -724,7 +750,7 @@ class Connection(asyncio.Protocol):
         self._abort()
 
     # ------------------------------------------------------------------
-    # asyncio.Protocol callbacks
+    # asyncio.BufferedProtocol callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Set up the transport (called by the event loop)."""
@@ -735,7 +761,18 @@ class Connection(asyncio.Protocol):
         if self._open_timeout is not None:
             self._open_handle = self._loop.call_later(self._open_timeout, self._on_open_timeout)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """The buffer for the next read: this thread's shared receive buffer."""
+        view = self._read_view = _read_buffer()
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` were read into the buffer from :meth:`get_buffer`."""
+        view = self._read_view
+        assert view is not None
+        self.data_received(view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         """Feed bytes to the state machine and act on its events."""
         proto = self._proto
         if proto.state is _CONNECTING and self._intercept_handshake(data):
@@ -752,8 +789,13 @@ class Connection(asyncio.Protocol):
             self._hold_failure()
             return
         self._flush()
+        if proto.close_exc is not None:
+            self._on_failure()
 
-    def _intercept_handshake(self, data: bytes) -> bool:
+    def _on_failure(self) -> None:
+        """Hook: the state machine failed the connection (or the handshake)."""
+
+    def _intercept_handshake(self, data: bytes | memoryview) -> bool:
         """Hook for a role to handle handshake bytes itself; ``True`` if it did."""
         return False
 

@@ -96,7 +96,7 @@ class ServerConnection(Connection):
         if self._server._closing:
             self._abort()
 
-    def _intercept_handshake(self, data: bytes) -> bool:
+    def _intercept_handshake(self, data: bytes | memoryview) -> bool:
         """Give a plain HTTP request (not an upgrade) to ``process_request``.
 
         Returns:

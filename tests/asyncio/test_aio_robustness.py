@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import socket
@@ -254,3 +255,52 @@ def test_echo_server_memory_stays_bounded_for_a_client_that_never_reads(
                 assert growth < 8 << 20, f"RSS grew by {growth} bytes after {sent} bytes sent"
     finally:
         assert server.stop() == 0
+
+
+async def _callback_echo(ws: ServerConnection) -> None:
+    ws.on_message(ws.send_nowait)
+    await ws.wait_closed()
+
+
+@pytest.mark.parametrize("handler", [echo_handler, _callback_echo], ids=["recv", "on_message"])
+def test_frames_split_across_reads_of_interleaved_connections(run: Any, handler: Any) -> None:
+    """Connections share one receive buffer per thread: each keeps its own partial frames.
+
+    Every connection sends each frame in pieces, one piece per connection in
+    turn, so the server (and the clients, on the same loop) read the pieces
+    of different connections in between. Sizes cover the buffered path, the
+    large-frame assembly and the fail-fast UTF-8 validation of a text frame
+    still arriving.
+    """
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0, compression=None, max_size=1 << 20) as server:
+            clients = [
+                await connect(f"ws://127.0.0.1:{server.port}/", compression=None, max_size=1 << 20)
+                for _ in range(4)
+            ]
+            try:
+                for size in (100, 5000, 70_000, 300_000):
+                    messages: list[str | bytes] = []
+                    for i in range(len(clients)):
+                        if i % 2:
+                            messages.append(os.urandom(size))
+                        else:
+                            messages.append("".join(chr(0x41 + (i + k) % 26) for k in range(size)))
+                    frames = [
+                        masked_frame(1, m.encode()) if isinstance(m, str) else masked_frame(2, m)
+                        for m in messages
+                    ]
+                    cuts = [0, 1, 3, len(frames[0]) // 3, len(frames[0]) - 2, len(frames[0])]
+                    for a, b in itertools.pairwise(cuts):
+                        for ws, frame in zip(clients, frames, strict=True):
+                            assert ws.transport is not None
+                            ws.transport.write(frame[a:b])
+                        await asyncio.sleep(0.01)
+                    for ws, message in zip(clients, messages, strict=True):
+                        assert await asyncio.wait_for(ws.recv(), 10) == message
+            finally:
+                for ws in clients:
+                    await ws.close()
+
+    run(main(), timeout=60)
