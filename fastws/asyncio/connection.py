@@ -589,14 +589,15 @@ class Connection(asyncio.BufferedProtocol):
 
     def _frame_message(self, message: object) -> TypeGuard[Data | bytearray | memoryview]:
         """Frame a ``str`` or bytes-like message; ``False`` for any other type."""
+        # The state machine's _send_data() is what send_text()/send_binary() call.
         if isinstance(message, str):
             if self._lost or self._proto.state is not _OPEN:
                 raise self._closed_exception()
-            self._proto.send_text(message)
+            self._proto._send_data(1, message.encode(), True, None)
         elif isinstance(message, (bytes, bytearray, memoryview)):
             if self._lost or self._proto.state is not _OPEN:
                 raise self._closed_exception()
-            self._proto.send_binary(message)
+            self._proto._send_data(2, message, True, None)
         else:
             return False
         return True
@@ -762,8 +763,10 @@ class Connection(asyncio.BufferedProtocol):
             self._open_handle = self._loop.call_later(self._open_timeout, self._on_open_timeout)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """The buffer for the next read: this thread's shared receive buffer."""
-        view = self._read_view = _read_buffer()
+        """The buffer for the next read: the loop thread's shared receive buffer."""
+        view = self._read_view
+        if view is None:
+            view = self._read_view = _read_buffer()
         return view
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -905,21 +908,23 @@ class Connection(asyncio.BufferedProtocol):
     # ------------------------------------------------------------------
     # Internals
 
-    def _process_events(self) -> None:
-        proto = self._proto
-        events = proto._events
-        if not events:
-            return
-        proto._events = []
-        if self._on_message is not None:
-            self._dispatch(events)
-        else:
-            self._enqueue(events)
+    def _process_events(self, events: list[Any] | None = None) -> None:
+        """Act on the state machine's new events, or on ``events``: queue them for recv().
 
-    def _enqueue(self, events: list[Any]) -> None:
-        """Queue received events for recv()."""
+        With an on_message() callback, they go to :meth:`_dispatch` instead.
+        """
+        if events is None:
+            proto = self._proto
+            events = proto._events
+            if not events:
+                return
+            proto._events = []
+            if self._on_message is not None:
+                self._dispatch(events)
+                return
         queue = self._queue
         wake = False
+        event: Any
         for event in events:
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
@@ -946,7 +951,7 @@ class Connection(asyncio.BufferedProtocol):
                 callback = self._on_message
                 if callback is None:
                     # An earlier callback went back to recv(): queue the rest.
-                    self._enqueue(events[i:])
+                    self._process_events(events[i:])
                     return
                 kind = type(event)
                 if kind is TextMessage or kind is BinaryMessage:
