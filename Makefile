@@ -52,6 +52,9 @@ conformance: build
 	PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
 	PYTHON=$(PY) compliance/run.sh client '*' '12.*,13.*'
 	PYTHON=$(PY) compliance/run.sh client '$(AB_DEFLATE)'
+	CALLBACK=1 PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
+	CALLBACK=1 PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
+	CALLBACK=1 PYTHON=$(PY) compliance/run.sh client '*' '12.*,13.*'
 	STACK=sansio FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
 	STACK=sansio FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
 

@@ -10,6 +10,7 @@
 #        compliance/asyncio_client.py) or STACK=sansio (compliance/echo_server.py and
 #        compliance/client.py: the sans-IO core over plain sockets),
 #      UVLOOP=1 to run the asyncio stack on uvloop,
+#      CALLBACK=1 for the asyncio stack echoing with on_message() and send_nowait(),
 #      FASTWS_NO_EXTENSIONS=1 for the pure-Python kernels,
 #      PYTHON (default: .venv/bin/python if present, else python3),
 #      OUTDIR (report folder, default: a new temporary folder), PORT (default: a free port).
@@ -31,12 +32,13 @@ if [ -z "$py" ]; then
 fi
 uv=()
 [ "$stack" = asyncio ] && [ "${UVLOOP:-0}" = 1 ] && uv=(--uvloop)
+[ "$stack" = asyncio ] && [ "${CALLBACK:-0}" = 1 ] && uv+=(--callback)
 bash "$here/autobahn/install.sh" > /dev/null || { echo "autobahn install failed" >&2; exit 2; }
 port="${PORT:-$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 outdir="${OUTDIR:-$(mktemp -d -t "fastws-$stack-autobahn.XXXXXX")}"
 mkdir -p "$outdir" && outdir="$(cd "$outdir" && pwd)"
 impl="$(cd "$root" && "$py" -c 'import fastws; print(fastws.implementation)')"
-echo "fastws $stack ($impl${uv:+, uvloop}) $role cases='$cases' exclude='$exclude' -> $outdir"
+echo "fastws $stack ($impl${uv:+, ${uv[*]}}) $role cases='$cases' exclude='$exclude' -> $outdir"
 
 case "$role" in
   SERVER | server)

@@ -93,6 +93,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--no-compression", action="store_true", help="do not negotiate permessage-deflate"
     )
     echo.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    echo.add_argument(
+        "--callback",
+        action="store_true",
+        help="receive with the on_message() callback and answer with send_nowait() "
+        "(no task switch per message) instead of an async for loop",
+    )
 
     connect = commands.add_parser(
         "connect",
@@ -127,6 +133,10 @@ async def _run_echo(args: argparse.Namespace) -> int:
     page = _echo_page()
 
     async def echo(ws: ServerConnection) -> None:
+        if args.callback:
+            ws.on_message(ws.send_nowait)
+            await ws.wait_closed()
+            return
         async for message in ws:
             await ws.send(message)
 

@@ -31,9 +31,9 @@ def _cli(
     )
 
 
-@pytest.fixture
-def echo_server() -> Iterator[EchoServer]:
-    server = EchoServer()
+@pytest.fixture(params=[(), ("--callback",)], ids=["async-for", "callback"])
+def echo_server(request: pytest.FixtureRequest) -> Iterator[EchoServer]:
+    server = EchoServer(*request.param)
     try:
         yield server
     finally:
