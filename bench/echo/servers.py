@@ -43,44 +43,41 @@ async def _until_signal() -> None:
     await stop
 
 
+async def _fastws_serve(port: int, handler: Callable[[Any], Awaitable[None]]) -> None:
+    from fastws.asyncio import serve
+
+    async with serve(
+        handler,
+        "127.0.0.1",
+        port,
+        compression=None,
+        max_size=MAX,
+        ping_interval=None,
+    ):
+        _ready()
+        await _until_signal()
+
+
 async def fastws_server(port: int) -> None:
-    """fastws.asyncio."""
-    from fastws.asyncio import ServerConnection, serve
+    """fastws.asyncio with an ``async for`` handler."""
+    from fastws.asyncio import ServerConnection
 
     async def echo(ws: ServerConnection) -> None:
         async for message in ws:
             await ws.send(message)
 
-    async with serve(
-        echo,
-        "127.0.0.1",
-        port,
-        compression=None,
-        max_size=MAX,
-        ping_interval=None,
-    ):
-        _ready()
-        await _until_signal()
+    await _fastws_serve(port, echo)
 
 
 async def fastws_callback_server(port: int) -> None:
     """fastws.asyncio with the on_message() callback and send_nowait()."""
-    from fastws.asyncio import ServerConnection, serve
+    from fastws.asyncio import ServerConnection
 
     async def echo(ws: ServerConnection) -> None:
         ws.on_message(ws.send_nowait)
         await ws.wait_closed()
 
-    async with serve(
-        echo,
-        "127.0.0.1",
-        port,
-        compression=None,
-        max_size=MAX,
-        ping_interval=None,
-    ):
-        _ready()
-        await _until_signal()
+    await _fastws_serve(port, echo)
 
 
 async def websockets_server(port: int) -> None:

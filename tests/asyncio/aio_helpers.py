@@ -68,6 +68,12 @@ async def echo_handler(ws: Any) -> None:
         await ws.send(message)
 
 
+async def callback_echo_handler(ws: Any) -> None:
+    """Echo every message back with the on_message() callback and send_nowait()."""
+    ws.on_message(ws.send_nowait)
+    await ws.wait_closed()
+
+
 def awaitable(value: T) -> Awaitable[T]:
     """Wrap a value in an awaitable (for async process_request tests)."""
 

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from aio_helpers import masked_frame
+from aio_helpers import callback_echo_handler, masked_frame
 
 from fastws.asyncio import (
     ClientConnection,
@@ -20,11 +20,6 @@ from fastws.asyncio import (
 )
 
 
-async def callback_echo(ws: ServerConnection) -> None:
-    ws.on_message(ws.send_nowait)
-    await ws.wait_closed()
-
-
 def burst(*messages: str | bytes) -> bytes:
     """Client frames for ``messages``, to be written in one call (one read on the server)."""
     return b"".join(
@@ -34,7 +29,7 @@ def burst(*messages: str | bytes) -> bytes:
 
 def test_callback_echo(run: Any) -> None:
     async def main() -> None:
-        async with serve(callback_echo, "127.0.0.1", 0) as server:
+        async with serve(callback_echo_handler, "127.0.0.1", 0) as server:
             async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
                 for message in ["héllo", b"\x00\xff", "", b"", "x" * 200_000, b"y" * 70_000]:
                     await ws.send(message)
@@ -57,7 +52,7 @@ def test_callback_echo(run: Any) -> None:
 @pytest.mark.parametrize("compression", ["deflate", None])
 def test_callback_echo_compression(run: Any, compression: str | None) -> None:
     async def main() -> None:
-        async with serve(callback_echo, "127.0.0.1", 0, compression=compression) as server:
+        async with serve(callback_echo_handler, "127.0.0.1", 0, compression=compression) as server:
             async with connect(f"ws://127.0.0.1:{server.port}/", compression=compression) as ws:
                 await ws.send("z" * 10_000)
                 assert await ws.recv() == "z" * 10_000
@@ -126,7 +121,7 @@ def test_receiving_methods_refuse_while_callback_is_set(run: Any) -> None:
 
 def test_callback_refused_while_recv_waits_and_bad_callbacks(run: Any) -> None:
     async def main() -> None:
-        async with serve(callback_echo, "127.0.0.1", 0) as server:
+        async with serve(callback_echo_handler, "127.0.0.1", 0) as server:
             async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
                 pending = asyncio.ensure_future(ws.recv())
                 await asyncio.sleep(0.01)
@@ -238,7 +233,7 @@ def test_fragment_in_progress_moves_between_modes(run: Any) -> None:
 
 def test_send_nowait(run: Any) -> None:
     async def main() -> None:
-        async with serve(callback_echo, "127.0.0.1", 0) as server:
+        async with serve(callback_echo_handler, "127.0.0.1", 0) as server:
             ws = await connect(f"ws://127.0.0.1:{server.port}/")
             received: list[Any] = []
             ws.on_message(received.append)

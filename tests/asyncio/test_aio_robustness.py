@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aio_helpers import (
     EchoServer,
+    callback_echo_handler,
     close_writer,
     echo_handler,
     handshake_request,
@@ -257,12 +258,9 @@ def test_echo_server_memory_stays_bounded_for_a_client_that_never_reads(
         assert server.stop() == 0
 
 
-async def _callback_echo(ws: ServerConnection) -> None:
-    ws.on_message(ws.send_nowait)
-    await ws.wait_closed()
-
-
-@pytest.mark.parametrize("handler", [echo_handler, _callback_echo], ids=["recv", "on_message"])
+@pytest.mark.parametrize(
+    "handler", [echo_handler, callback_echo_handler], ids=["recv", "on_message"]
+)
 def test_frames_split_across_reads_of_interleaved_connections(run: Any, handler: Any) -> None:
     """Connections share one receive buffer per thread: each keeps its own partial frames.
 
