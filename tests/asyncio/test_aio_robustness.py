@@ -218,14 +218,19 @@ def _rss(pid: int) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("loop_flag", [[], ["--uvloop"]], ids=["asyncio", "uvloop"])
+@pytest.mark.parametrize(
+    "loop_flag",
+    [[], ["--uvloop"], ["--callback"], ["--uvloop", "--callback"]],
+    ids=["asyncio", "uvloop", "asyncio-callback", "uvloop-callback"],
+)
 @pytest.mark.timeout(60)
 def test_echo_server_memory_stays_bounded_for_a_client_that_never_reads(
     loop_flag: list[str],
 ) -> None:
     # A client floods the echo server with 64 KiB messages and never reads the
     # echoes. The server must stop reading from it (its write buffer is full,
-    # then its receive queue) instead of buffering: the client ends up blocked
+    # then its receive queue; with the on_message callback there is no queue,
+    # only the write buffer) instead of buffering: the client ends up blocked
     # by TCP flow control, and the server's RSS stays small.
     server = EchoServer(*loop_flag)
     try:
