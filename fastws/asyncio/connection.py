@@ -99,6 +99,13 @@ def _read_buffer() -> memoryview:
     return view
 
 
+def _joined(parts: list[Data]) -> Data:
+    """The message made of the pieces of a fragmented one (all ``str`` or all ``bytes``)."""
+    if isinstance(parts[0], str):
+        return "".join(parts)  # type: ignore[arg-type]
+    return b"".join(parts)  # type: ignore[arg-type]
+
+
 def _discard(message: Data) -> None:
     """The on_message() callback that replaces one that raised."""
 
@@ -387,13 +394,11 @@ class Connection(asyncio.BufferedProtocol):
             # Cancelled (or closed) in the middle of a message: put back what
             # was taken so that the next recv() starts at the same message.
             if parts:
-                self._queue[0:0] = [(part, False) for part in parts]
+                self._requeue(parts)
             raise
         finally:
             self._recv_busy = False
-        if isinstance(parts[0], str):
-            return "".join(parts)  # type: ignore[arg-type]
-        return b"".join(parts)  # type: ignore[arg-type]
+        return _joined(parts)
 
     async def recv_streaming(self) -> AsyncIterator[Data]:
         """Receive the next message in pieces, as its frames arrive.
@@ -424,6 +429,10 @@ class Connection(asyncio.BufferedProtocol):
             self._recv_busy = False
             if not done:
                 self._skip_partial = True
+
+    def _requeue(self, parts: list[Data]) -> None:
+        """Put the first pieces of a fragmented message back at the front of the queue."""
+        self._queue[0:0] = [(part, False) for part in parts]
 
     def _busy_error(self) -> ConcurrencyError:
         if self._on_message is not None:
@@ -463,12 +472,12 @@ class Connection(asyncio.BufferedProtocol):
                 self._recv_busy = False
                 parts, self._parts = self._parts, None
                 if parts:
-                    self._queue[0:0] = [(part, False) for part in parts]
+                    self._requeue(parts)
             return
         if inspect.iscoroutinefunction(callback) or not callable(callback):
             raise TypeError("on_message() takes a plain function; use recv() to await")
         if self._on_message is None and self._recv_busy:
-            raise ConcurrencyError("another coroutine is already receiving")
+            raise self._busy_error()
         self._on_message = callback
         self._recv_busy = True
         waiting, self._queue = self._queue, []
@@ -995,7 +1004,7 @@ class Connection(asyncio.BufferedProtocol):
             return data
         parts.append(data)
         self._parts = None
-        return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+        return _joined(parts)
 
     def _other_event(self, kind: type, event: Any) -> bool:
         """Act on an event that is not data; ``True`` if receivers must wake (a close)."""
