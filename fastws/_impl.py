@@ -20,8 +20,10 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "decode_header",
+    "deliver_messages",
     "encode_frame",
     "encode_header",
+    "frame_message",
     "implementation",
     "mask_inplace",
     "parse_messages",
@@ -65,4 +67,6 @@ decode_header = _kernels.decode_header
 encode_header = _kernels.encode_header
 encode_frame = _kernels.encode_frame
 parse_messages = _kernels.parse_messages
+deliver_messages = _kernels.deliver_messages
+frame_message = _kernels.frame_message
 PayloadBuilder = _kernels.PayloadBuilder

@@ -33,8 +33,10 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "decode_header",
+    "deliver_messages",
     "encode_frame",
     "encode_header",
+    "frame_message",
     "mask_inplace",
     "parse_messages",
     "validate_utf8",
@@ -380,6 +382,45 @@ def encode_frame(
     return header + _xor(payload, header[-4:], n)
 
 
+def frame_message(out: list[bytes], message: object, mask: Buffer | None, split_at: int) -> bool:
+    """Append the frame of one whole uncompressed message to the list ``out``.
+
+    A ``str`` is sent as a text frame (UTF-8) and a ``bytes``, ``bytearray``
+    or ``memoryview`` (or a subclass) as a binary frame, with FIN set, masked
+    with the 4-byte ``mask`` unless it is ``None``. An unmasked payload of
+    at least ``split_at`` bytes that is a ``bytes`` object, or a ``str``
+    (encoded into one), is appended after its header as a second item
+    instead of being copied into the frame.
+
+    Returns:
+        ``True``; ``False``, appending nothing, for any other type of message.
+
+    Raises:
+        TypeError: ``out`` is not a list, ``split_at`` not an integer, or
+            ``message`` a non-contiguous memoryview.
+        ValueError: ``mask`` is not 4 bytes.
+        UnicodeEncodeError: ``message`` is a ``str`` with a lone surrogate.
+    """
+    split_at = operator.index(split_at)
+    if type(out) is not list:
+        raise TypeError(f"out must be a list, not {type(out).__name__!r}")
+    payload: Any
+    if isinstance(message, str):
+        opcode = 1
+        payload = str.encode(message)
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        opcode = 2
+        payload = message
+    else:
+        return False
+    if mask is None and type(payload) is bytes and len(payload) >= split_at:
+        out.append(encode_header(True, opcode, len(payload)))
+        out.append(payload)
+    else:
+        out.append(encode_frame(True, opcode, payload, mask))
+    return True
+
+
 class PayloadBuilder:
     """Assemble one frame payload of known size from pieces, unmasking as it goes.
 
@@ -555,46 +596,119 @@ def parse_messages(
             max_size = _MAX_LENGTH
         new_object = _new_object
         append = events.append
-        while end - pos >= 2:
-            first = data[pos]
-            second = data[pos + 1]
-            if (first != 0x81 and first != 0x82) or second & 0x80 != masked:
+        while True:
+            found = _next_message(data, pos, end, masked, max_size)
+            if found is None:
                 break
-            length = second & 0x7F
-            start = pos + 2
-            if length == 126:
-                if end - pos < 4:
-                    break
-                (length,) = _unpack_medium(data, start)
-                start += 2
-            elif length == 127:
-                if end - pos < 10:
-                    break
-                (length,) = _unpack_long(data, start)
-                if length > _MAX_LENGTH:
-                    break
-                start += 8
-            if masked:
-                start += 4
-            stop = start + length
-            if stop > end or length > max_size:
-                break
-            if not length:
-                payload = b""
-            elif masked:
-                payload = _xor(data[start:stop], bytes(data[start - 4 : start]), length)
-            else:
-                payload = bytes(data[start:stop])
-            if first == 0x81:
-                try:
-                    text = payload.decode("utf-8")
-                except UnicodeDecodeError:
-                    break
+            pos, value, is_text = found
+            if is_text:
                 event: Any = new_object(text_cls)
-                set_text(event, text)
+                set_text(event, value)
             else:
                 event = new_object(binary_cls)
-                set_binary(event, payload)
+                set_binary(event, value)
             append(event)
-            pos = stop
+    return pos
+
+
+def _next_message(
+    data: Any, pos: int, end: int, masked: int, max_size: int
+) -> tuple[int, str | bytes, bool] | None:
+    """The frame at ``data[pos]`` if parse_messages takes it: (end, payload, is text)."""
+    if end - pos < 2:
+        return None
+    first = data[pos]
+    second = data[pos + 1]
+    if (first != 0x81 and first != 0x82) or second & 0x80 != masked:
+        return None
+    length = second & 0x7F
+    start = pos + 2
+    if length == 126:
+        if end - pos < 4:
+            return None
+        (length,) = _unpack_medium(data, start)
+        start += 2
+    elif length == 127:
+        if end - pos < 10:
+            return None
+        (length,) = _unpack_long(data, start)
+        if length > _MAX_LENGTH:
+            return None
+        start += 8
+    if masked:
+        start += 4
+    stop = start + length
+    if stop > end or length > max_size:
+        return None
+    if not length:
+        payload = b""
+    elif masked:
+        payload = _xor(data[start:stop], bytes(data[start - 4 : start]), length)
+    else:
+        payload = bytes(data[start:stop])
+    if first == 0x81:
+        try:
+            return stop, payload.decode("utf-8"), True
+        except UnicodeDecodeError:
+            return None
+    return stop, payload, False
+
+
+def deliver_messages(
+    buf: Buffer,
+    pos: int,
+    is_server: bool,
+    max_size: int,
+    target: object,
+    attr: str,
+    failures: list[Exception],
+) -> int:
+    """Call a callback with each complete single-frame data message at ``buf[pos]``.
+
+    Takes exactly the frames :func:`parse_messages` takes, but instead of
+    appending an event, calls ``callback(data)`` with the ``str`` or
+    ``bytes`` payload, where ``callback`` is looked up as ``getattr(target,
+    attr)`` before each message. The loop stops, without consuming the
+    frame, when that is ``None``. If the callback raises an ``Exception``,
+    it is appended to the list ``failures`` and the loop stops after that
+    message; a ``BaseException`` that is not an ``Exception`` propagates.
+
+    Returns:
+        The offset of the first frame not consumed (``len(buf)`` if none).
+
+    Raises:
+        TypeError: ``buf`` is not a buffer, ``pos`` or ``max_size`` not an
+            integer, ``attr`` not a ``str`` or ``failures`` not a list.
+        ValueError: ``pos`` is outside ``0..len(buf)``.
+        AttributeError: ``target`` has no attribute ``attr``.
+    """
+    if type(pos) is not int:
+        pos = operator.index(pos)
+    if type(max_size) is not int:
+        max_size = operator.index(max_size)
+    masked = 0x80 if is_server else 0
+    if not isinstance(attr, str):
+        raise TypeError(f"attr must be a str, not {type(attr).__name__!r}")
+    if type(failures) is not list:
+        raise TypeError(f"failures must be a list, not {type(failures).__name__!r}")
+    with _byte_view(buf) as view:
+        data: Any = buf if type(buf) is bytes or type(buf) is bytearray else view
+        end = len(view)
+        if not 0 <= pos <= end:
+            raise ValueError(f"pos must be in 0..{end}, got {pos}")
+        if max_size < 0:
+            max_size = _MAX_LENGTH
+        while end - pos >= 2:
+            callback = getattr(target, attr)
+            if callback is None:
+                break
+            found = _next_message(data, pos, end, masked, max_size)
+            if found is None:
+                break
+            pos, value, _ = found
+            try:
+                callback(value)
+            except Exception as exc:
+                failures.append(exc)
+                break
     return pos

@@ -14,8 +14,10 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "decode_header",
+    "deliver_messages",
     "encode_frame",
     "encode_header",
+    "frame_message",
     "mask_inplace",
     "parse_messages",
     "simd_level",
@@ -64,6 +66,18 @@ def parse_messages(
     text_cls: type,
     binary_cls: type,
 ) -> int: ...
+def deliver_messages(
+    buf: Buffer,
+    pos: int,
+    is_server: bool,
+    max_size: int,
+    target: object,
+    attr: str,
+    failures: list[Exception],
+) -> int: ...
+def frame_message(
+    out: list[bytes], message: object, mask: Buffer | None, split_at: int
+) -> bool: ...
 
 class PayloadBuilder:
     def __init__(self, size: int, mask: Buffer | None = None) -> None: ...

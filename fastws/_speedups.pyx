@@ -15,8 +15,10 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "decode_header",
+    "deliver_messages",
     "encode_frame",
     "encode_header",
+    "frame_message",
     "mask_inplace",
     "parse_messages",
     "simd_level",
@@ -52,6 +54,14 @@ cdef extern from "Python.h":
     Py_ssize_t PyNumber_AsSsize_t(object o, PyObject *exc) except? -1
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
     object PyNumber_Index(object o)
+    bint PyUnicode_Check(object o)
+    bint PyUnicode_IS_COMPACT_ASCII(object o)
+    void *PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    bytes PyUnicode_AsUTF8String(object o)
+    bint PyBytes_Check(object o)
+    bint PyByteArray_Check(object o)
+    bint PyMemoryView_Check(object o)
     int PyErr_ExceptionMatches(PyObject *exc)
     void PyErr_Clear()
     PyObject *PyExc_BufferError
@@ -279,6 +289,68 @@ cdef extern from *:
         return b;
     }
 
+    /* The single-frame message at p[pos] (of p[0..n)) that parse_messages
+     * takes: sets *value (a new reference to its str or bytes) and *is_text
+     * and returns the offset after it. Returns pos, setting nothing, for a
+     * frame it does not take (or an incomplete one), and -1 with an
+     * exception set for memory errors. */
+    static Py_ssize_t fws_next_message(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
+                                       unsigned want_mask, uint64_t limit,
+                                       PyObject **value, int *is_text)
+    {
+        if (n - pos < 2)
+            return pos;
+        const uint8_t *f = p + pos;
+        const size_t avail = (size_t)(n - pos);
+        const unsigned b0 = f[0], b1 = f[1];
+        /* FIN, no RSV, opcode 1 or 2; the MASK bit this role expects */
+        if ((b0 != 0x81u && b0 != 0x82u) || (b1 & 0x80u) != want_mask)
+            return pos;
+        uint64_t len = b1 & 0x7Fu;
+        size_t hlen = 2;
+        if (len == 126) {
+            if (avail < 4)
+                return pos;
+            len = ((uint64_t)f[2] << 8) | f[3];
+            hlen = 4;
+        } else if (len == 127) {
+            if (avail < 10)
+                return pos;
+            len = 0;
+            for (int i = 2; i < 10; i++)
+                len = (len << 8) | f[i];
+            if (len >> 63)
+                return pos;
+            hlen = 10;
+        }
+        const uint8_t *key = NULL;
+        if (want_mask) {
+            key = f + hlen;
+            hlen += 4;
+        }
+        if (avail < hlen || len > avail - hlen || len > limit)
+            return pos;
+        const uint8_t *src = f + hlen;
+        PyObject *v;
+        if (b0 == 0x81u) {
+            v = fws_text(src, (size_t)len, key);
+            if (v == NULL) {
+                if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    PyErr_Clear();  /* invalid UTF-8: the caller fails it */
+                    return pos;
+                }
+                return -1;
+            }
+        } else {
+            v = fws_binary(src, (size_t)len, key);
+            if (v == NULL)
+                return -1;
+        }
+        *value = v;
+        *is_text = b0 == 0x81u;
+        return pos + (Py_ssize_t)(hlen + (size_t)len);
+    }
+
     /* The frame loop of parse_messages over p[0..n), from pos. Returns the
      * offset of the first frame it does not consume, or -1 with an
      * exception set (memory, or raised by an event class). */
@@ -289,64 +361,77 @@ cdef extern from *:
     {
         const unsigned want_mask = is_server ? 0x80u : 0u;
         const uint64_t limit = max_size < 0 ? UINT64_MAX : (uint64_t)max_size;
-        while (n - pos >= 2) {
-            const uint8_t *f = p + pos;
-            const size_t avail = (size_t)(n - pos);
-            const unsigned b0 = f[0], b1 = f[1];
-            /* FIN, no RSV, opcode 1 or 2; the MASK bit this role expects */
-            if ((b0 != 0x81u && b0 != 0x82u) || (b1 & 0x80u) != want_mask)
-                break;
-            uint64_t len = b1 & 0x7Fu;
-            size_t hlen = 2;
-            if (len == 126) {
-                if (avail < 4)
-                    break;
-                len = ((uint64_t)f[2] << 8) | f[3];
-                hlen = 4;
-            } else if (len == 127) {
-                if (avail < 10)
-                    break;
-                len = 0;
-                for (int i = 2; i < 10; i++)
-                    len = (len << 8) | f[i];
-                if (len >> 63)
-                    break;
-                hlen = 10;
-            }
-            const uint8_t *key = NULL;
-            if (want_mask) {
-                key = f + hlen;
-                hlen += 4;
-            }
-            if (avail < hlen || len > avail - hlen || len > limit)
-                break;
-            const uint8_t *src = f + hlen;
-            const fws_event_type *et;
+        for (;;) {
             PyObject *value;
-            if (b0 == 0x81u) {
-                value = fws_text(src, (size_t)len, key);
-                if (value == NULL) {
-                    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                        PyErr_Clear();  /* invalid UTF-8: the caller fails it */
-                        break;
-                    }
-                    return -1;
-                }
-                et = text;
-            } else {
-                value = fws_binary(src, (size_t)len, key);
-                if (value == NULL)
-                    return -1;
-                et = binary;
-            }
-            PyObject *ev = fws_event_new(et, value, no_args);
+            int is_text;
+            Py_ssize_t next = fws_next_message(p, n, pos, want_mask, limit, &value, &is_text);
+            if (next <= pos)
+                return next < 0 ? -1 : pos;
+            PyObject *ev = fws_event_new(is_text ? text : binary, value, no_args);
             if (ev == NULL)
                 return -1;
             int r = PyList_Append(events, ev);
             Py_DECREF(ev);
             if (r < 0)
                 return -1;
-            pos += (Py_ssize_t)(hlen + (size_t)len);
+            pos = next;
+        }
+    }
+
+    /* The frame loop of deliver_messages: before each message, the callback
+     * is looked up as target.<attr>; None stops the loop. An Exception
+     * raised by the callback is appended to failures and stops the loop
+     * after its message. Returns the offset of the first frame not
+     * consumed, or -1 with an exception set (memory, the lookup, a
+     * BaseException from the callback). */
+    static Py_ssize_t fws_deliver_messages(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
+                                           int is_server, Py_ssize_t max_size,
+                                           PyObject *target, PyObject *attr,
+                                           PyObject *failures)
+    {
+        const unsigned want_mask = is_server ? 0x80u : 0u;
+        const uint64_t limit = max_size < 0 ? UINT64_MAX : (uint64_t)max_size;
+        while (n - pos >= 2) {
+            PyObject *callback = PyObject_GetAttr(target, attr);
+            if (callback == NULL)
+                return -1;
+            if (callback == Py_None) {
+                Py_DECREF(callback);
+                break;
+            }
+            PyObject *value;
+            int is_text;
+            Py_ssize_t next = fws_next_message(p, n, pos, want_mask, limit, &value, &is_text);
+            if (next <= pos) {
+                Py_DECREF(callback);
+                return next < 0 ? -1 : pos;
+            }
+            pos = next;
+            PyObject *r = PyObject_CallOneArg(callback, value);
+            Py_DECREF(value);
+            Py_DECREF(callback);
+            if (r != NULL) {
+                Py_DECREF(r);
+                continue;
+            }
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                return -1;  /* KeyboardInterrupt, SystemExit: let it go */
+    #if PY_VERSION_HEX >= 0x030C0000
+            PyObject *exc = PyErr_GetRaisedException();
+    #else
+            PyObject *type, *exc, *tb;
+            PyErr_Fetch(&type, &exc, &tb);
+            PyErr_NormalizeException(&type, &exc, &tb);
+            if (tb != NULL && exc != NULL)
+                PyException_SetTraceback(exc, tb);
+            Py_XDECREF(type);
+            Py_XDECREF(tb);
+    #endif
+            if (exc == NULL)  /* cannot happen: an exception is set */
+                return pos;
+            int a = PyList_Append(failures, exc);
+            Py_DECREF(exc);
+            return a < 0 ? -1 : pos;
         }
         return pos;
     }
@@ -360,6 +445,9 @@ cdef extern from *:
                                   int is_server, Py_ssize_t max_size, object events,
                                   const fws_event_type *text, const fws_event_type *binary,
                                   object no_args) except -1
+    Py_ssize_t fws_deliver_messages(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
+                                    int is_server, Py_ssize_t max_size, object target,
+                                    object attr, object failures) except -1
     bint PyList_CheckExact(object o)
 
 # At and above this size the GIL is released around a kernel call.
@@ -768,6 +856,30 @@ def encode_header(fin, opcode, payload_length, mask=None, rsv=0):
     return (<char *>out)[:hl]
 
 
+cdef object _frame_bytes(bint fin, unsigned rs, unsigned op, const uint8_t *src, Py_ssize_t n,
+                         const uint8_t *kp):
+    """Header + payload (masked with ``kp`` unless NULL) as one new bytes."""
+    cdef uint8_t hdr[14]
+    cdef size_t hl = fws_header_encode(hdr, fin, rs, op, <uint64_t>n, kp)
+    cdef PyObject *out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>hl + n)
+    if out is NULL:
+        raise MemoryError()
+    cdef uint8_t *dst = <uint8_t *>PyBytes_AS_STRING(<object>out)
+    memcpy(dst, hdr, hl)
+    dst += hl
+    if n >= NOGIL_THRESHOLD:
+        with nogil:
+            if kp is not NULL:
+                fws_mask(dst, src, <size_t>n, kp, 0)
+            else:
+                memcpy(dst, src, <size_t>n)
+    elif kp is not NULL:
+        fws_mask(dst, src, <size_t>n, kp, 0)
+    else:
+        memcpy(dst, src, <size_t>n)
+    return _steal(out)
+
+
 def encode_frame(fin, opcode, payload, mask=None, rsv=0):
     """Return header + payload (masked with ``mask`` if given) as one bytes.
 
@@ -775,7 +887,6 @@ def encode_frame(fin, opcode, payload, mask=None, rsv=0):
         TypeError: an argument has the wrong type.
         ValueError: as for :func:`encode_header`.
     """
-    cdef uint8_t hdr[14]
     cdef uint8_t key[4]
     cdef Py_buffer view
     cdef unsigned op, rs
@@ -783,11 +894,7 @@ def encode_frame(fin, opcode, payload, mask=None, rsv=0):
     cdef const uint8_t *kp = NULL
     cdef const uint8_t *src
     cdef Py_ssize_t n
-    cdef size_t hl
-    cdef PyObject *out = NULL
-    cdef uint8_t *dst
     cdef bint have_view = False
-    cdef bint f
     if PyBytes_CheckExact(payload):
         src = <const uint8_t *>PyBytes_AS_STRING(payload)
         n = PyBytes_GET_SIZE(payload)
@@ -798,31 +905,78 @@ def encode_frame(fin, opcode, payload, mask=None, rsv=0):
         n = view.len
     try:
         _header_args(opcode, n, rsv, &op, &length, &rs)
-        f = fin
         if mask is not None:
             _get_key(mask, key)
             kp = key
-        hl = fws_header_encode(hdr, f, rs, op, <uint64_t>n, kp)
-        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>hl + n)
-        if out is NULL:
-            raise MemoryError()
-        dst = <uint8_t *>PyBytes_AS_STRING(<object>out)
-        memcpy(dst, hdr, hl)
-        dst += hl
-        if n >= NOGIL_THRESHOLD:
-            with nogil:
-                if kp is not NULL:
-                    fws_mask(dst, src, <size_t>n, kp, 0)
-                else:
-                    memcpy(dst, src, <size_t>n)
-        elif kp is not NULL:
-            fws_mask(dst, src, <size_t>n, kp, 0)
-        else:
-            memcpy(dst, src, <size_t>n)
+        return _frame_bytes(fin, rs, op, src, n, kp)
     finally:
         if have_view:
             PyBuffer_Release(&view)
-    return _steal(out)
+
+
+def frame_message(out, message, mask, split_at):
+    """Append the frame of one whole uncompressed message to the list ``out``.
+
+    A ``str`` is sent as a text frame (UTF-8) and a ``bytes``, ``bytearray``
+    or ``memoryview`` (or a subclass) as a binary frame, with FIN set, masked
+    with the 4-byte ``mask`` unless it is ``None``. An unmasked payload of
+    at least ``split_at`` bytes that is a ``bytes`` object, or a ``str``
+    (encoded into one), is appended after its header as a second item
+    instead of being copied into the frame.
+
+    Returns:
+        ``True``; ``False``, appending nothing, for any other type of message.
+
+    Raises:
+        TypeError: ``out`` is not a list, ``split_at`` not an integer, or
+            ``message`` a non-contiguous memoryview.
+        ValueError: ``mask`` is not 4 bytes.
+        UnicodeEncodeError: ``message`` is a ``str`` with a lone surrogate.
+    """
+    cdef uint8_t key[4]
+    cdef uint8_t hdr[14]
+    cdef Py_buffer view
+    cdef const uint8_t *kp = NULL
+    cdef const uint8_t *src
+    cdef Py_ssize_t n
+    cdef unsigned op
+    cdef size_t hl
+    cdef Py_ssize_t split = PyNumber_AsSsize_t(split_at, NULL)  # clamps huge values
+    if not PyList_CheckExact(out):
+        raise TypeError(f"out must be a list, not {type(out).__name__!r}")
+    if PyUnicode_Check(message):
+        op = 1
+    elif PyBytes_Check(message) or PyByteArray_Check(message) or PyMemoryView_Check(message):
+        op = 2
+    else:
+        return False
+    if mask is not None:
+        _get_key(mask, key)
+        kp = key
+    if op == 1:
+        if PyUnicode_IS_COMPACT_ASCII(message) and (kp is not NULL or PyUnicode_GET_LENGTH(message) < split):
+            # ASCII is its own UTF-8: frame it without encoding it first.
+            return _append(out, _frame_bytes(True, 0, 1, <const uint8_t *>PyUnicode_DATA(message),
+                                             PyUnicode_GET_LENGTH(message), kp))
+        message = PyUnicode_AsUTF8String(message)
+    if PyBytes_CheckExact(message):
+        src = <const uint8_t *>PyBytes_AS_STRING(message)
+        n = PyBytes_GET_SIZE(message)
+        if kp is NULL and n >= split:
+            hl = fws_header_encode(hdr, True, 0, op, <uint64_t>n, NULL)
+            _append(out, (<char *>hdr)[:hl])
+            return _append(out, message)
+        return _append(out, _frame_bytes(True, 0, op, src, n, kp))
+    _get_buffer(message, &view)
+    try:
+        return _append(out, _frame_bytes(True, 0, op, <const uint8_t *>view.buf, view.len, kp))
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef inline bint _append(list out, object item) except -1:
+    out.append(item)
+    return True
 
 
 # ---- frame loop ---------------------------------------------------------------------
@@ -878,6 +1032,46 @@ def parse_messages(buf, pos, is_server, max_size, events, text_cls, binary_cls):
             fws_event_type_clear(&binary)
     finally:
         fws_event_type_clear(&text)
+    return r
+
+
+def deliver_messages(buf, pos, is_server, max_size, target, attr, failures):
+    """Call a callback with each complete single-frame data message at ``buf[pos]``.
+
+    Takes exactly the frames :func:`parse_messages` takes, but instead of
+    appending an event, calls ``callback(data)`` with the ``str`` or
+    ``bytes`` payload, where ``callback`` is looked up as ``getattr(target,
+    attr)`` before each message. The loop stops, without consuming the
+    frame, when that is ``None``. If the callback raises an ``Exception``,
+    it is appended to the list ``failures`` and the loop stops after that
+    message; a ``BaseException`` that is not an ``Exception`` propagates.
+
+    Returns:
+        The offset of the first frame not consumed (``len(buf)`` if none).
+
+    Raises:
+        TypeError: ``buf`` is not a buffer, ``pos`` or ``max_size`` not an
+            integer, ``attr`` not a ``str`` or ``failures`` not a list.
+        ValueError: ``pos`` is outside ``0..len(buf)``.
+        AttributeError: ``target`` has no attribute ``attr``.
+    """
+    cdef Py_buffer view
+    cdef Py_ssize_t off = PyNumber_AsSsize_t(pos, NULL)  # clamps huge values
+    cdef Py_ssize_t limit = PyNumber_AsSsize_t(max_size, NULL)
+    cdef bint server = is_server
+    cdef Py_ssize_t r
+    if not PyUnicode_Check(attr):
+        raise TypeError(f"attr must be a str, not {type(attr).__name__!r}")
+    if not PyList_CheckExact(failures):
+        raise TypeError(f"failures must be a list, not {type(failures).__name__!r}")
+    _get_buffer(buf, &view)
+    try:
+        if off < 0 or off > view.len:
+            raise ValueError(f"pos must be in 0..{view.len}, got {PyNumber_Index(pos)}")
+        r = fws_deliver_messages(<const uint8_t *>view.buf, view.len, off, server, limit,
+                                 target, attr, failures)
+    finally:
+        PyBuffer_Release(&view)
     return r
 
 

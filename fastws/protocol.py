@@ -52,8 +52,10 @@ from fastws._impl import (
     Utf8Validator,
     apply_mask,
     decode_header,
+    deliver_messages,
     encode_frame,
     encode_header,
+    frame_message,
     parse_messages,
 )
 from fastws.events import (
@@ -384,6 +386,35 @@ class Protocol:
             buf += memoryview(data)[pos:]
             self._pos = 0
 
+    def _deliver(
+        self, data: _Bytes, pos: int, target: object, attr: str, failures: list[Exception]
+    ) -> int:
+        """A fast path of :meth:`receive_data` for a consumer that takes messages by callback.
+
+        When ``data[pos:]`` starts on a frame boundary with no message in
+        progress, the whole single-frame messages it starts with are passed
+        to ``getattr(target, attr)`` one by one, with no events (see
+        ``deliver_messages`` in ``docs/kernels.md`` for when it stops and how
+        the callback's exceptions come back in ``failures``). Returns the
+        offset of the first byte not consumed: the caller feeds the rest to
+        :meth:`receive_data`.
+        """
+        if (
+            self.state is _CONNECTING
+            or self._buf
+            or self._asm is not None
+            or self._msg_opcode
+            or self._discard
+            or self._eof_received
+            or self._events
+        ):
+            return pos
+        limit = self._max_single
+        end: int = deliver_messages(
+            data, pos, self._is_server, -1 if limit is None else limit, target, attr, failures
+        )
+        return end
+
     def _feed_assembly(self, data: Any, start: int) -> int:
         """Feed the large frame being assembled; return the bytes of ``data`` it took."""
         asm = self._asm
@@ -597,6 +628,32 @@ class Protocol:
             data = deflate.compress(data, fin)
         self._send_frame(wire_opcode, data, fin, rsv)
         self._send_opcode = 0 if fin else opcode
+
+    def _send_message(self, message: object) -> bool:
+        """Send a whole message: ``str`` as text, ``bytes``/``bytearray``/``memoryview`` as binary.
+
+        Returns ``False``, sending nothing, for any other type.
+
+        Raises:
+            InvalidState: the connection is not open, or a fragmented message
+                is in progress.
+        """
+        if self.state is not _OPEN:
+            raise InvalidState(f"cannot send data in state {self.state.name}")
+        if self._send_opcode:
+            raise InvalidState("a fragmented message is in progress")
+        if self._deflate is None:
+            # The usual case, framed in one call: see _send_frame() for the split.
+            mask = None if self._is_server else self._mask_key()
+            framed: bool = frame_message(self._out, message, mask, _ZERO_COPY_AT)
+            return framed
+        if isinstance(message, str):
+            self._send_data(1, str.encode(message), True, None)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            self._send_data(2, message, True, None)
+        else:
+            return False
+        return True
 
     # ------------------------------------------------------------ frame parser
 

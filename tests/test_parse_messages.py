@@ -1,8 +1,8 @@
-"""parse_messages (the protocol's single-frame fast path) on both implementations.
+"""parse_messages and deliver_messages, the single-frame fast paths, on both implementations.
 
-Random frame streams mix the frames it must consume (complete, unfragmented,
+Random frame streams mix the frames they must consume (complete, unfragmented,
 uncompressed text and binary messages with the expected MASK bit) with every
-kind it must stop at: control frames, fragments, RSV bits, reserved opcodes,
+kind they must stop at: control frames, fragments, RSV bits, reserved opcodes,
 the wrong MASK bit, payloads over the limit, invalid UTF-8, 64-bit lengths
 with the top bit set, and streams cut at any byte. Each implementation is
 checked against a reference written out here, and the two against each other.
@@ -541,3 +541,145 @@ def test_c_events_are_not_tracked_by_the_cycle_collector(speedups: ModuleType) -
     speedups.parse_messages(buf, 0, True, -1, events, TextMessage, BinaryMessage)
     assert not any(gc.is_tracked(e) for e in events)
     assert events == [TextMessage("t"), BinaryMessage(b"b")]
+
+
+# -- deliver_messages: the same loop, with a callback ---------------------------------
+
+
+class Target:
+    """Holds the callback that deliver_messages looks up before each message."""
+
+    def __init__(self, callback: Any = None) -> None:
+        self.received: list[tuple[str, str | bytes]] = []
+        self.on_message: Any = self.record if callback is None else callback
+
+    def record(self, data: str | bytes) -> None:
+        self.received.append(("text" if type(data) is str else "binary", data))
+
+
+def deliver(
+    kernels: ModuleType, buf: Any, pos: int, is_server: bool, max_size: int
+) -> tuple[int, list[tuple[str, str | bytes]]]:
+    target = Target()
+    failures: list[Exception] = []
+    end = kernels.deliver_messages(buf, pos, is_server, max_size, target, "on_message", failures)
+    assert failures == []
+    return end, target.received
+
+
+@given(streams())
+def test_deliver_random_streams(sample: tuple[bytes, bool, int, int]) -> None:
+    # Exactly the messages parse_messages takes, in order, to the callback.
+    buf, is_server, max_size, pos = sample
+    expected = reference(buf, pos, is_server, max_size)
+    for kernels in implementations():
+        assert deliver(kernels, buf, pos, is_server, max_size) == expected, kernels.__name__
+        assert deliver(kernels, bytearray(buf), pos, is_server, max_size) == expected
+
+
+def test_deliver_looks_the_callback_up_before_each_message(kernels: ModuleType) -> None:
+    buf = frame(1, b"one") + frame(2, b"two") + frame(1, b"three") + frame(2, b"four")
+    other = Target()
+    target = Target()
+
+    def switch(data: str | bytes) -> None:
+        target.record(data)
+        if data == b"two":
+            target.on_message = other.record  # the next message goes to the new callback
+
+    target.on_message = switch
+    failures: list[Exception] = []
+    assert kernels.deliver_messages(buf, 0, True, -1, target, "on_message", failures) == len(buf)
+    assert target.received == [("text", "one"), ("binary", b"two")]
+    assert other.received == [("text", "three"), ("binary", b"four")]
+
+    # None stops the loop before the next frame, which stays unconsumed.
+    def stop(data: str | bytes) -> None:
+        target.received.append(("text", data))  # type: ignore[arg-type]
+        target.on_message = None
+
+    target = Target(stop)
+    end = kernels.deliver_messages(buf, 0, True, -1, target, "on_message", failures)
+    assert end == len(frame(1, b"one"))
+    assert target.received == [("text", "one")]
+    assert kernels.deliver_messages(buf, end, True, -1, target, "on_message", failures) == end
+    assert failures == []
+
+
+def test_deliver_collects_the_callback_error(kernels: ModuleType) -> None:
+    buf = frame(1, b"ok") + frame(2, b"boom") + frame(1, b"later")
+    target = Target()
+    error = ValueError("callback failed")
+
+    def fail_on_boom(data: str | bytes) -> None:
+        target.record(data)
+        if data == b"boom":
+            raise error
+
+    target.on_message = fail_on_boom
+    failures: list[Exception] = ["earlier"]  # type: ignore[list-item]
+    end = kernels.deliver_messages(buf, 0, True, -1, target, "on_message", failures)
+    # The failing message counts as consumed; the loop stops after it.
+    assert end == len(frame(1, b"ok") + frame(2, b"boom"))
+    assert failures == ["earlier", error]
+    assert failures[1].__traceback__ is not None
+    assert target.received == [("text", "ok"), ("binary", b"boom")]
+    # Called again, it goes on from there.
+    failures.clear()
+    assert kernels.deliver_messages(buf, end, True, -1, target, "on_message", failures) == len(buf)
+    assert target.received[-1] == ("text", "later") and failures == []
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit, GeneratorExit])
+def test_deliver_lets_base_exceptions_through(kernels: ModuleType, exc: type) -> None:
+    def callback(data: object) -> None:
+        raise exc()
+
+    failures: list[Exception] = []
+    with pytest.raises(exc):
+        kernels.deliver_messages(
+            frame(1, b"x") * 2, 0, True, -1, Target(callback), "on_message", failures
+        )
+    assert failures == []
+
+
+def test_deliver_holds_the_buffer_and_frees_everything(kernels: ModuleType) -> None:
+    buf = bytearray(frame(1, b"a") + frame(2, b"b"))
+    seen: list[object] = []
+
+    def resize(data: object) -> None:
+        try:
+            buf.extend(b"!")
+        except BufferError:
+            seen.append(data)
+
+    target = Target(resize)
+    before = sys.getrefcount(resize)
+    for _ in range(50):
+        kernels.deliver_messages(buf, 0, True, -1, target, "on_message", [])
+    assert seen == ["a", b"b"] * 50
+    del seen[:]
+    gc.collect()
+    assert sys.getrefcount(resize) == before
+
+
+def test_deliver_argument_errors(kernels: ModuleType) -> None:
+    buf = frame(1, b"x")
+    target = Target()
+    with pytest.raises(TypeError, match="attr must be a str"):
+        kernels.deliver_messages(buf, 0, True, -1, target, b"on_message", [])
+    with pytest.raises(TypeError, match="failures must be a list"):
+        kernels.deliver_messages(buf, 0, True, -1, target, "on_message", ())
+    with pytest.raises(ValueError, match=r"pos must be in 0\.\.7"):
+        kernels.deliver_messages(buf, 8, True, -1, target, "on_message", [])
+    with pytest.raises(ValueError, match="pos must be in"):
+        kernels.deliver_messages(buf, -1, True, -1, target, "on_message", [])
+    with pytest.raises(TypeError):
+        kernels.deliver_messages(buf, "0", True, -1, target, "on_message", [])
+    with pytest.raises(TypeError):
+        kernels.deliver_messages(object(), 0, True, -1, target, "on_message", [])
+    with pytest.raises(AttributeError):
+        kernels.deliver_messages(buf, 0, True, -1, target, "missing", [])
+    # Nothing to deliver: the attribute is not even looked up.
+    assert kernels.deliver_messages(b"\x81", 0, True, -1, target, "missing", []) == 0
+    assert target.received == []

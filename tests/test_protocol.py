@@ -771,3 +771,109 @@ def test_large_compressed_frame_is_assembled_then_inflated() -> None:
         s.receive_data(chunk)
         events += s.events_received()
     assert events == [BinaryMessage(payload)]
+
+
+# -- the fast paths the asyncio connection uses ---------------------------------------
+
+WHOLE_MESSAGES: list[object] = [
+    "hello",
+    "h\u00e9\u20ac\U0001f600",
+    "",
+    "a" * 5000,
+    "\u00e9" * 3000,
+    b"\x00\xff",
+    b"",
+    b"b" * 70000,
+    bytearray(b"array"),
+    memoryview(b"..view..")[2:-2],
+]
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+@pytest.mark.parametrize("sender_is_server", [True, False])
+def test_send_message_is_send_text_or_send_binary(
+    compression: str | None, sender_is_server: bool
+) -> None:
+    from fastws.extensions.permessage_deflate import DeflateOptions
+
+    opts = DeflateOptions() if compression else None
+
+    def pair() -> tuple[ClientProtocol | ServerProtocol, ClientProtocol | ServerProtocol]:
+        c = ClientProtocol("ws://localhost/", compression=opts)
+        s = ServerProtocol(compression=opts)
+        c.send_request(c.connect())
+        s.receive_data(b"".join(c.data_to_send()))
+        (req,) = s.events_received()
+        s.send_response(s.accept(req))  # type: ignore[arg-type]
+        c.receive_data(b"".join(s.data_to_send()))
+        c.events_received()
+        return (s, c) if sender_is_server else (c, s)
+
+    sender, receiver = pair()
+    other_sender, _ = pair()
+    for message in WHOLE_MESSAGES:
+        assert sender._send_message(message) is True
+        if isinstance(message, str):
+            other_sender.send_text(message)
+        else:
+            other_sender.send_binary(message)  # type: ignore[arg-type]
+    wire = b"".join(sender.data_to_send())
+    if sender_is_server:  # deterministic: unmasked
+        assert wire == b"".join(other_sender.data_to_send())
+    receiver.receive_data(wire)
+    got = [e.data for e in receiver.events_received()]
+    assert got == [m if isinstance(m, str) else bytes(m) for m in WHOLE_MESSAGES]  # type: ignore[arg-type]
+
+
+def test_send_message_refusals() -> None:
+    proto = server()
+    assert proto._send_message(42) is False
+    assert proto._send_message(["a"]) is False
+    assert proto.data_to_send() == []
+    proto.send_text("part", fin=False)
+    with pytest.raises(InvalidState, match="fragmented message"):
+        proto._send_message("whole")
+    proto.send_text("end")
+    proto.send_close()
+    with pytest.raises(InvalidState, match="CLOSING"):
+        proto._send_message(b"late")
+
+
+def test_deliver_then_receive_data_is_receive_data() -> None:
+    # _deliver() takes the leading whole messages; the rest goes through
+    # receive_data(): together, the same messages as receive_data() alone.
+    data = (
+        cframe(1, b"one")
+        + cframe(2, b"two")
+        + cframe(9, b"ping")
+        + cframe(1, b"three")
+        + cframe(2, b"frag", fin=False)
+        + cframe(0, b"ment")
+        + cframe(1, b"tail")[:-2]
+    )
+    plain = server()
+    plain.receive_data(data)
+    expected = plain.events_received()
+
+    fast = server()
+    got: list[object] = []
+    target = type("Target", (), {"on_message": staticmethod(got.append)})()
+    failures: list[Exception] = []
+    pos = fast._deliver(data, 0, target, "on_message", failures)
+    assert pos == len(cframe(1, b"one") + cframe(2, b"two"))
+    assert got == ["one", b"two"] and failures == []
+    fast.receive_data(memoryview(data)[pos:])
+    rest = fast.events_received()
+    assert [TextMessage(got[0]), BinaryMessage(got[1]), *rest] == expected  # type: ignore[arg-type]
+    # A frame in progress: _deliver() takes nothing until it is complete.
+    assert fast._deliver(b"l", 0, target, "on_message", failures) == 0
+    fast.receive_data(cframe(1, b"tail")[-2:])
+    assert fast.events_received() == [TextMessage("tail")]
+    assert fast._deliver(cframe(1, b"again"), 0, target, "on_message", failures) > 0
+    assert got[-1] == "again"
+    # Not while connecting, nor after a failure.
+    connecting = ServerProtocol()
+    assert connecting._deliver(cframe(1, b"x"), 0, target, "on_message", failures) == 0
+    fast.receive_data(cframe(1, b"\xff"))
+    assert fast._deliver(cframe(1, b"x"), 0, target, "on_message", failures) == 0
+    assert got[-1] == "again"

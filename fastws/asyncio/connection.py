@@ -602,18 +602,12 @@ class Connection(asyncio.BufferedProtocol):
 
     def _frame_message(self, message: object) -> TypeGuard[Data | bytearray | memoryview]:
         """Frame a ``str`` or bytes-like message; ``False`` for any other type."""
-        # The state machine's _send_data() is what send_text()/send_binary() call.
-        if isinstance(message, str):
-            if self._lost or self._proto.state is not _OPEN:
-                raise self._closed_exception()
-            self._proto._send_data(1, message.encode(), True, None)
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            if self._lost or self._proto.state is not _OPEN:
-                raise self._closed_exception()
-            self._proto._send_data(2, message, True, None)
-        else:
-            return False
-        return True
+        proto = self._proto
+        if not self._lost and proto.state is _OPEN:
+            return proto._send_message(message)
+        if isinstance(message, (str, bytes, bytearray, memoryview)):
+            raise self._closed_exception()
+        return False
 
     def _scheduled_flush(self) -> None:
         self._flush_handle = None
@@ -793,8 +787,25 @@ class Connection(asyncio.BufferedProtocol):
         proto = self._proto
         if proto.state is _CONNECTING and self._intercept_handshake(data):
             return
-        proto.receive_data(data)
-        self._process_events()
+        if self._on_message is None:
+            proto.receive_data(data)
+            self._process_events()
+        else:
+            # Messages go from the read buffer to the callback in one C loop;
+            # whatever it does not take goes through the general path.
+            self._delivering = True
+            try:
+                pos = 0
+                failures: list[Exception] = []
+                while True:
+                    pos = proto._deliver(data, pos, self, "_on_message", failures)
+                    if not failures or not self._callback_failed(failures.pop()):
+                        break
+                if pos < len(data):
+                    proto.receive_data(memoryview(data)[pos:] if pos else data)
+                    self._process_events()
+            finally:
+                self._delivering = False
         if proto.close_exc is None:
             if not proto._out and proto.state is _OPEN:
                 return  # the usual case: nothing to write (no pong, no close)
@@ -978,15 +989,20 @@ class Connection(asyncio.BufferedProtocol):
                     continue
                 try:
                     callback(data)
-                except ConnectionClosed:
-                    pass  # e.g. an answer to a message that came just before a close frame
-                except Exception:
-                    _logger.error("on_message callback failed", exc_info=True)
-                    # Like a server handler that raises: 1011, and nothing more is delivered.
-                    self._on_message = _discard
-                    self._fail(1011, "internal error")
+                except Exception as exc:
+                    self._callback_failed(exc)
         finally:
             self._delivering = False
+
+    def _callback_failed(self, exc: Exception) -> bool:
+        """The on_message() callback raised ``exc``; ``True`` if delivery goes on."""
+        if isinstance(exc, ConnectionClosed):
+            return True  # e.g. an answer to a message that came just before a close frame
+        _logger.error("on_message callback failed", exc_info=exc)
+        # Like a server handler that raises: 1011, and nothing more is delivered.
+        self._on_message = _discard
+        self._fail(1011, "internal error")
+        return False
 
     def _join(self, data: Data, final: bool) -> Data | None:
         """Collect the pieces of a fragmented message; the whole message on the last one."""

@@ -301,3 +301,19 @@ def test_messages_before_a_close_frame_reach_the_callback(
         run(main())
     assert got == ["x", "y"]
     assert "failed" not in caplog.text
+
+
+def test_messages_before_a_violation_are_answered_first(run: Any) -> None:
+    # The answers to the messages that came in the same read as a broken
+    # frame go out before the close frame that fails the connection.
+    async def main() -> None:
+        async with serve(callback_echo_handler, "127.0.0.1", 0) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                assert ws.transport is not None
+                ws.transport.write(burst("a", b"b") + masked_frame(1, b"\xff") + burst("c"))
+                assert [await ws.recv(), await ws.recv()] == ["a", b"b"]
+                with pytest.raises(ConnectionClosedError) as info:
+                    await ws.recv()
+                assert info.value.code == 1007
+
+    run(main())
