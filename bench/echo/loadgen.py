@@ -24,7 +24,7 @@ from collections import deque
 from typing import Any
 
 import uvloop
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -104,7 +104,8 @@ async def _open(url: str, n: int, factory: Any, batch: int = 200) -> list[tuple[
 
 async def _close(transports: list[WSTransport]) -> None:
     for t in transports:
-        t.send_close()
+        # picows's default close code is 0, which is not a valid code on the wire.
+        t.send_close(WSCloseCode.OK)
     await asyncio.wait_for(
         asyncio.gather(*(t.wait_disconnected() for t in transports), return_exceptions=True), 10
     )
