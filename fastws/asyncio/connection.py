@@ -595,7 +595,9 @@ class Connection(asyncio.BufferedProtocol):
         """
         if self._fragment_waiter is not None:
             raise ConcurrencyError("a fragmented message is being sent")
-        if not self._frame_message(message):
+        proto = self._proto
+        if self._lost or proto.state is not _OPEN or not proto._send_message(message):
+            self._frame_message(message)  # raises ConnectionClosed for a str or bytes
             raise TypeError(f"cannot send {type(message).__name__}; send str or bytes")
         if not self._delivering:
             self._flush()

@@ -273,6 +273,8 @@ def test_send_nowait(run: Any) -> None:
             await ws.close()
             with pytest.raises(ConnectionClosed):
                 ws.send_nowait("late")
+            with pytest.raises(TypeError):  # a bad type is a TypeError, even once closed
+                ws.send_nowait(3)  # type: ignore[arg-type]
 
     run(main())
 
