@@ -552,7 +552,10 @@ class Connection(asyncio.BufferedProtocol):
         """
         while self._fragment_waiter is not None:
             await asyncio.shield(self._fragment_waiter)
-        if self._frame_message(message):
+        proto = self._proto
+        if not self._lost and proto.state is _OPEN and proto._send_message(message):
+            pass  # the usual case, without the call to _frame_message()
+        elif self._frame_message(message):
             pass
         elif isinstance(message, dict):
             raise TypeError("a dict is not a message; send str or bytes")
