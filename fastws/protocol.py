@@ -44,7 +44,7 @@ import enum
 import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from fastws import __version__
 from fastws._impl import (
@@ -629,7 +629,7 @@ class Protocol:
         self._send_frame(wire_opcode, data, fin, rsv)
         self._send_opcode = 0 if fin else opcode
 
-    def _send_message(self, message: object) -> bool:
+    def _send_message(self, message: object) -> TypeGuard[str | _Bytes]:
         """Send a whole message: ``str`` as text, ``bytes``/``bytearray``/``memoryview`` as binary.
 
         Returns ``False``, sending nothing, for any other type.
