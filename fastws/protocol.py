@@ -119,8 +119,8 @@ _Bytes = bytes | bytearray | memoryview
 # larger part of the buffer (the buffer is simply cleared when all is consumed).
 _COMPACT_AT = 1 << 16
 # A frame at least this large is assembled in its final bytes object as it
-# arrives (see PayloadBuilder) once a quarter of it is there, instead of
-# being collected in the receive buffer first.
+# arrives (see PayloadBuilder) once this much of it, or a quarter of it, is
+# there, instead of being collected in the receive buffer first.
 _ASSEMBLE_AT = _COMPACT_AT
 # A server sends an immutable ``bytes`` payload of at least this size after its
 # header as a separate item, without copying it into the frame.
@@ -350,6 +350,14 @@ class Protocol:
             # allocation, which is cheaper than growing a new one each time.)
             need = self._missing(buf, self._pos)
             if need is None or need >= len(data) or len(buf) + need > _COMPACT_AT:
+                gap = self._assembly_gap(buf, self._pos)
+                if gap is not None and gap < len(data):
+                    # A large frame: copy only the bytes that start its
+                    # assembly, then feed the rest of the read to it directly.
+                    buf += memoryview(data)[:gap]
+                    self._compact(self._parse(buf, self._pos))
+                    self.receive_data(memoryview(data)[gap:])
+                    return
                 buf += data
                 self._compact(self._parse(buf, self._pos))
                 return
@@ -445,6 +453,25 @@ class Protocol:
             return None
         missing = pos + hdr[5] + hdr[3] - len(buf)
         return missing if missing > 0 else None
+
+    @staticmethod
+    def _assembly_gap(buf: bytearray, pos: int) -> int | None:
+        """Bytes the large frame at ``pos`` misses before it is assembled in place.
+
+        ``None`` if it is not large enough to be assembled (or its header is
+        incomplete or invalid): see :meth:`_parse`.
+        """
+        try:
+            hdr = decode_header(buf, pos)
+        except ValueError:
+            return None
+        if hdr is None:
+            return None
+        length: int = hdr[3]
+        if length < _ASSEMBLE_AT:
+            return None
+        arrived: int = len(buf) - pos - hdr[5]
+        return max(min(_ASSEMBLE_AT, -(-length // 4)) - arrived, 0)
 
     def _compact(self, pos: int) -> None:
         buf = self._buf
@@ -699,7 +726,10 @@ class Protocol:
                     stop = start + length
                     self._check_frame(fin, rsv, opcode, length)
                     if stop > end:
-                        if length >= _ASSEMBLE_AT and (end - start) * 4 >= length:
+                        arrived = end - start
+                        if length >= _ASSEMBLE_AT and (
+                            arrived >= _ASSEMBLE_AT or arrived * 4 >= length
+                        ):
                             self._asm = PayloadBuilder(length, mask)
                             self._asm_frame = (fin, rsv, opcode)
                             self._feed_assembly(mv, start)

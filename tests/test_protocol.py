@@ -695,12 +695,46 @@ def test_large_frame_is_assembled_without_double_buffering() -> None:
     for chunk in _reads(stream, 100_000):
         s.receive_data(chunk)
         events += s.events_received()
-        # The buffer only collects the first quarter of a large frame (which
-        # bounds what a header alone makes us allocate); then the rest goes
-        # straight into the payload, never into both.
-        assert len(s._buf) < len(big) // 4 + 100_000
+        # The buffer collects at most the first 64 KiB of a large frame (so
+        # a header alone never makes us allocate the payload); then the rest
+        # goes straight into the payload, never into both.
+        assert len(s._buf) < 65_536 + 14
     assert events == [BinaryMessage(big), TextMessage("after"), BinaryMessage(big[:70_000])]
     assert s._asm is None
+
+
+@pytest.mark.parametrize("first", [10, 30_000, 65_535, 65_536, 70_000, 300_000])
+def test_large_frame_assembly_starts_at_64_kib_or_a_quarter(first: int) -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB
+    frame = cframe(2, big)
+    hlen = len(frame) - len(big)
+    s = server(max_message_size=2 << 20)
+    s.receive_data(frame[: hlen + first])
+    if first < 65_536:
+        # Not yet: the payload is not allocated on the strength of a header.
+        assert s._asm is None and len(s._buf) == hlen + first
+    else:
+        assert s._asm is not None and s._asm.filled == first and not s._buf
+    # The next read copies into the buffer only what starts the assembly.
+    s.receive_data(frame[hlen + first : hlen + first + 200_000])
+    assert s._asm is not None and not s._buf
+    assert s._asm.filled == first + 200_000
+    s.receive_data(frame[hlen + first + 200_000 :] + cframe(1, b"next"))
+    assert s.events_received() == [BinaryMessage(big), TextMessage("next")]
+    assert s._asm is None and not s._buf
+
+
+def test_small_limit_frame_assembly_starts_at_a_quarter() -> None:
+    # A frame under 256 KiB is assembled once a quarter of it is there.
+    payload = b"q" * 100_000
+    frame = cframe(2, payload)
+    s = server()
+    s.receive_data(frame[:20_000])
+    assert s._asm is None
+    s.receive_data(frame[20_000:30_000])
+    assert s._asm is not None and s._asm.filled == 30_000 - (len(frame) - len(payload))
+    s.receive_data(frame[30_000:])
+    assert s.events_received() == [BinaryMessage(payload)]
 
 
 def test_large_text_frame_split_inside_code_points() -> None:
