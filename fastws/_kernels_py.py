@@ -585,15 +585,8 @@ def parse_messages(
             raise TypeError(f"{argname} must be a class, not {type(cls).__name__!r}")
     set_text = _event_setter(text_cls, "text_cls")
     set_binary = _event_setter(binary_cls, "binary_cls")
-    # Keep a buffer export for the whole loop (a bytearray cannot be resized
-    # meanwhile), but read bytes and bytearray directly: it is faster.
-    with _byte_view(buf) as view:
-        data: Any = buf if type(buf) is bytes or type(buf) is bytearray else view
-        end = len(view)
-        if not 0 <= pos <= end:
-            raise ValueError(f"pos must be in 0..{end}, got {pos}")
-        if max_size < 0:
-            max_size = _MAX_LENGTH
+    view, data, end, max_size = _loop_view(buf, pos, max_size)
+    with view:
         new_object = _new_object
         append = events.append
         while True:
@@ -609,6 +602,21 @@ def parse_messages(
                 set_binary(event, value)
             append(event)
     return pos
+
+
+def _loop_view(buf: Buffer, pos: int, max_size: int) -> tuple[memoryview, Any, int, int]:
+    """Open ``buf`` for a frame loop: (view to release, what to index, its length, limit).
+
+    The view keeps a buffer export for the whole loop (a bytearray cannot be
+    resized meanwhile), but bytes and bytearray are read directly: it is faster.
+    """
+    view = _byte_view(buf)
+    end = len(view)
+    if not 0 <= pos <= end:
+        view.release()
+        raise ValueError(f"pos must be in 0..{end}, got {pos}")
+    data: Any = buf if type(buf) is bytes or type(buf) is bytearray else view
+    return view, data, end, _MAX_LENGTH if max_size < 0 else max_size
 
 
 def _next_message(
@@ -691,13 +699,8 @@ def deliver_messages(
         raise TypeError(f"attr must be a str, not {type(attr).__name__!r}")
     if type(failures) is not list:
         raise TypeError(f"failures must be a list, not {type(failures).__name__!r}")
-    with _byte_view(buf) as view:
-        data: Any = buf if type(buf) is bytes or type(buf) is bytearray else view
-        end = len(view)
-        if not 0 <= pos <= end:
-            raise ValueError(f"pos must be in 0..{end}, got {pos}")
-        if max_size < 0:
-            max_size = _MAX_LENGTH
+    view, data, end, max_size = _loop_view(buf, pos, max_size)
+    with view:
         while end - pos >= 2:
             callback = getattr(target, attr)
             if callback is None:
