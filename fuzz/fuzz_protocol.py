@@ -11,7 +11,11 @@ Run for a bounded time::
     python fuzz/fuzz_protocol.py -max_total_time=60
     FASTWS_NO_EXTENSIONS=1 python fuzz/fuzz_protocol.py -max_total_time=60
 
-Also fuzzes the handshake itself when the header byte asks for it.
+Also fuzzes the handshake itself when the header byte asks for it, and, when
+it asks for the other path, feeds every read to a twin first through the
+callback fast path (``_deliver``, what ``on_message()`` uses) and then the
+rest through ``receive_data``: both must produce the same messages, in the
+same order, and end in the same state.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import atheris
 
 with atheris.instrument_imports():
-    from fastws.events import Request
+    from fastws.events import BinaryMessage, MessageChunk, Request, TextMessage
     from fastws.exceptions import FastWSError
     from fastws.extensions.permessage_deflate import DeflateOptions
     from fastws.protocol import ClientProtocol, ServerProtocol, State
@@ -79,6 +83,45 @@ def _feed(proto: ServerProtocol | ClientProtocol, fdp: atheris.FuzzedDataProvide
     assert proto.close_exc is None or isinstance(proto.close_exc, FastWSError), proto.close_exc
 
 
+def _messages(events: list[object], out: list[object]) -> None:
+    for event in events:
+        if isinstance(event, (TextMessage, BinaryMessage)):
+            out.append(event.data)
+        elif isinstance(event, MessageChunk):
+            out.append(event)
+
+
+def _feed_twins(
+    plain: ServerProtocol | ClientProtocol,
+    fast: ServerProtocol | ClientProtocol,
+    fdp: atheris.FuzzedDataProvider,
+) -> None:
+    expected: list[object] = []
+    got: list[object] = []
+    failures: list[Exception] = []
+    sink = type("Sink", (), {"on_message": staticmethod(got.append)})()
+    while fdp.remaining_bytes():
+        chunk = fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 512))
+        plain.receive_data(chunk)
+        _messages(plain.events_received(), expected)
+        pos = fast._deliver(chunk, 0, sink, "on_message", failures)
+        if pos < len(chunk):
+            fast.receive_data(memoryview(chunk)[pos:])
+        _messages(fast.events_received(), got)
+        assert not failures
+        assert got == expected, (got, expected)
+        sent = plain.data_to_send(), fast.data_to_send()
+        assert sent[0] == sent[1] or isinstance(plain, ClientProtocol)  # clients mask at random
+    for proto in (plain, fast):
+        proto.receive_eof()
+        proto.data_to_send()
+    assert (plain.state, plain.close_code, plain.close_exc is None) == (
+        fast.state,
+        fast.close_code,
+        fast.close_exc is None,
+    )
+
+
 def test_one_input(data: bytes) -> None:
     """One fuzz iteration."""
     fdp = atheris.FuzzedDataProvider(data)
@@ -98,6 +141,10 @@ def test_one_input(data: bytes) -> None:
             proto = ClientProtocol("ws://fuzz/", compression=compression, **kwargs)  # type: ignore[arg-type]
             proto.send_request(proto.connect())
             proto.data_to_send()
+    elif flags & 128:
+        plain = _open(server_role, compression, **kwargs)
+        _feed_twins(plain, _open(server_role, compression, **kwargs), fdp)
+        return
     else:
         proto = _open(server_role, compression, **kwargs)
     _feed(proto, fdp)
