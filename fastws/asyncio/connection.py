@@ -552,10 +552,7 @@ class Connection(asyncio.BufferedProtocol):
         """
         while self._fragment_waiter is not None:
             await asyncio.shield(self._fragment_waiter)
-        proto = self._proto
-        if not self._lost and proto.state is _OPEN and proto._send_message(message):
-            pass  # the usual case, without the call to _frame_message()
-        elif self._frame_message(message):
+        if self._frame_message(message):
             pass
         elif isinstance(message, dict):
             raise TypeError("a dict is not a message; send str or bytes")
@@ -598,9 +595,7 @@ class Connection(asyncio.BufferedProtocol):
         """
         if self._fragment_waiter is not None:
             raise ConcurrencyError("a fragmented message is being sent")
-        proto = self._proto
-        if self._lost or proto.state is not _OPEN or not proto._send_message(message):
-            self._frame_message(message)  # raises ConnectionClosed for a str or bytes
+        if not self._frame_message(message):
             raise TypeError(f"cannot send {type(message).__name__}; send str or bytes")
         if not self._delivering:
             self._flush()
