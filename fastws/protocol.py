@@ -119,12 +119,23 @@ _Bytes = bytes | bytearray | memoryview
 # larger part of the buffer (the buffer is simply cleared when all is consumed).
 _COMPACT_AT = 1 << 16
 # A frame at least this large is assembled in its final bytes object as it
-# arrives (see PayloadBuilder) once this much of it, or a quarter of it, is
-# there, instead of being collected in the receive buffer first.
+# arrives (see PayloadBuilder), instead of being collected in the receive
+# buffer first, once this much of it, or a quarter of it, is there.
 _ASSEMBLE_AT = _COMPACT_AT
 # A server sends an immutable ``bytes`` payload of at least this size after its
 # header as a separate item, without copying it into the frame.
 _ZERO_COPY_AT = 2048
+
+
+def _assembly_start(length: int) -> int | None:
+    """Payload bytes of a frame of ``length`` that must be there before it is assembled.
+
+    ``None`` for a frame too small to be assembled in place (see _ASSEMBLE_AT).
+    The bound keeps a header alone from making us allocate a large payload.
+    """
+    if length < _ASSEMBLE_AT:
+        return None
+    return min(_ASSEMBLE_AT, -(-length // 4))
 
 
 class State(enum.IntEnum):
@@ -348,9 +359,8 @@ class Protocol:
             # large, copy only the bytes that complete it and parse the rest
             # from ``data`` itself. (A large frame keeps the buffer and its
             # allocation, which is cheaper than growing a new one each time.)
-            need = self._missing(buf, self._pos)
+            need, gap = self._missing(buf, self._pos)
             if need is None or need >= len(data) or len(buf) + need > _COMPACT_AT:
-                gap = self._assembly_gap(buf, self._pos)
                 if gap is not None and gap < len(data):
                     # A large frame: copy only the bytes that start its
                     # assembly, then feed the rest of the read to it directly.
@@ -443,35 +453,27 @@ class Protocol:
         return taken
 
     @staticmethod
-    def _missing(buf: bytearray, pos: int) -> int | None:
-        """Bytes still missing from the frame at ``pos``; ``None`` if its header is incomplete."""
-        try:
-            hdr = decode_header(buf, pos)
-        except ValueError:  # an invalid length: let the parser fail the connection
-            return None
-        if hdr is None:
-            return None
-        missing = pos + hdr[5] + hdr[3] - len(buf)
-        return missing if missing > 0 else None
+    def _missing(buf: bytearray, pos: int) -> tuple[int | None, int | None]:
+        """What the frame at ``pos`` still misses: (to be complete, to be assembled in place).
 
-    @staticmethod
-    def _assembly_gap(buf: bytearray, pos: int) -> int | None:
-        """Bytes the large frame at ``pos`` misses before it is assembled in place.
-
-        ``None`` if it is not large enough to be assembled (or its header is
-        incomplete or invalid): see :meth:`_parse`.
+        The first is ``None`` if its header is incomplete (or invalid: the
+        parser fails the connection), the second also if the frame is too
+        small to be assembled in place (see :func:`_assembly_start`).
         """
         try:
             hdr = decode_header(buf, pos)
-        except ValueError:
-            return None
+        except ValueError:  # an invalid length: let the parser fail the connection
+            return None, None
         if hdr is None:
-            return None
+            return None, None
         length: int = hdr[3]
-        if length < _ASSEMBLE_AT:
-            return None
         arrived: int = len(buf) - pos - hdr[5]
-        return max(min(_ASSEMBLE_AT, -(-length // 4)) - arrived, 0)
+        start = _assembly_start(length)
+        missing = length - arrived
+        return (
+            missing if missing > 0 else None,
+            None if start is None else max(start - arrived, 0),
+        )
 
     def _compact(self, pos: int) -> None:
         buf = self._buf
@@ -726,10 +728,8 @@ class Protocol:
                     stop = start + length
                     self._check_frame(fin, rsv, opcode, length)
                     if stop > end:
-                        arrived = end - start
-                        if length >= _ASSEMBLE_AT and (
-                            arrived >= _ASSEMBLE_AT or arrived * 4 >= length
-                        ):
+                        assemble_at = _assembly_start(length)
+                        if assemble_at is not None and end - start >= assemble_at:
                             self._asm = PayloadBuilder(length, mask)
                             self._asm_frame = (fin, rsv, opcode)
                             self._feed_assembly(mv, start)
