@@ -34,7 +34,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from fastws.asyncio.exceptions import (
     ConcurrencyError,
@@ -51,6 +51,7 @@ from fastws.events import (
     Response,
     TextMessage,
 )
+from fastws.exceptions import InvalidState
 from fastws.protocol import State
 
 if TYPE_CHECKING:
@@ -83,8 +84,8 @@ _COALESCE_LIMIT = 1 << 16
 # connection sees another's bytes. Compared with data_received(), this saves
 # the allocation and copy of a new bytes object per read, which for large
 # reads costs page faults as well. Large reads mean fewer system calls, and a
-# large frame's first read is more often a quarter of it (enough to unmask it
-# straight into its final payload, see the state machine). The buffer is an
+# large frame's first read more often holds enough of it to be unmasked
+# straight into its final payload (see the state machine). The buffer is an
 # anonymous mapping: a page costs memory only once a read has reached it.
 _READ_SIZE = 1 << 20
 _local = threading.local()
@@ -552,7 +553,11 @@ class Connection(asyncio.BufferedProtocol):
         """
         while self._fragment_waiter is not None:
             await asyncio.shield(self._fragment_waiter)
-        if self._frame_message(message):
+        try:
+            framed = self._proto._send_message(message)
+        except InvalidState as exc:
+            framed = self._refused(exc, message)
+        if framed:
             pass
         elif isinstance(message, dict):
             raise TypeError("a dict is not a message; send str or bytes")
@@ -568,7 +573,7 @@ class Connection(asyncio.BufferedProtocol):
             # More received messages wait for the application, which is likely
             # to send again within this same step (an echo loop): coalesce the
             # writes into one at the end of this loop iteration, up to a bound.
-            self._unflushed += len(message)
+            self._unflushed += len(message)  # type: ignore[arg-type]  # framed: str or bytes-like
             if self._unflushed < _COALESCE_LIMIT:
                 if self._flush_handle is None:
                     self._flush_handle = self._loop.call_soon(self._scheduled_flush)
@@ -595,18 +600,28 @@ class Connection(asyncio.BufferedProtocol):
         """
         if self._fragment_waiter is not None:
             raise ConcurrencyError("a fragmented message is being sent")
-        if not self._frame_message(message):
+        try:
+            framed = self._proto._send_message(message)
+        except InvalidState as exc:
+            framed = self._refused(exc, message)
+        if not framed:
             raise TypeError(f"cannot send {type(message).__name__}; send str or bytes")
         if not self._delivering:
             self._flush()
 
-    def _frame_message(self, message: object) -> TypeGuard[Data | bytearray | memoryview]:
-        """Frame a ``str`` or bytes-like message; ``False`` for any other type."""
-        proto = self._proto
-        if not self._lost and proto.state is _OPEN:
-            return proto._send_message(message)
+    def _refused(self, exc: InvalidState, message: object) -> bool:
+        """The state machine refused to send ``message`` (``exc``): raise why.
+
+        A closing or closed connection raises :class:`ConnectionClosed` for a
+        ``str`` or bytes-like message; for any other type this returns
+        ``False``, as the state machine would have, so that the caller can
+        reject the type or send an iterable. (A lost connection is never
+        ``OPEN``: :meth:`connection_lost` ends the state machine first.)
+        """
+        if self._proto.state is _OPEN:
+            raise exc  # a fragmented message started on the state machine itself
         if isinstance(message, (str, bytes, bytearray, memoryview)):
-            raise self._closed_exception()
+            raise self._closed_exception() from None
         return False
 
     def _scheduled_flush(self) -> None:
@@ -776,14 +791,21 @@ class Connection(asyncio.BufferedProtocol):
             view = self._read_view = _read_buffer()
         return view
 
-    def buffer_updated(self, nbytes: int) -> None:
-        """``nbytes`` were read into the buffer from :meth:`get_buffer`."""
-        view = self._read_view
-        assert view is not None
-        self.data_received(view[:nbytes])
-
     def data_received(self, data: bytes | memoryview) -> None:
-        """Feed bytes to the state machine and act on its events."""
+        """Feed bytes to the state machine (for a transport that has no get_buffer())."""
+        self.buffer_updated(len(data), data)
+
+    def buffer_updated(self, nbytes: int, data: bytes | memoryview | None = None) -> None:
+        """``nbytes`` were read into the buffer from :meth:`get_buffer` (or are ``data``).
+
+        Feeds them to the state machine and acts on its events. This is the
+        body of both entry points, in the one the event loop calls, so that a
+        read costs one Python call before the state machine.
+        """
+        if data is None:
+            view = self._read_view
+            assert view is not None
+            data = view[:nbytes]
         proto = self._proto
         if proto.state is _CONNECTING and self._intercept_handshake(data):
             return

@@ -7,8 +7,9 @@ import logging
 from typing import Any
 
 import pytest
-from aio_helpers import callback_echo_handler, masked_frame
+from aio_helpers import callback_echo_handler, echo_handler, masked_frame, raw_open
 
+from fastws import InvalidState, encode_frame
 from fastws.asyncio import (
     ClientConnection,
     ConcurrencyError,
@@ -275,6 +276,82 @@ def test_send_nowait(run: Any) -> None:
                 ws.send_nowait("late")
             with pytest.raises(TypeError):  # a bad type is a TypeError, even once closed
                 ws.send_nowait(3)  # type: ignore[arg-type]
+
+    run(main())
+
+
+def test_sends_refused_by_the_state_machine(run: Any) -> None:
+    """send() and send_nowait() report why a message cannot go out, in every state."""
+
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0) as server:
+            ws = await connect(f"ws://127.0.0.1:{server.port}/")
+            # A fragmented message begun on the state machine itself: its own
+            # error, and the connection stays usable.
+            ws.protocol.send_text("part ", fin=False)
+            with pytest.raises(InvalidState, match="fragmented"):
+                ws.send_nowait("whole")
+            with pytest.raises(InvalidState, match="fragmented"):
+                await ws.send(b"whole")
+            ws.protocol.send_text("end", fin=True)
+            await ws.send("next")
+            assert [await ws.recv(), await ws.recv()] == ["part end", "next"]
+
+            # A lost connection: ConnectionClosed for messages, TypeError for bad types.
+            assert ws.transport is not None
+            ws.transport.abort()
+            await ws.wait_closed()
+            for message in ("x", b"x", bytearray(b"x"), memoryview(b"x")):
+                with pytest.raises(ConnectionClosed):
+                    ws.send_nowait(message)
+                with pytest.raises(ConnectionClosed):
+                    await ws.send(message)
+            with pytest.raises(ConnectionClosed):
+                await ws.send(["a", "b"])  # an iterable: refused when its frames would go out
+            with pytest.raises(TypeError):
+                ws.send_nowait(3)  # type: ignore[arg-type]
+            with pytest.raises(TypeError):
+                await ws.send(3)  # type: ignore[arg-type]
+
+    run(main())
+
+
+@pytest.mark.parametrize("handler", [echo_handler, callback_echo_handler], ids=["recv", "callback"])
+def test_data_received_is_a_read(run: Any, handler: Any) -> None:
+    """A transport that calls data_received() instead of get_buffer() gets the same service."""
+
+    async def main() -> None:
+        conns: list[ServerConnection] = []
+
+        async def keep(ws: ServerConnection) -> None:
+            conns.append(ws)
+            await handler(ws)
+
+        async with serve(keep, "127.0.0.1", 0) as server:
+            reader, writer = await raw_open(server.port)
+            for _ in range(100):
+                if conns:
+                    break
+                await asyncio.sleep(0.01)
+            sent = [b"a", "b" * 300, b"c" * 70_000, "d"]
+            data = burst(*sent)
+            # Whole messages, then the same bytes split mid-frame (the buffered path).
+            conns[0].data_received(data)
+            conns[0].data_received(memoryview(data)[:5])
+            conns[0].data_received(data[5:1000])
+            conns[0].data_received(bytearray(data[1000:]))
+            expected = b"".join(
+                encode_frame(
+                    True,
+                    1 if isinstance(m, str) else 2,
+                    m.encode() if isinstance(m, str) else m,
+                    None,
+                )
+                for m in sent
+            )
+            got = await asyncio.wait_for(reader.readexactly(2 * len(expected)), 10)
+            assert got == expected * 2
+            writer.close()
 
     run(main())
 
