@@ -365,3 +365,56 @@ def test_connection_closed_carries_code_and_reason() -> None:
     assert (copy.code, copy.reason, copy.sent_code) == (1011, "boom", 1011)
     ok = ConnectionClosedOK(1000)
     assert ok.reason == "" and "1000" in str(ok)
+
+
+class _Recorder(asyncio.WriteTransport):
+    """A transport that keeps asyncio's joining writelines() and records write()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[Any] = []
+
+    def write(self, data: Any) -> None:
+        self.writes.append(data)
+
+
+class _OwnWritelines(_Recorder):
+    """A transport with a writelines() of its own (uvloop's, or Python 3.12's)."""
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.writes.append(list(list_of_data))
+
+
+def test_large_chunks_are_not_joined_by_the_transport() -> None:
+    from fastws.asyncio.connection import _LARGE_WRITE, _write
+
+    big1, big2 = b"a" * _LARGE_WRITE, b"b" * (3 * _LARGE_WRITE)
+    chunks = [b"h1", big1, b"h2", b"h3", big2, b"t"]
+    joining = _Recorder()
+    _write(joining, chunks)
+    # Large chunks go on their own as views of the very same objects (no copy);
+    # the small ones between them are joined; the order is kept.
+    assert [bytes(w) for w in joining.writes] == [b"h1", big1, b"h2h3", big2, b"t"]
+    assert all(isinstance(w, memoryview) for w in joining.writes)
+    assert joining.writes[1].obj is big1 and joining.writes[3].obj is big2
+    assert b"".join(joining.writes) == b"".join(chunks)
+
+    own = _OwnWritelines()
+    _write(own, chunks)
+    assert own.writes == [chunks]  # one call, left to the transport
+
+
+def test_large_echo_on_every_loop(run: Any) -> None:
+    """Frames of every size around the large-write bound, many at once, come back whole."""
+    from fastws.asyncio.connection import _LARGE_WRITE
+
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0, compression=None) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/", compression=None) as ws:
+                sizes = [_LARGE_WRITE - 20, _LARGE_WRITE, 5, 1 << 20, 3 * _LARGE_WRITE + 7, 0]
+                messages = [bytes([i]) * n for i, n in enumerate(sizes)]
+                for message in messages:
+                    await ws.send(message)
+                assert [await ws.recv() for _ in messages] == messages
+
+    run(main())
