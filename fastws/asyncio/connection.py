@@ -27,6 +27,7 @@ Lifecycle and rules (one connection, both roles):
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import inspect
 import logging
 import mmap
@@ -110,14 +111,26 @@ def _read_buffer() -> memoryview:
 # small ones between them. (A single chunk is written as it is: its size is not
 # checked, which would cost every small message; only a client's large masked
 # frame comes as one chunk.)
+#
+# From Python 3.12 that transport has a writelines() of its own, without copies;
+# but before the fix of CPython gh-127655 (December 2024; 3.12.1 and 3.13.0 have
+# the bug) it does not pause the protocol above the high-water mark, so a peer
+# that does not read would make the write buffer grow without bound. _write()
+# makes the call that the fixed writelines() makes last (a no-op when not needed).
 _LARGE_WRITE = 1 << 16
 _JOINING_WRITELINES = asyncio.WriteTransport.writelines
+_SELECTOR_WRITELINES = getattr(
+    getattr(asyncio.selector_events, "_SelectorSocketTransport", None), "writelines", None
+)
 
 
 def _write(transport: asyncio.WriteTransport, chunks: list[bytes]) -> None:
     """Write ``chunks`` (non-empty, immutable) in order, with as few copies as possible."""
-    if type(transport).writelines is not _JOINING_WRITELINES:
+    writelines = type(transport).writelines
+    if writelines is not _JOINING_WRITELINES:
         transport.writelines(chunks)
+        if writelines is _SELECTOR_WRITELINES:
+            cast(Any, transport)._maybe_pause_protocol()
         return
     small: list[bytes] = []
     for chunk in chunks:
