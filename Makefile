@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: setup build echo test test-c test-python test-kernels-c sanitize conformance fuzz lint bench clean
+.PHONY: setup build echo test test-c test-python test-kernels-c sanitize conformance fuzz test-versions lint bench clean
 
 $(VENV)/.stamp: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,14 +28,19 @@ echo: build
 
 # Everything CI runs: the suite with the C extension, the suite on the
 # pure-Python kernels, the C kernel tests, the sanitizer build, the Autobahn
-# TestSuite (both roles) and bounded fuzzing runs.
-test: test-c test-python test-kernels-c sanitize conformance fuzz
+# TestSuite (both roles), bounded fuzzing runs, and the suite with the C
+# extension on the other supported Python versions that the machine has.
+test: test-c test-python test-kernels-c sanitize conformance fuzz test-versions
 
 test-c: build
 	FASTWS_REQUIRE_EXTENSION=1 $(PY) -m pytest
 
 test-python: setup
 	FASTWS_NO_EXTENSIONS=1 $(PY) -m pytest
+
+# Python 3.10, 3.12 and 3.13 (VERSIONS="..." to choose), each in .venv-3.X.
+test-versions:
+	tools/test_versions.sh
 
 test-kernels-c:
 	$(MAKE) -C csrc test
