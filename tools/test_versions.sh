@@ -8,7 +8,7 @@
 #
 # Each version gets its own virtual environment (.venv-3.X). A version that
 # is not installed is reported and skipped; FASTWS_ALL_VERSIONS=1 makes that
-# an error (CI).
+# an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from aio_helpers import callback_echo_handler, echo_handler, masked_frame, raw_open
+from aio_helpers import callback_echo_handler, close_writer, echo_handler, masked_frame, raw_open
 
 from fastws import InvalidState, encode_frame
 from fastws.asyncio import (
@@ -351,7 +351,7 @@ def test_data_received_is_a_read(run: Any, handler: Any) -> None:
             )
             got = await asyncio.wait_for(reader.readexactly(2 * len(expected)), 10)
             assert got == expected * 2
-            writer.close()
+            await close_writer(writer)
 
     run(main())
 
