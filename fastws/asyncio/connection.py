@@ -115,13 +115,24 @@ def _read_buffer() -> memoryview:
 # From Python 3.12 that transport has a writelines() of its own, without copies;
 # but before the fix of CPython gh-127655 (December 2024; 3.12.1 and 3.13.0 have
 # the bug) it does not pause the protocol above the high-water mark, so a peer
-# that does not read would make the write buffer grow without bound. _write()
-# makes the call that the fixed writelines() makes last (a no-op when not needed).
+# that does not read would make the write buffer grow without bound. There,
+# _write() makes the call that the fixed writelines() makes last; whether this
+# Python's writelines() makes it is read once, from its code.
 _LARGE_WRITE = 1 << 16
 _JOINING_WRITELINES = asyncio.WriteTransport.writelines
-_SELECTOR_WRITELINES = getattr(
-    getattr(asyncio.selector_events, "_SelectorSocketTransport", None), "writelines", None
-)
+
+
+def _unpausing_writelines() -> object:
+    """The selector transport's writelines() if it never pauses the protocol, else ``None``."""
+    transport = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
+    writelines = getattr(transport, "writelines", None)
+    code = getattr(writelines, "__code__", None)
+    if writelines is _JOINING_WRITELINES or code is None:
+        return None
+    return None if "_maybe_pause_protocol" in code.co_names else writelines
+
+
+_UNPAUSING_WRITELINES = _unpausing_writelines()
 
 
 def _write(transport: asyncio.WriteTransport, chunks: list[bytes]) -> None:
@@ -129,7 +140,7 @@ def _write(transport: asyncio.WriteTransport, chunks: list[bytes]) -> None:
     writelines = type(transport).writelines
     if writelines is not _JOINING_WRITELINES:
         transport.writelines(chunks)
-        if writelines is _SELECTOR_WRITELINES:
+        if writelines is _UNPAUSING_WRITELINES:
             cast(Any, transport)._maybe_pause_protocol()
         return
     small: list[bytes] = []
