@@ -276,9 +276,105 @@ cdef extern from *:
         return s;
     }
 
+    /* Large payloads are recycled. A new bytes object of a megabyte, freed
+     * soon after, makes malloc give its pages back to the system and fault
+     * fresh zeroed ones in for the next: for an echo of 1 MiB messages that
+     * was 30 to 120 page faults per message, a good part of its CPU time.
+     * So the bytes objects of 128 KiB and more that the kernels create are
+     * also kept here (at most FWS_RECYCLE_SLOTS, FWS_RECYCLE_BYTES in all),
+     * and one that nothing but this cache references any more (its
+     * reference count is 1) is handed out again instead of a new one, for
+     * a payload of between half its capacity and all of it. Nobody can see
+     * the change: no other reference exists, and bytes objects are not
+     * tracked by the garbage collector, so none can be found. Its cached
+     * hash is reset, and a smaller payload gets a smaller size and a new
+     * terminating NUL, as CPython's own in-place resizing does. Free-threaded
+     * builds, where the count is not a plain field, always allocate. */
+    #define FWS_RECYCLE_MIN ((Py_ssize_t)1 << 17)
+    #define FWS_RECYCLE_SLOTS 8
+    #define FWS_RECYCLE_BYTES ((Py_ssize_t)8 << 20)
+
+    #if defined(Py_GIL_DISABLED) || defined(PYPY_VERSION) || defined(GRAALVM_PYTHON)
+    #define FWS_RECYCLE 0
+    #else
+    #define FWS_RECYCLE 1
+    static struct { PyObject *obj; Py_ssize_t capacity; } fws_recycled[FWS_RECYCLE_SLOTS];
+    static Py_ssize_t fws_recycled_bytes;
+    #endif
+
+    /* A new (or recycled) bytes object of n bytes, contents undefined; NULL
+     * with an exception set. Only for the caller to fill and return. */
+    static PyObject *fws_new_bytes(Py_ssize_t n)
+    {
+    #if FWS_RECYCLE
+        if (n >= FWS_RECYCLE_MIN) {
+            int empty = -1;
+            for (int i = 0; i < FWS_RECYCLE_SLOTS; i++) {
+                PyObject *b = fws_recycled[i].obj;
+                if (b == NULL) {
+                    if (empty < 0)
+                        empty = i;
+                    continue;
+                }
+                Py_ssize_t cap = fws_recycled[i].capacity;
+                if (Py_REFCNT(b) == 1 && n <= cap && n >= cap / 2) {
+                    Py_SET_SIZE(b, n);
+                    PyBytes_AS_STRING(b)[n] = 0;
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic push
+    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    #endif
+                    ((PyBytesObject *)b)->ob_shash = -1;
+    #if defined(__GNUC__)
+    #pragma GCC diagnostic pop
+    #endif
+                    Py_INCREF(b);
+                    return b;
+                }
+            }
+            PyObject *b = PyBytes_FromStringAndSize(NULL, n);
+            if (b == NULL || n > FWS_RECYCLE_BYTES)
+                return b;
+            /* Keep the new one, in place of idle ones of other sizes if
+             * there is no room otherwise. */
+            for (int i = 0; i < FWS_RECYCLE_SLOTS
+                    && (empty < 0 || fws_recycled_bytes + n > FWS_RECYCLE_BYTES); i++) {
+                PyObject *old = fws_recycled[i].obj;
+                if (old != NULL && Py_REFCNT(old) == 1) {
+                    fws_recycled_bytes -= fws_recycled[i].capacity;
+                    fws_recycled[i].obj = NULL;
+                    Py_DECREF(old);
+                    if (empty < 0)
+                        empty = i;
+                }
+            }
+            if (empty >= 0 && fws_recycled_bytes + n <= FWS_RECYCLE_BYTES) {
+                Py_INCREF(b);
+                fws_recycled[empty].obj = b;
+                fws_recycled[empty].capacity = n;
+                fws_recycled_bytes += n;
+            }
+            return b;
+        }
+    #endif
+        return PyBytes_FromStringAndSize(NULL, n);
+    }
+
+    /* How many objects the cache holds, and their capacity in bytes. */
+    static void fws_recycled_stats(Py_ssize_t *count, Py_ssize_t *nbytes)
+    {
+        *count = 0;
+        *nbytes = 0;
+    #if FWS_RECYCLE
+        for (int i = 0; i < FWS_RECYCLE_SLOTS; i++)
+            *count += fws_recycled[i].obj != NULL;
+        *nbytes = fws_recycled_bytes;
+    #endif
+    }
+
     static PyObject *fws_binary(const uint8_t *src, size_t n, const uint8_t *key)
     {
-        PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+        PyObject *b = fws_new_bytes((Py_ssize_t)n);
         if (b == NULL || n == 0)
             return b;
         uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(b);
@@ -449,6 +545,13 @@ cdef extern from *:
                                     int is_server, Py_ssize_t max_size, object target,
                                     object attr, object failures) except -1
     bint PyList_CheckExact(object o)
+    PyObject *fws_new_bytes(Py_ssize_t n)
+    void fws_recycled_stats(Py_ssize_t *count, Py_ssize_t *nbytes)
+    enum:
+        FWS_RECYCLE
+        FWS_RECYCLE_MIN
+        FWS_RECYCLE_SLOTS
+        FWS_RECYCLE_BYTES
 
 # At and above this size the GIL is released around a kernel call.
 cdef enum:
@@ -528,7 +631,7 @@ def apply_mask(data, mask):
             return _steal(out)
     if PyBytes_CheckExact(data):
         n = PyBytes_GET_SIZE(data)
-        out = PyBytes_FromStringAndSize(NULL, n)
+        out = fws_new_bytes(n)
         if out is NULL:
             raise MemoryError()
         dst = <uint8_t *>PyBytes_AS_STRING(<object>out)
@@ -541,7 +644,7 @@ def apply_mask(data, mask):
     else:
         _get_buffer(data, &view)
         n = view.len
-        out = PyBytes_FromStringAndSize(NULL, n)
+        out = fws_new_bytes(n)
         if out is NULL:
             PyBuffer_Release(&view)
             raise MemoryError()
@@ -861,7 +964,7 @@ cdef object _frame_bytes(bint fin, unsigned rs, unsigned op, const uint8_t *src,
     """Header + payload (masked with ``kp`` unless NULL) as one new bytes."""
     cdef uint8_t hdr[14]
     cdef size_t hl = fws_header_encode(hdr, fin, rs, op, <uint64_t>n, kp)
-    cdef PyObject *out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>hl + n)
+    cdef PyObject *out = fws_new_bytes(<Py_ssize_t>hl + n)
     if out is NULL:
         raise MemoryError()
     cdef uint8_t *dst = <uint8_t *>PyBytes_AS_STRING(<object>out)
@@ -1104,6 +1207,17 @@ cdef int _cap_utf8(bytes name):
     return -1
 
 
+def _recycled() -> tuple[int, int, int, int, int]:
+    """The cache of large payloads (tests only): objects held, their bytes, and
+    the limits (smallest payload kept, most objects, most bytes; all 0 where
+    payloads are not recycled)."""
+    cdef Py_ssize_t count, nbytes
+    fws_recycled_stats(&count, &nbytes)
+    if not FWS_RECYCLE:
+        return (0, 0, 0, 0, 0)
+    return (count, nbytes, FWS_RECYCLE_MIN, FWS_RECYCLE_SLOTS, FWS_RECYCLE_BYTES)
+
+
 def _force_isa(name: str) -> bool:
     """Select the kernels for ``name`` (tests and benchmarks only).
 
@@ -1164,7 +1278,7 @@ cdef class PayloadBuilder:
         self._masked = mask is not None
         if self._masked:
             _get_key(mask, self._key)
-        cdef PyObject *out = PyBytes_FromStringAndSize(NULL, size)
+        cdef PyObject *out = fws_new_bytes(size)
         if out is NULL:
             raise MemoryError()
         self._data = _steal(out)

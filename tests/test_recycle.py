@@ -1,0 +1,210 @@
+"""Large payloads made by the kernels: the C ones recycle them, which nobody may notice.
+
+Every kernel that creates a payload or a frame of 128 KiB or more hands out
+a bytes object from a small cache when one there is referenced by nothing
+else (see ``fws_new_bytes`` in the extension). These tests hold some results
+and drop others while more are made, and check that a result that is still
+referenced never changes, on both implementations; and, on the C one, that
+dropped ones are reused, that the cache stays within its limits, and that a
+reused object behaves like a new one (length, equality, hash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastws.events import BinaryMessage, TextMessage
+
+KEY = b"\x9a\x3c\x51\xe7"
+BIG = 1 << 17  # the smallest payload the C kernels recycle
+
+
+def _xor(data: bytes) -> bytes:
+    n = len(data)
+    key = int.from_bytes((KEY * (n // 4 + 1))[:n], "little")
+    return (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
+
+
+def _masked_frame(payload: bytes) -> bytes:
+    """A masked binary frame (as a client sends) with a 64-bit length."""
+    return b"\x82\xff" + len(payload).to_bytes(8, "big") + KEY + _xor(payload)
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def take(self, data: bytes) -> None:
+        self.got.append(data)
+
+
+def _producers(kernels: ModuleType) -> dict[str, Callable[[bytes], tuple[bytes, bytes]]]:
+    """Ways to make a payload: each returns (result, what it must equal)."""
+
+    def builder(payload: bytes) -> tuple[bytes, bytes]:
+        b = kernels.PayloadBuilder(len(payload), KEY)
+        wire = _xor(payload)
+        half = len(wire) // 2
+        b.feed(wire[:half])
+        b.feed(memoryview(wire)[half:])
+        return b.result(), payload
+
+    def mask_bytes(payload: bytes) -> tuple[bytes, bytes]:
+        return kernels.apply_mask(_xor(payload), KEY), payload
+
+    def mask_buffer(payload: bytes) -> tuple[bytes, bytes]:
+        return kernels.apply_mask(bytearray(_xor(payload)), KEY), payload
+
+    def parse(payload: bytes) -> tuple[bytes, bytes]:
+        events: list[object] = []
+        buf = _masked_frame(payload)
+        assert kernels.parse_messages(buf, 0, True, -1, events, TextMessage, BinaryMessage) == len(
+            buf
+        )
+        (event,) = events
+        assert isinstance(event, BinaryMessage)
+        return event.data, payload
+
+    def deliver(payload: bytes) -> tuple[bytes, bytes]:
+        sink = _Sink()
+        buf = _masked_frame(payload)
+        assert kernels.deliver_messages(buf, 0, True, -1, sink, "take", []) == len(buf)
+        return sink.got[0], payload
+
+    def encode(payload: bytes) -> tuple[bytes, bytes]:
+        frame: bytes = kernels.encode_frame(True, 2, payload, KEY)
+        return frame, _masked_frame(payload)
+
+    def frame(payload: bytes) -> tuple[bytes, bytes]:
+        out: list[bytes] = []
+        assert kernels.frame_message(out, payload, KEY, 1 << 30)
+        return out[0], _masked_frame(payload)
+
+    return {
+        "builder": builder,
+        "mask_bytes": mask_bytes,
+        "mask_buffer": mask_buffer,
+        "parse": parse,
+        "deliver": deliver,
+        "encode": encode,
+        "frame": frame,
+    }
+
+
+PRODUCERS = ["builder", "mask_bytes", "mask_buffer", "parse", "deliver", "encode", "frame"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(PRODUCERS),
+            st.integers(BIG // 2, 3 * BIG),  # across the threshold, and half/whole capacity
+            st.integers(0, 255),
+            st.booleans(),  # keep it
+            st.booleans(),  # hash it (a reused object must not keep the old hash)
+        ),
+        min_size=1,
+        max_size=14,
+    )
+)
+def test_held_results_never_change(
+    kernels: ModuleType, steps: list[tuple[str, int, int, bool, bool]]
+) -> None:
+    producers = _producers(kernels)
+    held: list[tuple[bytes, bytes, int]] = []
+    views: list[tuple[memoryview, bytes]] = []
+    for i, (name, size, fill, keep, hash_it) in enumerate(steps):
+        payload = bytes([fill]) * size
+        result, expected = producers[name](payload)
+        assert result == expected
+        assert len(result) == len(expected)
+        if hash_it:
+            assert hash(result) == hash(bytes(expected))
+        if keep:
+            held.append((result, expected, hash(expected)))
+        elif i % 3 == 0:
+            views.append((memoryview(result), expected))  # a view keeps it too
+        del result
+        for old, want, want_hash in held:
+            assert old == want
+            assert hash(old) == want_hash
+        for view, want in views:
+            assert view == want
+
+
+@pytest.fixture
+def recycled(speedups: ModuleType) -> ModuleType:
+    if speedups._recycled()[2] == 0:
+        pytest.skip("this build does not recycle payloads (free-threaded)")
+    return speedups
+
+
+@pytest.mark.parametrize("name", PRODUCERS)
+def test_a_dropped_result_is_reused(recycled: ModuleType, name: str) -> None:
+    produce = _producers(recycled)[name]
+    first, _ = produce(b"a" * BIG * 2)
+    first_id = id(first)
+    hash(first)
+    del first
+    again, expected = produce(b"b" * (BIG * 2 - 7))  # fits: at least half of the capacity
+    assert id(again) == first_id
+    assert again == expected
+    assert len(again) == len(expected)
+    assert hash(again) == hash(bytes(expected))
+    assert again + b"!" == expected + b"!"
+
+
+def test_a_held_result_is_not_reused(recycled: ModuleType) -> None:
+    produce = _producers(recycled)["builder"]
+    held, _ = produce(b"x" * BIG)
+    view = memoryview(produce(b"y" * BIG)[0])
+    ids = {id(held), id(view.obj)}
+    for fill in b"pq":
+        other, _ = produce(bytes([fill]) * BIG)
+        assert id(other) not in ids
+        del other
+    assert held == b"x" * BIG
+    assert view == b"y" * BIG
+
+
+def test_small_and_much_smaller_payloads_are_new_objects(recycled: ModuleType) -> None:
+    produce = _producers(recycled)["mask_bytes"]
+    first, _ = produce(b"a" * BIG * 4)
+    first_id = id(first)
+    del first
+    small, _ = produce(b"b" * (BIG - 1))  # below the threshold
+    assert id(small) != first_id
+    smaller, _ = produce(b"c" * BIG)  # less than half of the capacity
+    assert id(smaller) != first_id
+    assert smaller == b"c" * BIG
+
+
+def test_the_cache_stays_within_its_limits(recycled: ModuleType) -> None:
+    _, _, smallest, most, limit = recycled._recycled()
+    produce = _producers(recycled)["mask_bytes"]
+
+    def check(sizes: list[int], keep: bool) -> None:
+        held = []
+        for i, size in enumerate(sizes):
+            result, _ = produce(bytes(size))
+            if keep or i % 2:
+                held.append(result)
+            count, nbytes = recycled._recycled()[:2]
+            assert count <= most
+            assert nbytes <= limit
+
+    # More objects than slots, some dropped; then more bytes than the
+    # budget, all held so that none can make room.
+    check([smallest + i * 4099 for i in range(most * 2)], keep=False)
+    check([limit // 3 + i * 4099 for i in range(4)], keep=True)
+    # One larger than the whole budget is never kept.
+    before = recycled._recycled()
+    huge, _ = produce(bytes(limit + 1))
+    assert len(huge) == limit + 1
+    assert recycled._recycled() == before
