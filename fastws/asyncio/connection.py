@@ -74,7 +74,7 @@ _OK_CODES = frozenset((1000, 1001))
 _HOLD_FAILURE = 0.5
 
 # Bytes that send() may leave unwritten until the end of the loop iteration.
-_COALESCE_LIMIT = 1 << 16
+_COALESCE_LIMIT = 1 << 18
 
 
 # The receive buffer: one per thread, shared by every connection of the thread's

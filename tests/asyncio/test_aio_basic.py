@@ -418,3 +418,74 @@ def test_large_echo_on_every_loop(run: Any) -> None:
                 assert [await ws.recv() for _ in messages] == messages
 
     run(main())
+
+
+class _CountingTransport:
+    """Stands in for a connection's transport and records the bytes of each write call."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self.calls: list[int] = []
+
+    def write(self, data: Any) -> None:
+        self.calls.append(len(data))
+        self._transport.write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        chunks = list(chunks)
+        self.calls.append(sum(len(c) for c in chunks))
+        self._transport.writelines(chunks)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def test_replies_to_queued_messages_are_written_together(run: Any) -> None:
+    """send() coalesces while received messages wait, up to the bound, then writes."""
+    from aio_helpers import close_writer, masked_frame, raw_open
+
+    from fastws import decode_header
+    from fastws.asyncio.connection import _COALESCE_LIMIT
+
+    size = 16384
+    count = 4 * _COALESCE_LIMIT // size  # replies for several writes at the bound
+    payloads = [bytes([i % 251]) * size for i in range(count)]
+    recorder: list[_CountingTransport] = []
+    arrived = asyncio.Event()
+
+    async def handler(ws: Any) -> None:
+        counting = _CountingTransport(ws._transport)
+        recorder.append(counting)
+        await arrived.wait()
+        while len(ws._queue) < count:  # every message is queued before the first reply
+            await asyncio.sleep(0.01)
+        ws._transport = counting
+        async for message in ws:
+            await ws.send(message)
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0, compression=None, max_queue=count) as server:
+            reader, writer = await raw_open(server.port)
+            try:
+                writer.write(b"".join(masked_frame(2, p) for p in payloads))
+                arrived.set()
+                got = []
+                data = b""
+                while len(got) < count:
+                    data += await reader.read(1 << 20)
+                    while (hdr := decode_header(data)) is not None and len(data) >= hdr[5] + hdr[3]:
+                        got.append(data[hdr[5] : hdr[5] + hdr[3]])
+                        data = data[hdr[5] + hdr[3] :]
+                assert got == payloads
+            finally:
+                await close_writer(writer)
+
+    run(main())
+    calls = recorder[0].calls
+    frame = size + 4  # 16 KiB payloads have a 4-byte header
+    assert sum(calls) >= count * frame
+    # Bounded: a write holds what crossed the bound, at most one frame beyond it.
+    assert max(calls) <= _COALESCE_LIMIT + frame
+    # Together: as few writes as the bound allows (the last one is the reply
+    # to the last queued message, written at once), not one per message.
+    assert len(calls) <= count * frame // _COALESCE_LIMIT + 2, calls
