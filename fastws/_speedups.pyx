@@ -279,7 +279,7 @@ cdef extern from *:
     /* Large payloads are recycled. A new bytes object of a megabyte, freed
      * soon after, makes malloc give its pages back to the system and fault
      * fresh zeroed ones in for the next: for an echo of 1 MiB messages that
-     * was 30 to 120 page faults per message, a good part of its CPU time.
+     * was 18 to 125 page faults per message, 40% or more of its CPU time.
      * So the bytes objects of 128 KiB and more that the kernels create are
      * also kept here (at most FWS_RECYCLE_SLOTS, FWS_RECYCLE_BYTES in all),
      * and one that nothing but this cache references any more (its

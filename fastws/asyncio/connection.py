@@ -397,10 +397,11 @@ class Connection(asyncio.BufferedProtocol):
         """
         return self._receive(False)
 
-    async def _receive(self, iterating: bool) -> Data:
+    async def _receive(self, iterating: bool = True) -> Data:
         """recv(), and with ``iterating`` the next step of ``async for``.
 
-        One coroutine serves both, so that a message costs one coroutine frame.
+        One coroutine serves both, so that a message costs one coroutine frame;
+        it is ``__anext__`` itself, so that ``async for`` makes no other call.
         """
         try:
             queue = self._queue
@@ -580,9 +581,8 @@ class Connection(asyncio.BufferedProtocol):
         """
         return self
 
-    def __anext__(self) -> Coroutine[Any, Any, Data]:
-        """The next message; ``StopAsyncIteration`` after a normal closure."""
-        return self._receive(True)
+    #: The next message; ``StopAsyncIteration`` after a normal closure.
+    __anext__ = _receive
 
     # ------------------------------------------------------------------
     # Sending
