@@ -1061,7 +1061,7 @@ def frame_message(out, message, mask, split_at):
             # ASCII is its own UTF-8: frame it without encoding it first.
             return _append(out, _frame_bytes(True, 0, 1, <const uint8_t *>PyUnicode_DATA(message),
                                              PyUnicode_GET_LENGTH(message), kp))
-        message = PyUnicode_AsUTF8String(message)
+        message = _utf8_bytes(message)
     if PyBytes_CheckExact(message):
         src = <const uint8_t *>PyBytes_AS_STRING(message)
         n = PyBytes_GET_SIZE(message)
@@ -1075,6 +1075,19 @@ def frame_message(out, message, mask, split_at):
         return _append(out, _frame_bytes(True, 0, op, <const uint8_t *>view.buf, view.len, kp))
     finally:
         PyBuffer_Release(&view)
+
+
+cdef object _utf8_bytes(object text):
+    """``text`` encoded as UTF-8: a large ASCII text is copied into a recycled bytes object."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
+    cdef PyObject *out
+    if not PyUnicode_IS_COMPACT_ASCII(text) or n < FWS_RECYCLE_MIN:
+        return PyUnicode_AsUTF8String(text)
+    out = fws_new_bytes(n)
+    if out is NULL:
+        raise MemoryError()
+    memcpy(PyBytes_AS_STRING(<object>out), PyUnicode_DATA(text), <size_t>n)
+    return _steal(out)
 
 
 cdef inline bint _append(list out, object item) except -1:

@@ -1,8 +1,9 @@
 """Large payloads made by the kernels: the C ones recycle them, which nobody may notice.
 
-Every kernel that creates a payload or a frame of 128 KiB or more hands out
-a bytes object from a small cache when one there is referenced by nothing
-else (see ``fws_new_bytes`` in the extension). These tests hold some results
+Every kernel that creates a payload or a frame of 128 KiB or more (or the
+UTF-8 of a server's large ASCII text message) hands out a bytes object from a
+small cache when one there is referenced by nothing else (see
+``fws_new_bytes`` in the extension). These tests hold some results
 and drop others while more are made, and check that a result that is still
 referenced never changes, on both implementations; and, on the C one, that
 dropped ones are reused, that the cache stays within its limits, and that a
@@ -85,6 +86,15 @@ def _producers(kernels: ModuleType) -> dict[str, Callable[[bytes], tuple[bytes, 
         assert kernels.frame_message(out, payload, KEY, 1 << 30)
         return out[0], _masked_frame(payload)
 
+    def frame_text(payload: bytes) -> tuple[bytes, bytes]:
+        # A server's text frame: header, then the UTF-8 payload as its own item
+        # (a large ASCII text is copied into a recycled object).
+        text = payload.decode("latin-1")
+        out: list[bytes] = []
+        assert kernels.frame_message(out, text, None, 2048)
+        assert len(out) == 2
+        return out[1], text.encode()
+
     return {
         "builder": builder,
         "mask_bytes": mask_bytes,
@@ -93,10 +103,20 @@ def _producers(kernels: ModuleType) -> dict[str, Callable[[bytes], tuple[bytes, 
         "deliver": deliver,
         "encode": encode,
         "frame": frame,
+        "frame_text": frame_text,
     }
 
 
-PRODUCERS = ["builder", "mask_bytes", "mask_buffer", "parse", "deliver", "encode", "frame"]
+PRODUCERS = [
+    "builder",
+    "mask_bytes",
+    "mask_buffer",
+    "parse",
+    "deliver",
+    "encode",
+    "frame",
+    "frame_text",
+]
 
 
 @settings(max_examples=25, deadline=None)
