@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastws import _kernels_py
 from fastws.events import BinaryMessage, TextMessage
 
 KEY = b"\x9a\x3c\x51\xe7"
@@ -107,16 +108,7 @@ def _producers(kernels: ModuleType) -> dict[str, Callable[[bytes], tuple[bytes, 
     }
 
 
-PRODUCERS = [
-    "builder",
-    "mask_bytes",
-    "mask_buffer",
-    "parse",
-    "deliver",
-    "encode",
-    "frame",
-    "frame_text",
-]
+PRODUCERS = list(_producers(_kernels_py))
 
 
 @settings(max_examples=25, deadline=None)
