@@ -171,18 +171,31 @@ def _extensions() -> list[Extension]:
         extra_link_args=link_args,
     )
     _KERNELS[ext.name] = kernels
+    # The frame reader: fastws/_reader_py.py compiled (through the link
+    # _reader_c.py) with the declarations of _reader_c.pxd.
+    reader = Extension(
+        "fastws._reader_c",
+        sources=["fastws/_reader_c.py"],
+        include_dirs=include_dirs,
+        depends=["fastws/_reader_c.pxd", "fastws/_speedups.pxd"],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+    directives = {
+        "language_level": 3,
+        "boundscheck": False,
+        "wraparound": False,
+        "cdivision": True,
+        "embedsignature": True,
+        "embedsignature.format": "clinic",  # inspect.signature() works
+        "binding": False,  # plain builtin functions: cheaper calls
+    }
     extensions: list[Extension] = cythonize(  # type: ignore[no-untyped-call]
-        [ext],
-        compiler_directives={
-            "language_level": 3,
-            "boundscheck": False,
-            "wraparound": False,
-            "cdivision": True,
-            "embedsignature": True,
-            "embedsignature.format": "clinic",  # inspect.signature() works
-            "binding": False,  # plain builtin functions: cheaper calls
-            "freethreading_compatible": True,
-        },
+        [ext], compiler_directives={**directives, "freethreading_compatible": True}
+    )
+    # The reader's types come from its .pxd alone, not from its annotations.
+    extensions += cythonize(  # type: ignore[no-untyped-call]
+        [reader], compiler_directives={**directives, "annotation_typing": False}
     )
     return extensions
 

@@ -1,11 +1,13 @@
-"""The one place that decides which kernels are live.
+"""The one place that decides which kernels and which frame reader are live.
 
 The C extension (``fastws._speedups``) is used when it imports; the
 pure-Python twin (``fastws._kernels_py``) is used when the extension is
 missing or when the environment variable ``FASTWS_NO_EXTENSIONS`` is set to a
 non-empty value other than ``0``. Both export exactly the same names with the
 same behaviour; :data:`implementation` says which one is live, e.g.
-``"c/avx512"`` or ``"python"``.
+``"c/avx512"`` or ``"python"``. The frame reader follows: its compiled build
+(``fastws._reader_c``) with the C kernels, its source (``fastws._reader_py``)
+with the pure-Python ones.
 """
 
 from __future__ import annotations
@@ -14,19 +16,25 @@ import importlib
 import os
 import warnings
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastws._reader_py import BinaryMessage, MessageChunk, Reader, TextMessage
 
 __all__ = [
+    "BinaryMessage",
+    "MessageChunk",
     "PayloadBuilder",
+    "Reader",
+    "TextMessage",
     "Utf8Validator",
     "apply_mask",
     "decode_header",
-    "deliver_messages",
     "encode_frame",
     "encode_header",
     "frame_message",
     "implementation",
     "mask_inplace",
-    "parse_messages",
     "validate_utf8",
 ]
 
@@ -66,7 +74,26 @@ Utf8Validator = _kernels.Utf8Validator
 decode_header = _kernels.decode_header
 encode_header = _kernels.encode_header
 encode_frame = _kernels.encode_frame
-parse_messages = _kernels.parse_messages
-deliver_messages = _kernels.deliver_messages
 frame_message = _kernels.frame_message
 PayloadBuilder = _kernels.PayloadBuilder
+
+
+def _load_reader() -> ModuleType:
+    if implementation != "python":
+        try:
+            return importlib.import_module("fastws._reader_c")
+        except ImportError as exc:
+            # Built together with the kernels: one without the other is a
+            # broken install.
+            raise ImportError(
+                f"fastws: the C kernels are built but the compiled frame reader is not ({exc})"
+            ) from exc
+    return importlib.import_module("fastws._reader_py")
+
+
+_reader = _load_reader()
+if not TYPE_CHECKING:
+    Reader = _reader.Reader
+    TextMessage = _reader.TextMessage
+    BinaryMessage = _reader.BinaryMessage
+    MessageChunk = _reader.MessageChunk

@@ -10,9 +10,9 @@ fastest primitive CPython offers for the job:
   byte that cannot continue a valid sequence; the one case it leaves open
   (a surrogate prefix ``ED A0..BF`` waiting for more input) is checked here;
 * frame headers are packed and unpacked with :mod:`struct`;
-* the frame loop for single-frame data messages reads the header bytes by
-  index and builds each event with ``object.__new__`` and the class's
-  ``data`` descriptor, as the protocol does.
+* ``frame_header`` and ``frame_payload`` are the two kernels of the frame
+  reader (:mod:`fastws._reader_py`); the compiled reader calls their C
+  twins directly.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from __future__ import annotations
 import codecs
 import operator
 import struct
-from collections.abc import Callable
-from types import MemberDescriptorType
 from typing import TYPE_CHECKING, Any
 
 from fastws.exceptions import Utf8Error
@@ -33,12 +31,10 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "decode_header",
-    "deliver_messages",
     "encode_frame",
     "encode_header",
     "frame_message",
     "mask_inplace",
-    "parse_messages",
     "validate_utf8",
 ]
 
@@ -51,8 +47,6 @@ _unpack_medium = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
 
 _MAX_LENGTH = (1 << 63) - 1
-_new_object: Any = object.__new__
-_IS_ABSTRACT = 1 << 20  # Py_TPFLAGS_IS_ABSTRACT
 
 
 def _byte_view(obj: Buffer) -> memoryview:
@@ -263,6 +257,61 @@ class Utf8Validator:
             raise self._fail(self._start, incomplete=True)
 
 
+def frame_header(buf: Any, pos: int) -> tuple[int, int]:
+    """The frame header at ``buf[pos]``: ``(header_length, payload_length)``.
+
+    The twin of the C function of the same name (and of ``fws_header_decode``
+    in ``csrc/frame.c``): ``(0, 0)`` while the header is incomplete, and
+    ``(-1, 0)`` for a 64-bit length with its most significant bit set, as
+    soon as its 8 bytes are there. ``buf`` is indexable bytes (bytes,
+    bytearray or a byte memoryview); ``pos`` is in ``0..len(buf)``.
+    """
+    available = len(buf) - pos
+    if available < 2:
+        return 0, 0
+    second = buf[pos + 1]
+    length = second & 0x7F
+    size = 2
+    if length == 126:
+        if available < 4:
+            return 0, 0
+        (length,) = _unpack_medium(buf, pos + 2)
+        size = 4
+    elif length == 127:
+        if available < 10:
+            return 0, 0
+        (length,) = _unpack_long(buf, pos + 2)
+        if length > _MAX_LENGTH:
+            return -1, 0
+        size = 10
+    if second & 0x80:
+        size += 4
+        if available < size:
+            return 0, 0
+    return size, length
+
+
+def frame_payload(buf: Any, start: int, length: int, mask_at: int, text: bool) -> Any:
+    """The payload ``buf[start:start + length]``, unmasked with the key at ``buf[mask_at]``.
+
+    No unmasking when ``mask_at`` is negative. Returns the decoded ``str``
+    with ``text`` (``None`` if it is not valid UTF-8), else ``bytes``. The
+    twin of the C function of the same name.
+    """
+    if length == 0:
+        return "" if text else b""
+    if mask_at >= 0:
+        payload = _xor(buf[start : start + length], bytes(buf[mask_at : mask_at + 4]), length)
+    else:
+        payload = bytes(buf[start : start + length])
+    if text:
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return payload
+
+
 def decode_header(
     data: Buffer, offset: int = 0
 ) -> tuple[bool, int, int, int, bytes | None, int] | None:
@@ -284,37 +333,15 @@ def decode_header(
     if type(data) is not bytes:
         data = _byte_view(data)
     offset = operator.index(offset)
-    available = len(data) - offset
-    if offset < 0 or available < 0:
+    if offset < 0 or offset > len(data):
         raise ValueError(f"offset must be in 0..{len(data)}, got {offset}")
-    if available < 2:
+    size, length = frame_header(data, offset)
+    if size == 0:
         return None
+    if size < 0:
+        raise ValueError("invalid frame length: most significant bit of the 64-bit length is set")
     first = data[offset]
-    second = data[offset + 1]
-    length = second & 0x7F
-    masked = second & 0x80
-    if length < 126:
-        size = 6 if masked else 2
-        if available < size:
-            return None
-    elif length == 126:
-        size = 8 if masked else 4
-        if available < size:
-            return None
-        (length,) = _unpack_medium(data, offset + 2)
-    else:
-        # A bad 64-bit length is reported as soon as its 8 bytes are there,
-        # without waiting for the masking key.
-        if available < 10:
-            return None
-        (length,) = _unpack_long(data, offset + 2)
-        if length > _MAX_LENGTH:
-            raise ValueError(
-                "invalid frame length: most significant bit of the 64-bit length is set"
-            )
-        size = 14 if masked else 10
-        if available < size:
-            return None
+    masked = data[offset + 1] & 0x80
     mask = bytes(data[offset + size - 4 : offset + size]) if masked else None
     return (first > 0x7F, (first >> 4) & 7, first & 0x0F, length, mask, size)
 
@@ -508,210 +535,3 @@ class PayloadBuilder:
             raise ValueError(f"payload incomplete: {self._filled} of {self._size} bytes")
         self._buf = None
         return bytes(buf)
-
-
-def _event_setter(cls: type, argname: str) -> Callable[[object, object], None]:
-    """Return the function that sets ``data`` on a new ``cls`` instance.
-
-    Raises:
-        TypeError: ``cls`` is not made by ``object.__new__`` or has no
-            settable ``data`` attribute.
-    """
-    message = (
-        f"{argname} must be a class created by object.__new__ "
-        f"with a settable 'data' attribute, got {cls!r}"
-    )
-    if cls.__new__ is not _new_object or cls.__flags__ & _IS_ABSTRACT:
-        raise TypeError(message)
-    try:
-        descr = cls.data  # type: ignore[attr-defined]
-    except AttributeError:
-        raise TypeError(message) from None
-    kind = type(descr)
-    if kind is MemberDescriptorType:
-        setter: Callable[[object, object], None] = descr.__set__
-        return setter
-    set_value = getattr(kind, "__set__", None)
-    if set_value is None:
-        raise TypeError(message)
-
-    def set_data(obj: object, value: object) -> None:
-        set_value(descr, obj, value)
-
-    return set_data
-
-
-def parse_messages(
-    buf: Buffer,
-    pos: int,
-    is_server: bool,
-    max_size: int,
-    events: list[Any],
-    text_cls: type,
-    binary_cls: type,
-) -> int:
-    """Consume the complete single-frame data messages at ``buf[pos]``.
-
-    Each frame that has FIN set, no RSV bit, opcode 1 (text) or 2 (binary),
-    the MASK bit set iff ``is_server``, a payload of at most ``max_size``
-    bytes (no limit when negative) that is entirely in ``buf`` and, for
-    text, valid UTF-8, is appended to ``events`` as a ``text_cls`` or
-    ``binary_cls`` instance whose ``data`` is the ``str`` or ``bytes``
-    payload. The loop stops, without consuming it, at the first frame that
-    is anything else (control frame, fragment, RSV bits, wrong MASK bit, too
-    big, invalid UTF-8, bad 64-bit length) or not complete: the caller
-    handles that frame with its general code, then calls again.
-
-    Returns:
-        The offset of the first frame not consumed (``len(buf)`` when all
-        were).
-
-    Raises:
-        TypeError: ``buf`` is not a C-contiguous buffer, ``pos`` or
-            ``max_size`` is not an integer, ``events`` is not a list, or
-            ``text_cls``/``binary_cls`` is not a class made by
-            ``object.__new__`` with a settable ``data`` attribute.
-        ValueError: ``pos`` is outside ``0..len(buf)``.
-    """
-    if type(pos) is not int:
-        pos = operator.index(pos)
-    if type(max_size) is not int:
-        max_size = operator.index(max_size)
-    masked = 0x80 if is_server else 0
-    if type(events) is not list:
-        raise TypeError(f"events must be a list, not {type(events).__name__!r}")
-    for cls, argname in ((text_cls, "text_cls"), (binary_cls, "binary_cls")):
-        if not isinstance(cls, type):
-            raise TypeError(f"{argname} must be a class, not {type(cls).__name__!r}")
-    set_text = _event_setter(text_cls, "text_cls")
-    set_binary = _event_setter(binary_cls, "binary_cls")
-    view, data, end, max_size = _loop_view(buf, pos, max_size)
-    with view:
-        new_object = _new_object
-        append = events.append
-        while True:
-            found = _next_message(data, pos, end, masked, max_size)
-            if found is None:
-                break
-            pos, value, is_text = found
-            if is_text:
-                event: Any = new_object(text_cls)
-                set_text(event, value)
-            else:
-                event = new_object(binary_cls)
-                set_binary(event, value)
-            append(event)
-    return pos
-
-
-def _loop_view(buf: Buffer, pos: int, max_size: int) -> tuple[memoryview, Any, int, int]:
-    """Open ``buf`` for a frame loop: (view to release, what to index, its length, limit).
-
-    The view keeps a buffer export for the whole loop (a bytearray cannot be
-    resized meanwhile), but bytes and bytearray are read directly: it is faster.
-    """
-    view = _byte_view(buf)
-    end = len(view)
-    if not 0 <= pos <= end:
-        view.release()
-        raise ValueError(f"pos must be in 0..{end}, got {pos}")
-    data: Any = buf if type(buf) is bytes or type(buf) is bytearray else view
-    return view, data, end, _MAX_LENGTH if max_size < 0 else max_size
-
-
-def _next_message(
-    data: Any, pos: int, end: int, masked: int, max_size: int
-) -> tuple[int, str | bytes, bool] | None:
-    """The frame at ``data[pos]`` if parse_messages takes it: (end, payload, is text)."""
-    if end - pos < 2:
-        return None
-    first = data[pos]
-    second = data[pos + 1]
-    if (first != 0x81 and first != 0x82) or second & 0x80 != masked:
-        return None
-    length = second & 0x7F
-    start = pos + 2
-    if length == 126:
-        if end - pos < 4:
-            return None
-        (length,) = _unpack_medium(data, start)
-        start += 2
-    elif length == 127:
-        if end - pos < 10:
-            return None
-        (length,) = _unpack_long(data, start)
-        if length > _MAX_LENGTH:
-            return None
-        start += 8
-    if masked:
-        start += 4
-    stop = start + length
-    if stop > end or length > max_size:
-        return None
-    if not length:
-        payload = b""
-    elif masked:
-        payload = _xor(data[start:stop], bytes(data[start - 4 : start]), length)
-    else:
-        payload = bytes(data[start:stop])
-    if first == 0x81:
-        try:
-            return stop, payload.decode("utf-8"), True
-        except UnicodeDecodeError:
-            return None
-    return stop, payload, False
-
-
-def deliver_messages(
-    buf: Buffer,
-    pos: int,
-    is_server: bool,
-    max_size: int,
-    target: object,
-    attr: str,
-    failures: list[Exception],
-) -> int:
-    """Call a callback with each complete single-frame data message at ``buf[pos]``.
-
-    Takes exactly the frames :func:`parse_messages` takes, but instead of
-    appending an event, calls ``callback(data)`` with the ``str`` or
-    ``bytes`` payload, where ``callback`` is looked up as ``getattr(target,
-    attr)`` before each message. The loop stops, without consuming the
-    frame, when that is ``None``. If the callback raises an ``Exception``,
-    it is appended to the list ``failures`` and the loop stops after that
-    message; a ``BaseException`` that is not an ``Exception`` propagates.
-
-    Returns:
-        The offset of the first frame not consumed (``len(buf)`` if none).
-
-    Raises:
-        TypeError: ``buf`` is not a buffer, ``pos`` or ``max_size`` not an
-            integer, ``attr`` not a ``str`` or ``failures`` not a list.
-        ValueError: ``pos`` is outside ``0..len(buf)``.
-        AttributeError: ``target`` has no attribute ``attr``.
-    """
-    if type(pos) is not int:
-        pos = operator.index(pos)
-    if type(max_size) is not int:
-        max_size = operator.index(max_size)
-    masked = 0x80 if is_server else 0
-    if not isinstance(attr, str):
-        raise TypeError(f"attr must be a str, not {type(attr).__name__!r}")
-    if type(failures) is not list:
-        raise TypeError(f"failures must be a list, not {type(failures).__name__!r}")
-    view, data, end, max_size = _loop_view(buf, pos, max_size)
-    with view:
-        while end - pos >= 2:
-            callback = getattr(target, attr)
-            if callback is None:
-                break
-            found = _next_message(data, pos, end, masked, max_size)
-            if found is None:
-                break
-            pos, value, _ = found
-            try:
-                callback(value)
-            except Exception as exc:
-                failures.append(exc)
-                break
-    return pos

@@ -14,12 +14,10 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "decode_header",
-    "deliver_messages",
     "encode_frame",
     "encode_header",
     "frame_message",
     "mask_inplace",
-    "parse_messages",
     "simd_level",
     "utf8_simd_level",
     "validate_utf8",
@@ -57,24 +55,6 @@ def encode_frame(
     mask: Buffer | None = None,
     rsv: int = 0,
 ) -> bytes: ...
-def parse_messages(
-    buf: Buffer,
-    pos: int,
-    is_server: bool,
-    max_size: int,
-    events: list[object],
-    text_cls: type,
-    binary_cls: type,
-) -> int: ...
-def deliver_messages(
-    buf: Buffer,
-    pos: int,
-    is_server: bool,
-    max_size: int,
-    target: object,
-    attr: str,
-    failures: list[Exception],
-) -> int: ...
 def frame_message(
     out: list[bytes], message: object, mask: Buffer | None, split_at: int
 ) -> bool: ...

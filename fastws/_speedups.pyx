@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: freethreading_compatible=True, binding=False
 """C kernels of fastws: XOR masking, UTF-8 validation, frame headers, and
-the frame loop for single-frame data messages.
+the two payload kernels of the frame reader (``frame_header`` and
+``frame_payload``, C functions declared in ``_speedups.pxd``).
 
 The API (names, behaviour, errors) is the one in docs/kernels.md and is
 identical to the pure-Python twin ``fastws._kernels_py``. Arguments named
@@ -15,12 +16,10 @@ __all__ = [
     "Utf8Validator",
     "apply_mask",
     "decode_header",
-    "deliver_messages",
     "encode_frame",
     "encode_header",
     "frame_message",
     "mask_inplace",
-    "parse_messages",
     "simd_level",
     "utf8_simd_level",
     "validate_utf8",
@@ -101,122 +100,6 @@ cdef extern from *:
     """
     #include "fastws_mask.h"
     #include <string.h>
-    #if PY_VERSION_HEX >= 0x030C0000
-    #define FWS_T_OBJECT_EX Py_T_OBJECT_EX
-    #else
-    #include "structmember.h"
-    #define FWS_T_OBJECT_EX T_OBJECT_EX
-    #endif
-
-    /* How parse_messages builds one kind of event: cls (no __new__ of its
-     * own, so object.__new__(cls) is cls->tp_new) with its "data" attribute
-     * set through descr. offset > 0: descr is the class's own object slot
-     * (a __slots__ member), written directly on the fresh object, exactly
-     * what the member's __set__ does on an empty slot. */
-    typedef struct {
-        PyTypeObject *cls;   /* borrowed: the caller's argument */
-        PyObject *descr;     /* strong */
-        Py_ssize_t offset;
-        int untrack;
-    } fws_event_type;
-
-    /* An event that is nothing but its header and the data slot, holding a
-     * str or bytes, cannot be part of a reference cycle: like CPython does
-     * for tuples of atomic values, it is not tracked by the cycle collector,
-     * which otherwise costs about as much as the rest of the loop when many
-     * events are alive. (Its data could only be replaced by bypassing the
-     * frozen dataclass, e.g. object.__setattr__; the worst that could then
-     * happen is a cycle that is never collected.) */
-    #ifndef FWS_UNTRACK_EVENTS
-    #define FWS_UNTRACK_EVENTS 1
-    #endif
-
-    static const char fws_event_type_msg[] =
-        "%s must be a class created by object.__new__ with a settable 'data' attribute, got %R";
-
-    /* 0 ok; -1 with an exception set (TypeError for an unsuitable class).
-     * cls is a type (checked by the caller). */
-    static int fws_event_type_init(fws_event_type *et, PyObject *cls, PyObject *name,
-                                   const char *argname)
-    {
-        et->cls = NULL;
-        et->descr = NULL;
-        et->offset = 0;
-        et->untrack = 0;
-        PyTypeObject *tp = (PyTypeObject *)cls;
-        if (tp->tp_new != PyBaseObject_Type.tp_new || (tp->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
-            PyErr_Format(PyExc_TypeError, fws_event_type_msg, argname, cls);
-            return -1;
-        }
-        PyObject *d = PyObject_GetAttr(cls, name);
-        if (d == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-                return -1;
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, fws_event_type_msg, argname, cls);
-            return -1;
-        }
-        if (Py_TYPE(d)->tp_descr_set == NULL) {
-            Py_DECREF(d);
-            PyErr_Format(PyExc_TypeError, fws_event_type_msg, argname, cls);
-            return -1;
-        }
-    #if !defined(PYPY_VERSION) && !defined(GRAALVM_PYTHON)
-        /* CPython object layout only: elsewhere, always go through __set__. */
-        if (Py_IS_TYPE(d, &PyMemberDescr_Type) && PyType_IsSubtype(tp, PyDescr_TYPE(d))) {
-            PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-            if (m->type == FWS_T_OBJECT_EX && m->flags == 0
-                    && m->offset >= (Py_ssize_t)sizeof(PyObject)
-                    && m->offset <= tp->tp_basicsize - (Py_ssize_t)sizeof(PyObject *))
-                et->offset = m->offset;
-            /* exactly PyObject_HEAD + data: no __dict__, __weakref__ or other slots */
-            et->untrack = et->offset == (Py_ssize_t)sizeof(PyObject)
-                && tp->tp_basicsize == (Py_ssize_t)(sizeof(PyObject) + sizeof(PyObject *))
-                && tp->tp_dictoffset == 0 && tp->tp_weaklistoffset == 0
-                && (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) && PyType_IS_GC(tp)
-    #ifdef Py_TPFLAGS_MANAGED_DICT
-                && !(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)
-    #endif
-    #ifdef Py_TPFLAGS_MANAGED_WEAKREF
-                && !(tp->tp_flags & Py_TPFLAGS_MANAGED_WEAKREF)
-    #endif
-                ;
-        }
-    #endif
-        et->cls = tp;
-        et->descr = d;
-        return 0;
-    }
-
-    static void fws_event_type_clear(fws_event_type *et)
-    {
-        Py_CLEAR(et->descr);
-    }
-
-    /* A new event holding value (stolen); NULL with an exception set. */
-    static PyObject *fws_event_new(const fws_event_type *et, PyObject *value, PyObject *no_args)
-    {
-        PyObject *obj = et->cls->tp_new(et->cls, no_args, NULL);  /* object.__new__(cls) */
-        if (obj == NULL) {
-            Py_DECREF(value);
-            return NULL;
-        }
-        if (et->offset > 0) {
-            *(PyObject **)((char *)obj + et->offset) = value;
-    #if FWS_UNTRACK_EVENTS
-            if (et->untrack)
-                PyObject_GC_UnTrack(obj);
-    #endif
-            return obj;
-        }
-        int r = Py_TYPE(et->descr)->tp_descr_set(et->descr, obj, value);
-        Py_DECREF(value);
-        if (r < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
-        return obj;
-    }
 
     static inline int fws_is_ascii(const uint8_t *p, size_t n)
     {
@@ -385,165 +268,9 @@ cdef extern from *:
         return b;
     }
 
-    /* The single-frame message at p[pos] (of p[0..n)) that parse_messages
-     * takes: sets *value (a new reference to its str or bytes) and *is_text
-     * and returns the offset after it. Returns pos, setting nothing, for a
-     * frame it does not take (or an incomplete one), and -1 with an
-     * exception set for memory errors. */
-    static Py_ssize_t fws_next_message(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
-                                       unsigned want_mask, uint64_t limit,
-                                       PyObject **value, int *is_text)
-    {
-        if (n - pos < 2)
-            return pos;
-        const uint8_t *f = p + pos;
-        const size_t avail = (size_t)(n - pos);
-        const unsigned b0 = f[0], b1 = f[1];
-        /* FIN, no RSV, opcode 1 or 2; the MASK bit this role expects */
-        if ((b0 != 0x81u && b0 != 0x82u) || (b1 & 0x80u) != want_mask)
-            return pos;
-        uint64_t len = b1 & 0x7Fu;
-        size_t hlen = 2;
-        if (len == 126) {
-            if (avail < 4)
-                return pos;
-            len = ((uint64_t)f[2] << 8) | f[3];
-            hlen = 4;
-        } else if (len == 127) {
-            if (avail < 10)
-                return pos;
-            len = 0;
-            for (int i = 2; i < 10; i++)
-                len = (len << 8) | f[i];
-            if (len >> 63)
-                return pos;
-            hlen = 10;
-        }
-        const uint8_t *key = NULL;
-        if (want_mask) {
-            key = f + hlen;
-            hlen += 4;
-        }
-        if (avail < hlen || len > avail - hlen || len > limit)
-            return pos;
-        const uint8_t *src = f + hlen;
-        PyObject *v;
-        if (b0 == 0x81u) {
-            v = fws_text(src, (size_t)len, key);
-            if (v == NULL) {
-                if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                    PyErr_Clear();  /* invalid UTF-8: the caller fails it */
-                    return pos;
-                }
-                return -1;
-            }
-        } else {
-            v = fws_binary(src, (size_t)len, key);
-            if (v == NULL)
-                return -1;
-        }
-        *value = v;
-        *is_text = b0 == 0x81u;
-        return pos + (Py_ssize_t)(hlen + (size_t)len);
-    }
-
-    /* The frame loop of parse_messages over p[0..n), from pos. Returns the
-     * offset of the first frame it does not consume, or -1 with an
-     * exception set (memory, or raised by an event class). */
-    static Py_ssize_t fws_parse_messages(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
-                                         int is_server, Py_ssize_t max_size, PyObject *events,
-                                         const fws_event_type *text,
-                                         const fws_event_type *binary, PyObject *no_args)
-    {
-        const unsigned want_mask = is_server ? 0x80u : 0u;
-        const uint64_t limit = max_size < 0 ? UINT64_MAX : (uint64_t)max_size;
-        for (;;) {
-            PyObject *value;
-            int is_text;
-            Py_ssize_t next = fws_next_message(p, n, pos, want_mask, limit, &value, &is_text);
-            if (next <= pos)
-                return next < 0 ? -1 : pos;
-            PyObject *ev = fws_event_new(is_text ? text : binary, value, no_args);
-            if (ev == NULL)
-                return -1;
-            int r = PyList_Append(events, ev);
-            Py_DECREF(ev);
-            if (r < 0)
-                return -1;
-            pos = next;
-        }
-    }
-
-    /* The frame loop of deliver_messages: before each message, the callback
-     * is looked up as target.<attr>; None stops the loop. An Exception
-     * raised by the callback is appended to failures and stops the loop
-     * after its message. Returns the offset of the first frame not
-     * consumed, or -1 with an exception set (memory, the lookup, a
-     * BaseException from the callback). */
-    static Py_ssize_t fws_deliver_messages(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
-                                           int is_server, Py_ssize_t max_size,
-                                           PyObject *target, PyObject *attr,
-                                           PyObject *failures)
-    {
-        const unsigned want_mask = is_server ? 0x80u : 0u;
-        const uint64_t limit = max_size < 0 ? UINT64_MAX : (uint64_t)max_size;
-        while (n - pos >= 2) {
-            PyObject *callback = PyObject_GetAttr(target, attr);
-            if (callback == NULL)
-                return -1;
-            if (callback == Py_None) {
-                Py_DECREF(callback);
-                break;
-            }
-            PyObject *value;
-            int is_text;
-            Py_ssize_t next = fws_next_message(p, n, pos, want_mask, limit, &value, &is_text);
-            if (next <= pos) {
-                Py_DECREF(callback);
-                return next < 0 ? -1 : pos;
-            }
-            pos = next;
-            PyObject *r = PyObject_CallOneArg(callback, value);
-            Py_DECREF(value);
-            Py_DECREF(callback);
-            if (r != NULL) {
-                Py_DECREF(r);
-                continue;
-            }
-            if (!PyErr_ExceptionMatches(PyExc_Exception))
-                return -1;  /* KeyboardInterrupt, SystemExit: let it go */
-    #if PY_VERSION_HEX >= 0x030C0000
-            PyObject *exc = PyErr_GetRaisedException();
-    #else
-            PyObject *type, *exc, *tb;
-            PyErr_Fetch(&type, &exc, &tb);
-            PyErr_NormalizeException(&type, &exc, &tb);
-            if (tb != NULL && exc != NULL)
-                PyException_SetTraceback(exc, tb);
-            Py_XDECREF(type);
-            Py_XDECREF(tb);
-    #endif
-            if (exc == NULL)  /* cannot happen: an exception is set */
-                return pos;
-            int a = PyList_Append(failures, exc);
-            Py_DECREF(exc);
-            return a < 0 ? -1 : pos;
-        }
-        return pos;
-    }
     """
-    ctypedef struct fws_event_type:
-        pass
-    int fws_event_type_init(fws_event_type *et, object cls, object name,
-                            const char *argname) except -1
-    void fws_event_type_clear(fws_event_type *et)
-    Py_ssize_t fws_parse_messages(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
-                                  int is_server, Py_ssize_t max_size, object events,
-                                  const fws_event_type *text, const fws_event_type *binary,
-                                  object no_args) except -1
-    Py_ssize_t fws_deliver_messages(const uint8_t *p, Py_ssize_t n, Py_ssize_t pos,
-                                    int is_server, Py_ssize_t max_size, object target,
-                                    object attr, object failures) except -1
+    PyObject *fws_text(const uint8_t *src, size_t n, const uint8_t *key)
+    PyObject *fws_binary(const uint8_t *src, size_t n, const uint8_t *key)
     bint PyList_CheckExact(object o)
     PyObject *fws_new_bytes(Py_ssize_t n)
     void fws_recycled_stats(Py_ssize_t *count, Py_ssize_t *nbytes)
@@ -936,6 +663,51 @@ cdef int _header_args(object opcode, object payload_length, object rsv,
     return 0
 
 
+# ---- the frame reader's kernels (C functions: see _speedups.pxd) ----------------
+
+cdef (Py_ssize_t, Py_ssize_t) frame_header(const unsigned char[::1] buf, Py_ssize_t pos) noexcept:
+    """The frame header at ``buf[pos]``: ``(header_length, payload_length)``.
+
+    ``(0, 0)`` while the header is incomplete; ``(-1, 0)`` for a 64-bit
+    length with its most significant bit set.
+    """
+    cdef fws_header h
+    cdef Py_ssize_t n = buf.shape[0] - pos
+    if n < 2:
+        return 0, 0
+    cdef int r = fws_header_decode(&buf[pos], <size_t>n, &h)
+    if r <= 0:
+        return r, 0
+    return r, <Py_ssize_t>h.length
+
+
+cdef object frame_payload(const unsigned char[::1] buf, Py_ssize_t start, Py_ssize_t length,
+                          Py_ssize_t mask_at, bint text):
+    """The payload ``buf[start:start + length]``, unmasked with the key at
+    ``buf[mask_at]`` unless ``mask_at`` is negative: decoded ``str`` with
+    ``text`` (``None`` if it is not valid UTF-8), else ``bytes``."""
+    cdef const uint8_t *key = NULL
+    cdef const uint8_t *src
+    cdef PyObject *out
+    if length == 0:
+        return "" if text else b""
+    src = &buf[start]
+    if mask_at >= 0:
+        key = &buf[mask_at]
+    if text:
+        out = fws_text(src, <size_t>length, key)
+        if out is NULL:
+            if PyErr_ExceptionMatches(<PyObject *>UnicodeDecodeError):
+                PyErr_Clear()
+                return None
+            raise MemoryError()
+        return _steal(out)
+    out = fws_binary(src, <size_t>length, key)
+    if out is NULL:
+        raise MemoryError()
+    return _steal(out)
+
+
 def encode_header(fin, opcode, payload_length, mask=None, rsv=0):
     """Encode a 2..14 byte frame header with minimal length encoding.
 
@@ -1093,102 +865,6 @@ cdef object _utf8_bytes(object text):
 cdef inline bint _append(list out, object item) except -1:
     out.append(item)
     return True
-
-
-# ---- frame loop ---------------------------------------------------------------------
-
-cdef inline int _check_class(object cls, str argname) except -1:
-    if not isinstance(cls, type):
-        raise TypeError(f"{argname} must be a class, not {type(cls).__name__!r}")
-    return 0
-
-
-def parse_messages(buf, pos, is_server, max_size, events, text_cls, binary_cls):
-    """Consume the complete single-frame data messages at ``buf[pos]``.
-
-    Each frame that has FIN set, no RSV bit, opcode 1 (text) or 2 (binary),
-    the MASK bit set iff ``is_server``, a payload of at most ``max_size``
-    bytes (no limit when negative) that is entirely in ``buf`` and, for text,
-    valid UTF-8, is appended to ``events`` as ``text_cls``/``binary_cls``
-    with ``data`` set to the ``str``/``bytes`` payload. Stops, without
-    consuming it, at the first frame that is anything else or incomplete.
-
-    Returns:
-        The offset of the first frame not consumed (``len(buf)`` if none).
-
-    Raises:
-        TypeError: ``buf`` is not a buffer, ``pos`` or ``max_size`` not an
-            integer, ``events`` not a list, or a class unsuitable (it must
-            be made by ``object.__new__`` and have a settable ``data``).
-        ValueError: ``pos`` is outside ``0..len(buf)``.
-    """
-    cdef Py_buffer view
-    cdef fws_event_type text, binary
-    cdef Py_ssize_t off = PyNumber_AsSsize_t(pos, NULL)  # clamps huge values
-    cdef Py_ssize_t limit = PyNumber_AsSsize_t(max_size, NULL)
-    cdef bint server = is_server
-    cdef Py_ssize_t r
-    if not PyList_CheckExact(events):
-        raise TypeError(f"events must be a list, not {type(events).__name__!r}")
-    _check_class(text_cls, "text_cls")
-    _check_class(binary_cls, "binary_cls")
-    fws_event_type_init(&text, text_cls, "data", "text_cls")
-    try:
-        fws_event_type_init(&binary, binary_cls, "data", "binary_cls")
-        try:
-            _get_buffer(buf, &view)
-            try:
-                if off < 0 or off > view.len:
-                    raise ValueError(f"pos must be in 0..{view.len}, got {PyNumber_Index(pos)}")
-                r = fws_parse_messages(<const uint8_t *>view.buf, view.len, off, server, limit,
-                                       events, &text, &binary, ())
-            finally:
-                PyBuffer_Release(&view)
-        finally:
-            fws_event_type_clear(&binary)
-    finally:
-        fws_event_type_clear(&text)
-    return r
-
-
-def deliver_messages(buf, pos, is_server, max_size, target, attr, failures):
-    """Call a callback with each complete single-frame data message at ``buf[pos]``.
-
-    Takes exactly the frames :func:`parse_messages` takes, but instead of
-    appending an event, calls ``callback(data)`` with the ``str`` or
-    ``bytes`` payload, where ``callback`` is looked up as ``getattr(target,
-    attr)`` before each message. The loop stops, without consuming the
-    frame, when that is ``None``. If the callback raises an ``Exception``,
-    it is appended to the list ``failures`` and the loop stops after that
-    message; a ``BaseException`` that is not an ``Exception`` propagates.
-
-    Returns:
-        The offset of the first frame not consumed (``len(buf)`` if none).
-
-    Raises:
-        TypeError: ``buf`` is not a buffer, ``pos`` or ``max_size`` not an
-            integer, ``attr`` not a ``str`` or ``failures`` not a list.
-        ValueError: ``pos`` is outside ``0..len(buf)``.
-        AttributeError: ``target`` has no attribute ``attr``.
-    """
-    cdef Py_buffer view
-    cdef Py_ssize_t off = PyNumber_AsSsize_t(pos, NULL)  # clamps huge values
-    cdef Py_ssize_t limit = PyNumber_AsSsize_t(max_size, NULL)
-    cdef bint server = is_server
-    cdef Py_ssize_t r
-    if not PyUnicode_Check(attr):
-        raise TypeError(f"attr must be a str, not {type(attr).__name__!r}")
-    if not PyList_CheckExact(failures):
-        raise TypeError(f"failures must be a list, not {type(failures).__name__!r}")
-    _get_buffer(buf, &view)
-    try:
-        if off < 0 or off > view.len:
-            raise ValueError(f"pos must be in 0..{view.len}, got {PyNumber_Index(pos)}")
-        r = fws_deliver_messages(<const uint8_t *>view.buf, view.len, off, server, limit,
-                                 target, attr, failures)
-    finally:
-        PyBuffer_Release(&view)
-    return r
 
 
 # ---- ISA selection ----------------------------------------------------------------

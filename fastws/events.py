@@ -1,7 +1,11 @@
 """Events produced by the sans-IO protocol (:mod:`fastws.protocol`).
 
-Events are small, immutable, slotted dataclasses. :class:`Headers` is a
-case-insensitive multi-dict that keeps the original order and spelling.
+Events are small, immutable, slotted objects. The message events
+(:class:`TextMessage`, :class:`BinaryMessage`, :class:`MessageChunk`) are
+made by the frame reader (:mod:`fastws._reader_py`; extension types in the C
+build, whose attributes are read-only); the others are frozen dataclasses.
+:class:`Headers` is a case-insensitive multi-dict that keeps the original
+order and spelling.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeAlias, overload
+
+from fastws._impl import BinaryMessage, MessageChunk, TextMessage
 
 __all__ = [
     "BinaryMessage",
@@ -133,39 +139,6 @@ class Response:
     reason: str
     headers: Headers
     body: bytes = field(default=b"")
-
-
-@dataclass(frozen=True, slots=True)
-class TextMessage:
-    """A complete text message."""
-
-    data: str
-
-
-@dataclass(frozen=True, slots=True)
-class BinaryMessage:
-    """A complete binary message."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class MessageChunk:
-    """One frame of a fragmented message, with ``stream_messages=True``.
-
-    A message sent in a single frame is delivered whole instead.
-
-    Attributes:
-        data: the payload of one data frame (decompressed, and for text
-            decoded; a code point split across frames is held back until it is
-            complete).
-        text: whether the message is text.
-        final: whether this is the last chunk of the message.
-    """
-
-    data: str | bytes
-    text: bool
-    final: bool
 
 
 @dataclass(frozen=True, slots=True)

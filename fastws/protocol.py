@@ -39,36 +39,22 @@ sends a close frame with the error's code and, on the server, closes at once.
 
 from __future__ import annotations
 
-import codecs
 import enum
 import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TypeGuard
 
 from fastws import __version__
-from fastws._impl import (
-    PayloadBuilder,
-    Utf8Validator,
-    apply_mask,
-    decode_header,
-    deliver_messages,
-    encode_frame,
-    encode_header,
-    frame_message,
-    parse_messages,
-)
+from fastws._impl import Reader, encode_frame, encode_header, frame_message
 from fastws.events import (
-    BinaryMessage,
     CloseReceived,
     Event,
     Headers,
-    MessageChunk,
     Ping,
     Pong,
     Request,
     Response,
-    TextMessage,
 )
 from fastws.exceptions import (
     FastWSError,
@@ -76,7 +62,6 @@ from fastws.exceptions import (
     InvalidState,
     PayloadTooBig,
     ProtocolError,
-    Utf8Error,
 )
 from fastws.extensions.permessage_deflate import (
     EXTENSION_NAME,
@@ -104,38 +89,24 @@ from fastws.handshake import (
     serialize_response,
 )
 
-if TYPE_CHECKING:  # the C class has the same interface (see _speedups.pyi)
-    from fastws._kernels_py import PayloadBuilder as _Builder
+#: ``handler(data, final)``, given to :meth:`Protocol.set_message_handler`:
+#: called with each received message (``str`` for text, ``bytes`` for
+#: binary; ``final`` true) or, with ``stream_messages``, each frame of a
+#: fragmented message; returns whether the consumer is full, which pauses
+#: receiving until :meth:`Protocol.resume_receiving`.
+MessageHandler = Callable[[str | bytes, bool], object]
 
 
-__all__ = ["ClientProtocol", "Protocol", "Role", "ServerProtocol", "State"]
+__all__ = ["ClientProtocol", "MessageHandler", "Protocol", "Role", "ServerProtocol", "State"]
 
 _DEFAULT_DEFLATE = DeflateOptions()
 _USER_AGENT = f"fastws/{__version__}"
 _pack_code = struct.Struct("!H").pack
 _Bytes = bytes | bytearray | memoryview
 
-# Buffer compaction: drop consumed bytes only when they are both many and the
-# larger part of the buffer (the buffer is simply cleared when all is consumed).
-_COMPACT_AT = 1 << 16
-# A frame at least this large is assembled in its final bytes object as it
-# arrives (see PayloadBuilder), instead of being collected in the receive
-# buffer first, once this much of it, or a quarter of it, is there.
-_ASSEMBLE_AT = _COMPACT_AT
 # A server sends an immutable ``bytes`` payload of at least this size after its
 # header as a separate item, without copying it into the frame.
 _ZERO_COPY_AT = 2048
-
-
-def _assembly_start(length: int) -> int | None:
-    """Payload bytes of a frame of ``length`` that must be there before it is assembled.
-
-    ``None`` for a frame too small to be assembled in place (see _ASSEMBLE_AT).
-    The bound keeps a header alone from making us allocate a large payload.
-    """
-    if length < _ASSEMBLE_AT:
-        return None
-    return min(_ASSEMBLE_AT, -(-length // 4))
 
 
 class State(enum.IntEnum):
@@ -168,36 +139,22 @@ class Protocol:
     # Slots: a connection's state machine is about 1.2 KB smaller than with a __dict__.
     __slots__ = (
         "__weakref__",
-        "_asm",
-        "_asm_frame",
-        "_buf",
         "_close_received",
         "_compression",
-        "_decoder",
         "_deflate",
         "_discard",
-        "_early",
         "_eof_received",
         "_eof_sent",
         "_events",
         "_http",
         "_is_server",
-        "_max_single",
-        "_msg_compressed",
-        "_msg_frames",
-        "_msg_opcode",
-        "_msg_parts",
-        "_msg_size",
-        "_msg_streamed",
         "_out",
-        "_partial_seen",
         "_pending_fail",
-        "_pos",
         "_rand",
         "_rand_pos",
+        "_reader",
         "_send_compressed",
         "_send_opcode",
-        "_utf8",
         "auto_pong",
         "close_code",
         "close_code_sent",
@@ -244,9 +201,6 @@ class Protocol:
         self.max_message_size = max_message_size
         self.max_frame_size = max_frame_size if max_frame_size is not None else max_message_size
         self.max_fragments = max_fragments
-        limits = [v for v in (self.max_frame_size, max_message_size) if v is not None]
-        # One-frame messages: both the frame and the message limit apply.
-        self._max_single: int | None = min(limits) if limits else None
         self.auto_pong = auto_pong
         self.stream_messages = stream_messages
         self._http: HttpHeadParser | None = HttpHeadParser(
@@ -266,7 +220,17 @@ class Protocol:
         self.close_code_sent: int | None = None
         self.close_exc: FastWSError | None = None
 
-        self._events: list[Event] = []
+        # Every received frame goes through the reader, which applies every
+        # rule and limit; its events list is this state machine's too.
+        self._reader = Reader(
+            self._is_server,
+            -1 if self.max_frame_size is None else self.max_frame_size,
+            -1 if max_message_size is None else max_message_size,
+            -1 if max_fragments is None else max_fragments,
+            stream_messages,
+            self._control,
+        )
+        self._events: list[Event] = self._reader.events
         self._out: list[bytes] = []
         self._eof_sent = False
         self._eof_received = False
@@ -274,23 +238,6 @@ class Protocol:
         self._discard = False  # stop parsing frames (after close received / failure)
         self._deflate: PerMessageDeflate | None = None
         self._pending_fail: ProtocolError | None = None
-
-        # receive side
-        self._buf = bytearray()
-        # A large frame being assembled: its builder and (fin, rsv, opcode).
-        self._asm: _Builder | None = None
-        self._asm_frame: tuple[bool, int, int] = (True, 0, 0)
-        self._pos = 0
-        self._msg_opcode = 0  # 0: no message in progress, 1 text, 2 binary
-        self._msg_compressed = False
-        self._msg_streamed = False
-        self._msg_parts: list[bytes] = []
-        self._msg_size = 0
-        self._msg_frames = 0
-        self._utf8 = Utf8Validator()
-        self._early = 0  # bytes of the incomplete current text frame already validated
-        self._partial_seen = False  # the current text frame was seen incomplete once
-        self._decoder: codecs.IncrementalDecoder | None = None
 
         # send side
         self._send_opcode = 0  # opcode of the fragmented message being sent, 0 if none
@@ -303,8 +250,51 @@ class Protocol:
     def events_received(self) -> list[Event]:
         """Return the events parsed since the last call, and forget them."""
         events = self._events
-        self._events = []
+        if events:
+            self._events = self._reader.events = []
         return events
+
+    def set_message_handler(self, handler: MessageHandler | None) -> None:
+        """Deliver received messages to ``handler`` instead of as events.
+
+        ``handler(data, final)`` is called from :meth:`receive_data` (or
+        :meth:`resume_receiving`) with each message as soon as it is complete:
+        ``str`` for text, ``bytes`` for binary, ``final`` true. With
+        ``stream_messages``, each frame of a fragmented message comes as it
+        arrives, ``final`` true on the last. Other events (pings, pongs, the
+        close frame, handshake events) still go to :meth:`events_received`.
+
+        If the handler returns a true value (its consumer is full), receiving
+        pauses after that message: the bytes not parsed yet are kept, and
+        more data is only buffered, until :meth:`resume_receiving`. An
+        exception raised by the handler propagates out of
+        :meth:`receive_data` after the message was taken; the rest is kept
+        as if receiving had paused (see :attr:`receiving_paused`).
+
+        Args:
+            handler: the callable, or ``None`` to go back to events.
+        """
+        self._reader.handler = handler
+
+    @property
+    def receiving_paused(self) -> bool:
+        """Whether the message handler paused receiving (see :meth:`set_message_handler`)."""
+        return bool(self._reader.paused)
+
+    def resume_receiving(self) -> None:
+        """Parse what was kept while receiving was paused (it may pause again).
+
+        Never raises for bad input from the peer (see :meth:`receive_data`).
+        """
+        if self._discard:
+            return
+        error = self._reader.resume()
+        if error is not None:
+            self._fail_with(error)
+
+    def buffered_size(self) -> int:
+        """How many received bytes the state machine holds, not yet delivered."""
+        return int(self._reader.buffered())
 
     def data_to_send(self) -> list[bytes]:
         """Return the bytes to write, in order, and forget them.
@@ -318,8 +308,15 @@ class Protocol:
         if self._pending_fail is not None:
             self._apply_pending_fail()
         out = self._out
-        self._out = []
+        if out:
+            self._out = []
+        else:
+            out = []
         return out
+
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` has something to return (cheap to ask)."""
+        return bool(self._out) or self._pending_fail is not None
 
     def close_expected(self) -> bool:
         """Whether the TCP connection should be expected to close soon.
@@ -338,7 +335,9 @@ class Protocol:
         """Feed bytes read from the transport.
 
         Never raises for bad input from the peer: a violation fails the
-        connection (see :meth:`fail`) and sets :attr:`close_exc`.
+        connection (see :meth:`fail`) and sets :attr:`close_exc`. Nothing
+        references ``data`` after the call. With a message handler, what the
+        handler raises propagates (see :meth:`set_message_handler`).
         """
         if self._eof_received or not data:
             return
@@ -347,150 +346,9 @@ class Protocol:
             return
         if self._discard:
             return
-        buf = self._buf
-        start = 0
-        if self._asm is not None:
-            # The receive buffer is empty while a large frame is assembled.
-            start = self._feed_assembly(data, 0)
-            if self._asm is not None or self._discard or start >= len(data):
-                return
-        elif buf:
-            # The buffer holds the start of one incomplete frame. If it is not
-            # large, copy only the bytes that complete it and parse the rest
-            # from ``data`` itself. (A large frame keeps the buffer and its
-            # allocation, which is cheaper than growing a new one each time.)
-            need, gap = self._missing(buf, self._pos)
-            if need is None or need >= len(data) or len(buf) + need > _COMPACT_AT:
-                if gap is not None and gap < len(data):
-                    # A large frame: copy only the bytes that start its
-                    # assembly, then feed the rest of the read to it directly.
-                    buf += memoryview(data)[:gap]
-                    self._compact(self._parse(buf, self._pos))
-                    self.receive_data(memoryview(data)[gap:])
-                    return
-                buf += data
-                self._compact(self._parse(buf, self._pos))
-                return
-            with memoryview(data) as mv:
-                buf += mv[:need]
-            pos = self._parse(buf, self._pos)
-            if self._discard or pos < len(buf):  # pragma: no cover - defensive
-                if not self._discard:
-                    buf += memoryview(data)[need:]
-                    pos = self._parse(buf, pos)
-                self._compact(pos)
-                return
-            buf.clear()
-            self._pos = 0
-            start = need
-        elif not self._msg_opcode:
-            # The usual case: whole single-frame messages, taken straight from
-            # the caller's buffer by the C loop, without the general parser.
-            limit = self._max_single
-            start = parse_messages(
-                data,
-                0,
-                self._is_server,
-                -1 if limit is None else limit,
-                self._events,
-                TextMessage,
-                BinaryMessage,
-            )
-            if start == len(data):
-                return
-        # Parse straight from the caller's buffer; keep only an incomplete tail.
-        pos = self._parse(data, start)
-        if pos < len(data) and not self._discard:
-            buf += memoryview(data)[pos:]
-            self._pos = 0
-
-    def _deliver(
-        self, data: _Bytes, pos: int, target: object, attr: str, failures: list[Exception]
-    ) -> int:
-        """A fast path of :meth:`receive_data` for a consumer that takes messages by callback.
-
-        When ``data[pos:]`` starts on a frame boundary with no message in
-        progress, the whole single-frame messages it starts with are passed
-        to ``getattr(target, attr)`` one by one, with no events (see
-        ``deliver_messages`` in ``docs/kernels.md`` for when it stops and how
-        the callback's exceptions come back in ``failures``). Returns the
-        offset of the first byte not consumed: the caller feeds the rest to
-        :meth:`receive_data`.
-        """
-        if (
-            self.state is _CONNECTING
-            or self._buf
-            or self._asm is not None
-            or self._msg_opcode
-            or self._discard
-            or self._eof_received
-            or self._events
-        ):
-            return pos
-        limit = self._max_single
-        end: int = deliver_messages(
-            data, pos, self._is_server, -1 if limit is None else limit, target, attr, failures
-        )
-        return end
-
-    def _feed_assembly(self, data: Any, start: int) -> int:
-        """Feed the large frame being assembled; return the bytes of ``data`` it took."""
-        asm = self._asm
-        assert asm is not None
-        taken = asm.feed(data, start)
-        fin, rsv, opcode = self._asm_frame
-        try:
-            if not rsv and (opcode == 1 or (opcode == 0 and self._msg_opcode == 1)):
-                # Text: validate the bytes as they arrive (fail fast).
-                with asm.view(self._early) as chunk:
-                    self._validate_arrived(chunk, opcode == 1)
-            if asm.filled == asm.size:
-                self._asm = None
-                self._data(fin, rsv, opcode, asm.result())
-        except ProtocolError as exc:
-            self._asm = None
-            self._fail_with(exc)
-        return taken
-
-    @staticmethod
-    def _missing(buf: bytearray, pos: int) -> tuple[int | None, int | None]:
-        """What the frame at ``pos`` still misses: (to be complete, to be assembled in place).
-
-        The first is ``None`` if its header is incomplete (or invalid: the
-        parser fails the connection), the second also if the frame is too
-        small to be assembled in place (see :func:`_assembly_start`).
-        """
-        try:
-            hdr = decode_header(buf, pos)
-        except ValueError:  # an invalid length: let the parser fail the connection
-            return None, None
-        if hdr is None:
-            return None, None
-        length: int = hdr[3]
-        arrived: int = len(buf) - pos - hdr[5]
-        start = _assembly_start(length)
-        missing = length - arrived
-        return (
-            missing if missing > 0 else None,
-            None if start is None else max(start - arrived, 0),
-        )
-
-    def _compact(self, pos: int) -> None:
-        buf = self._buf
-        if self._discard or pos >= len(buf):
-            if len(buf) > _COMPACT_AT:
-                # Freed, not shrunk in place: glibc's realloc keeps a large
-                # block mapped, then maps it again page by page for the next
-                # large frame; after a free it serves that size from its heap.
-                self._buf = bytearray()
-            else:
-                buf.clear()
-            self._pos = 0
-        elif pos >= _COMPACT_AT and pos * 2 >= len(buf):
-            del buf[:pos]
-            self._pos = 0
-        else:
-            self._pos = pos
+        error = self._reader.feed(data)
+        if error is not None:
+            self._fail_with(error)
 
     def receive_eof(self) -> None:
         """The transport reached EOF (the peer closed its side)."""
@@ -505,7 +363,7 @@ class Protocol:
             self.close_reason = ""
         self.state = State.CLOSED
         self._discard = True
-        self._asm = None  # drop a partly assembled frame
+        self._reader.stop()
         self._send_eof()
 
     # ---------------------------------------------------------------- sending
@@ -590,7 +448,7 @@ class Protocol:
             self.close_code_sent = code
             self.state = State.CLOSED if self._close_received else State.CLOSING
         self._discard = True
-        self._asm = None  # drop a partly assembled frame
+        self._reader.stop()
         if self._is_server:
             self._send_eof()
 
@@ -658,10 +516,12 @@ class Protocol:
         self._send_frame(wire_opcode, data, fin, rsv)
         self._send_opcode = 0 if fin else opcode
 
-    def _send_message(self, message: object) -> TypeGuard[str | _Bytes]:
+    def send_message(self, message: object) -> TypeGuard[str | _Bytes]:
         """Send a whole message: ``str`` as text, ``bytes``/``bytearray``/``memoryview`` as binary.
 
-        Returns ``False``, sending nothing, for any other type.
+        The cheapest way to send a message: uncompressed, it is framed in one
+        call. Returns ``False``, sending nothing, for any other type (the
+        caller decides whether that is an error).
 
         Raises:
             InvalidState: the connection is not open, or a fragmented message
@@ -684,212 +544,10 @@ class Protocol:
             return False
         return True
 
-    # ------------------------------------------------------------ frame parser
+    # ------------------------------------------------------------ received frames
 
-    def _parse(self, buf: Any, pos: int) -> int:
-        """Parse every complete frame of ``buf`` from ``pos``; return the new offset."""
-        end = len(buf)
-        is_server = self._is_server
-        max_frame = self._max_single
-        in_msg = self._msg_opcode
-        partial = self._partial_seen
-        simple = not in_msg  # single-frame messages take the fast path
-        events = self._events
-        limit = -1 if max_frame is None else max_frame
-        with memoryview(buf) as mv:
-            try:
-                while pos < end:
-                    if simple:
-                        # Fast path: whole messages in one uncompressed frame, many per
-                        # call; stops (without consuming it) at any other frame, which
-                        # the general code below handles.
-                        done = parse_messages(
-                            buf, pos, is_server, limit, events, TextMessage, BinaryMessage
-                        )
-                        if done != pos:
-                            pos = done
-                            if partial:
-                                self._early = 0
-                                self._partial_seen = partial = False
-                            if pos >= end:
-                                break
-                    hdr = decode_header(buf, pos)
-                    if hdr is None:
-                        break
-                    fin, rsv, opcode, length, mask, hlen = hdr
-                    if (mask is None) is is_server:
-                        raise ProtocolError(
-                            1002,
-                            "unmasked frame from client"
-                            if is_server
-                            else "masked frame from server",
-                        )
-                    start = pos + hlen
-                    stop = start + length
-                    self._check_frame(fin, rsv, opcode, length)
-                    if stop > end:
-                        assemble_at = _assembly_start(length)
-                        if assemble_at is not None and end - start >= assemble_at:
-                            self._asm = PayloadBuilder(length, mask)
-                            self._asm_frame = (fin, rsv, opcode)
-                            self._feed_assembly(mv, start)
-                            pos = end
-                            break
-                        if (
-                            (opcode == 1 or (opcode == 0 and self._msg_opcode == 1))
-                            and not self._msg_compressed
-                            and not rsv
-                        ):
-                            self._validate_early(mv, start, end, mask, opcode == 1)
-                        break
-                    payload = apply_mask(mv[start:stop], mask) if mask else bytes(mv[start:stop])
-                    pos = stop
-                    if opcode >= 8:
-                        self._control(opcode, payload)
-                        if self._discard:
-                            break
-                    else:
-                        self._data(fin, rsv, opcode, payload)
-                        in_msg = self._msg_opcode
-                        partial = self._partial_seen
-                        simple = not in_msg
-            except ProtocolError as exc:
-                self._fail_with(exc)
-            except ValueError as exc:  # decode_header: 64-bit length with MSB set
-                self._fail_with(ProtocolError(1002, str(exc)))
-        return pos
-
-    def _validate_early(
-        self, mv: memoryview, start: int, end: int, mask: bytes | None, first: bool
-    ) -> None:
-        """Validate the UTF-8 of a text frame that has only partly arrived (fail fast).
-
-        A frame that completes on the read after the one that brought its
-        header (the usual case for frames up to the read size) is validated
-        once, when complete; a frame still incomplete after a further read is
-        validated as its bytes arrive, so invalid data fails the connection
-        before the rest of the frame comes in.
-        """
-        done = self._early
-        if start + done >= end:
-            return
-        if not self._partial_seen:
-            self._partial_seen = True
-            return
-        chunk = mv[start + done : end]
-        if mask:
-            phase = done & 3
-            if phase:
-                mask = mask[phase:] + mask[:phase]
-            chunk = memoryview(apply_mask(chunk, mask))
-        self._validate_arrived(chunk, first)
-
-    def _validate_arrived(self, chunk: Any, first: bool) -> None:
-        """Validate the next unmasked bytes of the text frame still arriving.
-
-        ``first``: the frame starts a message (the validator starts afresh
-        with its first bytes). :attr:`_early` counts the bytes validated.
-        """
-        if first and not self._early:
-            self._utf8.reset()
-        try:
-            self._utf8.feed(chunk)
-        except Utf8Error:
-            raise ProtocolError(1007, "invalid UTF-8 in text message") from None
-        self._early += len(chunk)
-
-    def _check_frame(self, fin: bool, rsv: int, opcode: int, length: int) -> None:
-        if opcode >= 8:
-            if opcode > 0xA:
-                raise ProtocolError(1002, f"reserved opcode {opcode:#x}")
-            if not fin:
-                raise ProtocolError(1002, "fragmented control frame")
-            if length > MAX_CONTROL_PAYLOAD:
-                raise ProtocolError(1002, "control frame payload longer than 125 bytes")
-            if rsv:
-                raise ProtocolError(1002, "RSV bits set on a control frame")
-            return
-        if opcode > 2:
-            raise ProtocolError(1002, f"reserved opcode {opcode:#x}")
-        if rsv and (rsv != 4 or self._deflate is None or opcode == 0):
-            raise ProtocolError(1002, "RSV bits set without a negotiated extension")
-        if opcode == 0:
-            if not self._msg_opcode:
-                raise ProtocolError(1002, "continuation frame without a message in progress")
-        elif self._msg_opcode:
-            raise ProtocolError(1002, "new data message inside a fragmented message")
-        max_frame = self.max_frame_size
-        if max_frame is not None and length > max_frame:
-            raise PayloadTooBig(f"frame of {length} bytes exceeds the limit")
-        max_msg = self.max_message_size
-        if (
-            max_msg is not None
-            and not rsv
-            and not (opcode == 0 and self._msg_compressed)
-            and (self._msg_size if opcode == 0 else 0) + length > max_msg
-        ):
-            raise PayloadTooBig("message exceeds the size limit")
-
-    def _data(self, fin: bool, rsv: int, opcode: int, payload: bytes) -> None:
-        if opcode:
-            self._msg_opcode = opcode
-            self._msg_compressed = bool(rsv)
-            self._msg_size = 0
-            self._msg_frames = 0
-            self._msg_parts = []
-            # Only a message that arrives in several frames is streamed.
-            self._msg_streamed = self.stream_messages and not fin
-            if opcode == 1:
-                if not self._early:
-                    self._utf8.reset()
-                if self._msg_streamed:
-                    self._decoder = codecs.getincrementaldecoder("utf-8")()
-        text = self._msg_opcode == 1
-        self._msg_frames += 1
-        if self.max_fragments is not None and self._msg_frames > self.max_fragments:
-            raise PayloadTooBig("too many fragments in one message")
-        max_msg = self.max_message_size
-        if self._msg_compressed:
-            assert self._deflate is not None
-            budget = None if max_msg is None else max_msg - self._msg_size
-            payload = self._deflate.decompress(payload, fin, budget)
-        self._msg_size += len(payload)
-        if max_msg is not None and self._msg_size > max_msg:
-            raise PayloadTooBig("message exceeds the size limit")
-        if text:
-            early = self._early
-            self._early = 0
-            self._partial_seen = False
-            try:
-                if early:
-                    self._utf8.feed(memoryview(payload)[early:], fin)
-                else:
-                    self._utf8.feed(payload, fin)
-            except Utf8Error:
-                raise ProtocolError(1007, "invalid UTF-8 in text message") from None
-        streamed = self._msg_streamed
-        if streamed:
-            if text:
-                assert self._decoder is not None
-                chunk: str | bytes = self._decoder.decode(payload, fin)
-            else:
-                chunk = payload
-            self._events.append(MessageChunk(chunk, text, fin))
-        else:
-            self._msg_parts.append(payload)
-        if fin:
-            self._msg_opcode = 0
-            if not streamed:
-                parts = self._msg_parts
-                data = parts[0] if len(parts) == 1 else b"".join(parts)
-                self._msg_parts = []
-                if text:
-                    self._events.append(TextMessage(data.decode("utf-8")))
-                else:
-                    self._events.append(BinaryMessage(data))
-            self._decoder = None
-
-    def _control(self, opcode: int, payload: bytes) -> None:
+    def _control(self, opcode: int, payload: bytes) -> bool:
+        """A control frame from the reader; returns whether to stop reading (a close)."""
         if opcode == 0x9:
             self._events.append(Ping(payload))
             if self.auto_pong and self.state is _OPEN:
@@ -909,6 +567,8 @@ class Protocol:
             self._discard = True
             if self._is_server:
                 self._send_eof()
+            return True
+        return False
 
     def _fail_with(self, exc: ProtocolError) -> None:
         # Drop the traceback: its frames reference views of the receive buffer,
@@ -918,6 +578,7 @@ class Protocol:
         if self.close_exc is None:
             self.close_exc = exc
         self._discard = True
+        self._reader.stop()
         if self._events and self.state is _OPEN:
             # Messages parsed before the violation are still delivered and the
             # application may answer them: the close frame is queued by the
@@ -1169,6 +830,7 @@ class ServerProtocol(Protocol):
             if self._accepted is None or self._accepted[0] is not response:
                 raise InvalidState("a 101 response must come from accept()")
             _, self._deflate, self.subprotocol = self._accepted
+            self._reader.deflate = self._deflate
             if self._deflate is not None:
                 self.extensions = [EXTENSION_NAME]
             self.response = response
@@ -1332,6 +994,7 @@ class ClientProtocol(Protocol):
         except InvalidHandshake as exc:
             self._handshake_failed(exc)
             return
+        self._reader.deflate = self._deflate
         if self._deflate is not None:
             self.extensions = [EXTENSION_NAME]
         self.response = response

@@ -12,10 +12,11 @@ Run for a bounded time::
     FASTWS_NO_EXTENSIONS=1 python fuzz/fuzz_protocol.py -max_total_time=60
 
 Also fuzzes the handshake itself when the header byte asks for it, and, when
-it asks for the other path, feeds every read to a twin first through the
-callback fast path (``_deliver``, what ``on_message()`` uses) and then the
-rest through ``receive_data``: both must produce the same messages, in the
-same order, and end in the same state.
+it asks for the other path, feeds every read to a twin that takes its
+messages through a message handler (``set_message_handler``, what the
+asyncio front-end uses) which pauses receiving every few messages, and
+resumes: both must produce the same messages, in the same order, and end in
+the same state.
 """
 
 from __future__ import annotations
@@ -86,9 +87,9 @@ def _feed(proto: ServerProtocol | ClientProtocol, fdp: atheris.FuzzedDataProvide
 def _messages(events: list[object], out: list[object]) -> None:
     for event in events:
         if isinstance(event, (TextMessage, BinaryMessage)):
-            out.append(event.data)
+            out.append((event.data, True))
         elif isinstance(event, MessageChunk):
-            out.append(event)
+            out.append((event.data, event.final))
 
 
 def _feed_twins(
@@ -98,17 +99,25 @@ def _feed_twins(
 ) -> None:
     expected: list[object] = []
     got: list[object] = []
-    failures: list[Exception] = []
-    sink = type("Sink", (), {"on_message": staticmethod(got.append)})()
+    every = fdp.ConsumeIntInRange(1, 4)
+
+    def handler(data: object, final: bool) -> bool:
+        got.append((data, final))
+        return len(got) % every == 0  # full: pause
+
+    fast.set_message_handler(handler)
     while fdp.remaining_bytes():
         chunk = fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 512))
         plain.receive_data(chunk)
         _messages(plain.events_received(), expected)
-        pos = fast._deliver(chunk, 0, sink, "on_message", failures)
-        if pos < len(chunk):
-            fast.receive_data(memoryview(chunk)[pos:])
-        _messages(fast.events_received(), got)
-        assert not failures
+        fast.receive_data(chunk)
+        while fast.receiving_paused:
+            before = len(got)
+            fast.resume_receiving()
+            assert len(got) > before or not fast.receiving_paused
+        assert not [
+            e for e in fast.events_received() if isinstance(e, (TextMessage, BinaryMessage))
+        ]
         assert got == expected, (got, expected)
         sent = plain.data_to_send(), fast.data_to_send()
         assert sent[0] == sent[1] or isinstance(plain, ClientProtocol)  # clients mask at random

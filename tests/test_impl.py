@@ -34,7 +34,7 @@ PUBLIC_KERNELS = {
 }
 
 #: Everything both implementations export (docs/kernels.md).
-KERNEL_NAMES = PUBLIC_KERNELS | {"parse_messages", "deliver_messages", "frame_message"}
+KERNEL_NAMES = PUBLIC_KERNELS | {"frame_message"}
 
 PUBLIC_NAMES = PUBLIC_KERNELS | {"implementation", "Utf8Error", "FastWSError", "__version__"}
 

@@ -512,7 +512,7 @@ def test_buffer_is_compacted() -> None:
         for i in range(0, len(big), 65536):
             s.receive_data(big[i : i + 65536])
         assert s.events_received() == [BinaryMessage(b"q" * 300_000)]
-    assert len(s._buf) == 0
+    assert _unparsed(s) == 0
 
 
 # --------------------------------------------------------------- public surface
@@ -658,9 +658,9 @@ def test_reads_that_split_frames_copy_only_the_incomplete_frame() -> None:
     for i in range(0, len(stream), 25_000):
         s.receive_data(stream[i : i + 25_000])
         events += s.events_received()
-        assert len(s._buf) < 20_008
+        assert _unparsed(s) < 20_008
     assert events == [BinaryMessage(p) for p in payloads]
-    assert not s._buf
+    assert _unparsed(s) == 0
 
 
 def test_server_sends_large_bytes_payloads_without_a_copy() -> None:
@@ -683,6 +683,12 @@ def test_server_sends_large_bytes_payloads_without_a_copy() -> None:
 # ------------------------------------------------------ large frames
 
 
+def _unparsed(proto: ServerProtocol | ClientProtocol) -> int:
+    """Bytes in the reader's receive buffer (not counting a frame assembled in place)."""
+    reader = proto._reader
+    return len(reader.buf) - reader.start
+
+
 def _reads(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
@@ -695,33 +701,37 @@ def test_large_frame_is_assembled_without_double_buffering() -> None:
     for chunk in _reads(stream, 100_000):
         s.receive_data(chunk)
         events += s.events_received()
-        # The buffer collects at most the first 64 KiB of a large frame (so
-        # a header alone never makes us allocate the payload); then the rest
-        # goes straight into the payload, never into both.
-        assert len(s._buf) < 65_536 + 14
+        # The buffer collects at most the first quarter of a large frame (so
+        # the payload is allocated only in proportion to what arrived); then
+        # the rest goes straight into the payload, never into both.
+        assert _unparsed(s) < (1 << 18) + 100_000
+        if s._reader.asm is not None:
+            assert _unparsed(s) == 0
     assert events == [BinaryMessage(big), TextMessage("after"), BinaryMessage(big[:70_000])]
-    assert s._asm is None
+    assert s._reader.asm is None
 
 
-@pytest.mark.parametrize("first", [10, 30_000, 65_535, 65_536, 70_000, 300_000])
-def test_large_frame_assembly_starts_at_64_kib_or_a_quarter(first: int) -> None:
+@pytest.mark.parametrize("first", [10, 30_000, 262_143, 262_144, 300_000])
+def test_large_frame_assembly_starts_at_a_quarter(first: int) -> None:
     big = bytes(range(256)) * 4096  # 1 MiB
     frame = cframe(2, big)
     hlen = len(frame) - len(big)
     s = server(max_message_size=2 << 20)
     s.receive_data(frame[: hlen + first])
-    if first < 65_536:
+    if first < 262_144:
         # Not yet: the payload is not allocated on the strength of a header.
-        assert s._asm is None and len(s._buf) == hlen + first
+        assert s._reader.asm is None and _unparsed(s) == hlen + first
+        assert s.buffered_size() == hlen + first
     else:
-        assert s._asm is not None and s._asm.filled == first and not s._buf
+        assert s._reader.asm is not None and s._reader.asm.filled == first
+        assert _unparsed(s) == 0 and s.buffered_size() == first
     # The next read copies into the buffer only what starts the assembly.
-    s.receive_data(frame[hlen + first : hlen + first + 200_000])
-    assert s._asm is not None and not s._buf
-    assert s._asm.filled == first + 200_000
-    s.receive_data(frame[hlen + first + 200_000 :] + cframe(1, b"next"))
+    s.receive_data(frame[hlen + first : hlen + first + 300_000])
+    assert s._reader.asm is not None and _unparsed(s) == 0
+    assert s._reader.asm.filled == first + 300_000
+    s.receive_data(frame[hlen + first + 300_000 :] + cframe(1, b"next"))
     assert s.events_received() == [BinaryMessage(big), TextMessage("next")]
-    assert s._asm is None and not s._buf
+    assert s._reader.asm is None and _unparsed(s) == 0
 
 
 def test_small_limit_frame_assembly_starts_at_a_quarter() -> None:
@@ -730,9 +740,11 @@ def test_small_limit_frame_assembly_starts_at_a_quarter() -> None:
     frame = cframe(2, payload)
     s = server()
     s.receive_data(frame[:20_000])
-    assert s._asm is None
+    assert s._reader.asm is None
     s.receive_data(frame[20_000:30_000])
-    assert s._asm is not None and s._asm.filled == 30_000 - (len(frame) - len(payload))
+    assert s._reader.asm is not None and s._reader.asm.filled == 30_000 - (
+        len(frame) - len(payload)
+    )
     s.receive_data(frame[30_000:])
     assert s.events_received() == [BinaryMessage(payload)]
 
@@ -755,7 +767,7 @@ def test_large_text_frame_fails_fast_on_invalid_utf8() -> None:
     s = server()
     s.receive_data(stream[:300_000])  # a quarter is there: assembled and checked
     assert s.close_exc is not None and s.close_exc.code == 1007
-    assert s._asm is None  # the partial payload is released at once
+    assert s._reader.asm is None  # the partial payload is released at once
     s.receive_data(stream[300_000:])
     assert s.events_received() == []
 
@@ -775,15 +787,15 @@ def test_eof_or_failure_during_assembly_releases_the_payload() -> None:
     stream = cframe(2, b"x" * 500_000)
     s = server()
     s.receive_data(stream[:1000])
-    assert s._asm is None  # a header alone does not allocate the payload
+    assert s._reader.asm is None  # a header alone does not allocate the payload
     s.receive_data(stream[1000:200_000])
-    assert s._asm is not None and s._asm.filled == 200_000 - 14  # minus the header
+    assert s._reader.asm is not None and s._reader.asm.filled == 200_000 - 14  # minus the header
     s.receive_eof()
-    assert s._asm is None and s.close_code == 1006
+    assert s._reader.asm is None and s.close_code == 1006
     s = server()
     s.receive_data(stream[:200_000])
     s.fail(1011, "going")
-    assert s._asm is None
+    assert s._reader.asm is None
 
 
 def test_large_compressed_frame_is_assembled_then_inflated() -> None:
@@ -846,7 +858,7 @@ def test_send_message_is_send_text_or_send_binary(
     sender, receiver = pair()
     other_sender, _ = pair()
     for message in WHOLE_MESSAGES:
-        assert sender._send_message(message) is True
+        assert sender.send_message(message) is True
         if isinstance(message, str):
             other_sender.send_text(message)
         else:
@@ -861,21 +873,21 @@ def test_send_message_is_send_text_or_send_binary(
 
 def test_send_message_refusals() -> None:
     proto = server()
-    assert proto._send_message(42) is False
-    assert proto._send_message(["a"]) is False
+    assert proto.send_message(42) is False
+    assert proto.send_message(["a"]) is False
     assert proto.data_to_send() == []
     proto.send_text("part", fin=False)
     with pytest.raises(InvalidState, match="fragmented message"):
-        proto._send_message("whole")
+        proto.send_message("whole")
     proto.send_text("end")
     proto.send_close()
     with pytest.raises(InvalidState, match="CLOSING"):
-        proto._send_message(b"late")
+        proto.send_message(b"late")
 
 
-def test_deliver_then_receive_data_is_receive_data() -> None:
-    # _deliver() takes the leading whole messages; the rest goes through
-    # receive_data(): together, the same messages as receive_data() alone.
+def test_message_handler_gets_what_events_would_carry() -> None:
+    # With a handler, the same messages in the same order; control frames
+    # still come as events.
     data = (
         cframe(1, b"one")
         + cframe(2, b"two")
@@ -887,27 +899,63 @@ def test_deliver_then_receive_data_is_receive_data() -> None:
     )
     plain = server()
     plain.receive_data(data)
+    plain.receive_data(cframe(1, b"tail")[-2:])
     expected = plain.events_received()
 
-    fast = server()
+    handled = server()
     got: list[object] = []
-    target = type("Target", (), {"on_message": staticmethod(got.append)})()
-    failures: list[Exception] = []
-    pos = fast._deliver(data, 0, target, "on_message", failures)
-    assert pos == len(cframe(1, b"one") + cframe(2, b"two"))
-    assert got == ["one", b"two"] and failures == []
-    fast.receive_data(memoryview(data)[pos:])
-    rest = fast.events_received()
-    assert [TextMessage(got[0]), BinaryMessage(got[1]), *rest] == expected  # type: ignore[arg-type]
-    # A frame in progress: _deliver() takes nothing until it is complete.
-    assert fast._deliver(b"l", 0, target, "on_message", failures) == 0
-    fast.receive_data(cframe(1, b"tail")[-2:])
-    assert fast.events_received() == [TextMessage("tail")]
-    assert fast._deliver(cframe(1, b"again"), 0, target, "on_message", failures) > 0
-    assert got[-1] == "again"
-    # Not while connecting, nor after a failure.
-    connecting = ServerProtocol()
-    assert connecting._deliver(cframe(1, b"x"), 0, target, "on_message", failures) == 0
-    fast.receive_data(cframe(1, b"\xff"))
-    assert fast._deliver(cframe(1, b"x"), 0, target, "on_message", failures) == 0
-    assert got[-1] == "again"
+    handled.set_message_handler(lambda data, final: got.append((data, final)))
+    handled.receive_data(data)
+    handled.receive_data(cframe(1, b"tail")[-2:])
+    messages = [e for e in expected if isinstance(e, (TextMessage, BinaryMessage))]
+    assert got == [(m.data, True) for m in messages]
+    assert handled.events_received() == [e for e in expected if isinstance(e, Ping)]
+    # Back to events.
+    handled.set_message_handler(None)
+    handled.receive_data(cframe(1, b"again"))
+    assert handled.events_received() == [TextMessage("again")]
+
+
+def test_message_handler_pauses_and_resumes() -> None:
+    s = server()
+    got: list[object] = []
+
+    def handler(data: object, final: bool) -> bool:
+        got.append(data)
+        return len(got) % 2 == 0  # full after every second message
+
+    s.set_message_handler(handler)
+    s.receive_data(b"".join(cframe(2, bytes([i])) for i in range(5)) + cframe(1, b"x")[:3])
+    assert got == [b"\x00", b"\x01"] and s.receiving_paused
+    s.receive_data(cframe(1, b"x")[3:])  # only kept while paused
+    assert len(got) == 2
+    s.resume_receiving()
+    assert got == [b"\x00", b"\x01", b"\x02", b"\x03"] and s.receiving_paused
+    s.resume_receiving()
+    assert got[4:] == [b"\x04", "x"] and s.receiving_paused
+    s.resume_receiving()
+    assert not s.receiving_paused and s.buffered_size() == 0
+
+
+def test_message_handler_exception_keeps_the_rest() -> None:
+    s = server()
+    got: list[object] = []
+
+    def handler(data: object, final: bool) -> None:
+        got.append(data)
+        if data == b"boom":
+            raise RuntimeError("consumer failed")
+
+    s.set_message_handler(handler)
+    with pytest.raises(RuntimeError):
+        s.receive_data(cframe(2, b"a") + cframe(2, b"boom") + cframe(2, b"b"))
+    assert got == [b"a", b"boom"]
+    s.resume_receiving()
+    assert got == [b"a", b"boom", b"b"]
+    # The same when the message completes a frame buffered by an earlier read.
+    frame = cframe(2, b"boom")
+    s.receive_data(frame[:3])
+    with pytest.raises(RuntimeError):
+        s.receive_data(frame[3:] + cframe(2, b"c"))
+    s.resume_receiving()
+    assert got[-2:] == [b"boom", b"c"]

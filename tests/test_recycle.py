@@ -12,6 +12,7 @@ reused object behaves like a new one (length, equality, hash).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from types import ModuleType
 
@@ -20,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastws import _kernels_py
-from fastws.events import BinaryMessage, TextMessage
 
 KEY = b"\x9a\x3c\x51\xe7"
 BIG = 1 << 17  # the smallest payload the C kernels recycle
@@ -37,12 +37,8 @@ def _masked_frame(payload: bytes) -> bytes:
     return b"\x82\xff" + len(payload).to_bytes(8, "big") + KEY + _xor(payload)
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.got: list[bytes] = []
-
-    def take(self, data: bytes) -> None:
-        self.got.append(data)
+def _no_control(opcode: int, payload: bytes) -> bool:
+    raise AssertionError("no control frame expected")
 
 
 def _producers(kernels: ModuleType) -> dict[str, Callable[[bytes], tuple[bytes, bytes]]]:
@@ -62,21 +58,14 @@ def _producers(kernels: ModuleType) -> dict[str, Callable[[bytes], tuple[bytes, 
     def mask_buffer(payload: bytes) -> tuple[bytes, bytes]:
         return kernels.apply_mask(bytearray(_xor(payload)), KEY), payload
 
-    def parse(payload: bytes) -> tuple[bytes, bytes]:
-        events: list[object] = []
-        buf = _masked_frame(payload)
-        assert kernels.parse_messages(buf, 0, True, -1, events, TextMessage, BinaryMessage) == len(
-            buf
-        )
-        (event,) = events
-        assert isinstance(event, BinaryMessage)
+    def read(payload: bytes) -> tuple[bytes, bytes]:
+        # The frame reader of the same build, on a whole frame in one read.
+        module = "fastws._reader_py" if kernels is _kernels_py else "fastws._reader_c"
+        reader = importlib.import_module(module).Reader(True, -1, -1, -1, False, _no_control)
+        assert reader.feed(_masked_frame(payload)) is None
+        (event,) = reader.events
+        assert type(event).__name__ == "BinaryMessage"
         return event.data, payload
-
-    def deliver(payload: bytes) -> tuple[bytes, bytes]:
-        sink = _Sink()
-        buf = _masked_frame(payload)
-        assert kernels.deliver_messages(buf, 0, True, -1, sink, "take", []) == len(buf)
-        return sink.got[0], payload
 
     def encode(payload: bytes) -> tuple[bytes, bytes]:
         frame: bytes = kernels.encode_frame(True, 2, payload, KEY)
@@ -100,8 +89,7 @@ def _producers(kernels: ModuleType) -> dict[str, Callable[[bytes], tuple[bytes, 
         "builder": builder,
         "mask_bytes": mask_bytes,
         "mask_buffer": mask_buffer,
-        "parse": parse,
-        "deliver": deliver,
+        "read": read,
         "encode": encode,
         "frame": frame,
         "frame_text": frame_text,

@@ -27,13 +27,14 @@ Lifecycle and rules (one connection, both roles):
 from __future__ import annotations
 
 import asyncio
-import asyncio.selector_events
 import inspect
 import logging
 import mmap
 import os
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -43,15 +44,7 @@ from fastws.asyncio.exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
 )
-from fastws.events import (
-    BinaryMessage,
-    CloseReceived,
-    MessageChunk,
-    Pong,
-    Request,
-    Response,
-    TextMessage,
-)
+from fastws.events import CloseReceived, Pong, Request, Response
 from fastws.exceptions import InvalidState
 from fastws.protocol import State
 
@@ -113,35 +106,23 @@ def _read_buffer() -> memoryview:
 # frame comes as one chunk.)
 #
 # From Python 3.12 that transport has a writelines() of its own, without copies;
-# but before the fix of CPython gh-127655 (December 2024; 3.12.1 and 3.13.0 have
-# the bug) it does not pause the protocol above the high-water mark, so a peer
-# that does not read would make the write buffer grow without bound. There,
-# _write() makes the call that the fixed writelines() makes last; whether this
-# Python's writelines() makes it is read once, from its code.
+# but before the fix of CPython gh-127655 (3.12.9 and 3.13.2) it does not pause
+# the protocol above the high-water mark, so a peer that does not read would
+# make the write buffer grow without bound. There, _write() joins the chunks
+# and uses write(), which pauses (one copy, as aiohttp does on those releases).
 _LARGE_WRITE = 1 << 16
 _JOINING_WRITELINES = asyncio.WriteTransport.writelines
-
-
-def _unpausing_writelines() -> object:
-    """The selector transport's writelines() if it never pauses the protocol, else ``None``."""
-    transport = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
-    writelines = getattr(transport, "writelines", None)
-    code = getattr(writelines, "__code__", None)
-    if writelines is _JOINING_WRITELINES or code is None:
-        return None
-    return None if "_maybe_pause_protocol" in code.co_names else writelines
-
-
-_UNPAUSING_WRITELINES = _unpausing_writelines()
+_WRITELINES_PAUSES = sys.version_info >= (3, 13, 2) or (3, 12, 9) <= sys.version_info < (3, 13)
 
 
 def _write(transport: asyncio.WriteTransport, chunks: list[bytes]) -> None:
     """Write ``chunks`` (non-empty, immutable) in order, with as few copies as possible."""
     writelines = type(transport).writelines
     if writelines is not _JOINING_WRITELINES:
-        transport.writelines(chunks)
-        if writelines is _UNPAUSING_WRITELINES:
-            cast(Any, transport)._maybe_pause_protocol()
+        if _WRITELINES_PAUSES or not type(transport).__module__.startswith("asyncio."):
+            transport.writelines(chunks)
+        else:
+            transport.write(b"".join(chunks))
         return
     small: list[bytes] = []
     for chunk in chunks:
@@ -216,6 +197,7 @@ class Connection(asyncio.BufferedProtocol):
         "_lost",
         "_lost_waiter",
         "_low_queue",
+        "_max_bytes",
         "_max_queue",
         "_on_message",
         "_open_handle",
@@ -228,10 +210,12 @@ class Connection(asyncio.BufferedProtocol):
         "_pings",
         "_proto",
         "_queue",
+        "_queued_bytes",
         "_read_view",
         "_reading_paused",
         "_recv_busy",
         "_recv_waiter",
+        "_resume_handle",
         "_sent_reason",
         "_skip_partial",
         "_transport",
@@ -265,10 +249,16 @@ class Connection(asyncio.BufferedProtocol):
         self._open_timeout = open_timeout
         self._close_timeout = close_timeout
 
-        # Receiving.
-        # A list, not a deque: it stays short (max_queue) and an empty list is
-        # ten times smaller than an empty deque, which matters per connection.
-        self._queue: list[tuple[Data, bool]] = []
+        # Receiving. The state machine hands each message (or frame, when
+        # streaming) to _on_data(), which queues it here; when the queue
+        # holds max_queue items or max_size bytes, the state machine pauses
+        # (keeping what it has not parsed) and so does reading, until recv()
+        # has drained the queue to a quarter.
+        self._queue: deque[tuple[Data, bool]] = deque()
+        self._queued_bytes = 0
+        limit = protocol.max_message_size
+        self._max_bytes = limit if limit is not None else 1 << 62
+        self._resume_handle: asyncio.Handle | None = None
         self._recv_waiter: asyncio.Future[None] | None = None
         self._recv_busy = False
         self._skip_partial = False
@@ -308,6 +298,7 @@ class Connection(asyncio.BufferedProtocol):
         self._eof_fed = False
         # Created on demand (most connections never wait for it): see _lost_future().
         self._lost_waiter: asyncio.Future[None] | None = None
+        protocol.set_message_handler(self._on_data)
 
     # ------------------------------------------------------------------
     # Public properties
@@ -422,10 +413,10 @@ class Connection(asyncio.BufferedProtocol):
                 if queue:
                     item = queue[0]
                     if item[1]:
-                        del queue[0]
+                        queue.popleft()
+                        self._queued_bytes -= len(item[0])
                         if self._paused_by_queue and len(queue) <= self._low_queue:
-                            self._paused_by_queue = False
-                            self._update_reading()
+                            self._schedule_resume()
                         return item[0]
             return await self._recv_slow()
         except ConnectionClosedOK:
@@ -490,7 +481,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def _requeue(self, parts: list[Data]) -> None:
         """Put the first pieces of a fragmented message back at the front of the queue."""
-        self._queue[0:0] = [(part, False) for part in parts]
+        self._queue.extendleft([(part, False) for part in reversed(parts)])
+        self._queued_bytes += sum(len(part) for part in parts)
 
     def _busy_error(self) -> ConcurrencyError:
         if self._on_message is not None:
@@ -538,15 +530,18 @@ class Connection(asyncio.BufferedProtocol):
             raise self._busy_error()
         self._on_message = callback
         self._recv_busy = True
-        waiting, self._queue = self._queue, []
-        if self._paused_by_queue:
-            self._paused_by_queue = False
-            self._update_reading()
+        waiting, self._queue = self._queue, deque()
+        self._queued_bytes = 0
         if waiting:
-            self._dispatch(
-                [MessageChunk(data, isinstance(data, str), final) for data, final in waiting]
-            )
+            self._delivering = True
+            try:
+                for data, final in waiting:
+                    self._on_data(data, final)
+            finally:
+                self._delivering = False
             self._flush()
+        if self._paused_by_queue:
+            self._schedule_resume()
 
     async def _discard_partial(self) -> None:
         final = False
@@ -567,10 +562,10 @@ class Connection(asyncio.BufferedProtocol):
                 await waiter
             finally:
                 self._recv_waiter = None
-        item = queue.pop(0)
+        item = queue.popleft()
+        self._queued_bytes -= len(item[0])
         if self._paused_by_queue and len(queue) <= self._low_queue:
-            self._paused_by_queue = False
-            self._update_reading()
+            self._schedule_resume()
         return item
 
     def __aiter__(self) -> Connection:
@@ -610,7 +605,7 @@ class Connection(asyncio.BufferedProtocol):
         while self._fragment_waiter is not None:
             await asyncio.shield(self._fragment_waiter)
         try:
-            framed = self._proto._send_message(message)
+            framed = self._proto.send_message(message)
         except InvalidState as exc:
             framed = self._refused(exc, message)
         if framed:
@@ -657,7 +652,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._fragment_waiter is not None:
             raise ConcurrencyError("a fragmented message is being sent")
         try:
-            framed = self._proto._send_message(message)
+            framed = self._proto.send_message(message)
         except InvalidState as exc:
             framed = self._refused(exc, message)
         if not framed:
@@ -865,27 +860,24 @@ class Connection(asyncio.BufferedProtocol):
         proto = self._proto
         if proto.state is _CONNECTING and self._intercept_handshake(data):
             return
-        if self._on_message is None:
+        # Messages go to _on_data(); send_nowait() from an on_message()
+        # callback writes once, after the batch.
+        self._delivering = True
+        try:
             proto.receive_data(data)
-            self._process_events()
-        else:
-            # Messages go from the read buffer to the callback in one C loop;
-            # whatever it does not take goes through the general path.
-            self._delivering = True
-            try:
-                pos = 0
-                failures: list[Exception] = []
-                while True:
-                    pos = proto._deliver(data, pos, self, "_on_message", failures)
-                    if not failures or not self._callback_failed(failures.pop()):
-                        break
-                if pos < len(data):
-                    proto.receive_data(memoryview(data)[pos:] if pos else data)
-                    self._process_events()
-            finally:
-                self._delivering = False
+        finally:
+            self._delivering = False
+        self._after_receive()
+
+    def _after_receive(self) -> None:
+        """Act on what the state machine did with received bytes."""
+        proto = self._proto
+        if proto.receiving_paused and not self._paused_by_queue:
+            self._paused_by_queue = True
+            self._update_reading()
+        self._process_events()
         if proto.close_exc is None:
-            if not proto._out and proto.state is _OPEN:
+            if proto.state is _OPEN and not proto.has_data_to_send():
                 return  # the usual case: nothing to write (no pong, no close)
         elif self._queue and proto.state is _OPEN:
             # The peer broke the protocol after messages that the application
@@ -896,6 +888,31 @@ class Connection(asyncio.BufferedProtocol):
         self._flush()
         if proto.close_exc is not None:
             self._on_failure()
+
+    def _schedule_resume(self) -> None:
+        """The queue has room again: parse what the state machine kept, soon.
+
+        Not at once: a consumer that never waits (the queue is never empty
+        when it asks) would otherwise keep the event loop to itself while a
+        peer floods it; from the loop, every connection gets its turn.
+        """
+        if self._resume_handle is None and not self._lost:
+            self._resume_handle = self._loop.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        self._resume_handle = None
+        if self._lost:
+            return
+        proto = self._proto
+        self._delivering = True
+        try:
+            proto.resume_receiving()
+        finally:
+            self._delivering = False
+        if not proto.receiving_paused and self._paused_by_queue:
+            self._paused_by_queue = False
+            self._update_reading()
+        self._after_receive()
 
     def _on_failure(self) -> None:
         """Hook: the state machine failed the connection (or the handshake)."""
@@ -940,6 +957,7 @@ class Connection(asyncio.BufferedProtocol):
                 _logger.debug("error while finishing the state machine", exc_info=True)
         self._hold = False
         for handle in (
+            self._resume_handle,
             self._flush_handle,
             self._hold_handle,
             self._open_handle,
@@ -950,7 +968,7 @@ class Connection(asyncio.BufferedProtocol):
             if handle is not None:
                 handle.cancel()
         self._open_handle = self._close_handle = self._hold_handle = None
-        self._flush_handle = None
+        self._flush_handle = self._resume_handle = None
         self._keepalive_handle = self._keepalive_timeout_handle = None
         if self._recv_waiter is not None and not self._recv_waiter.done():
             self._recv_waiter.set_result(None)
@@ -1010,67 +1028,49 @@ class Connection(asyncio.BufferedProtocol):
     # ------------------------------------------------------------------
     # Internals
 
-    def _process_events(self, events: list[Any] | None = None) -> None:
-        """Act on the state machine's new events, or on ``events``: queue them for recv().
+    def _process_events(self) -> None:
+        """Act on the state machine's new events (pongs, the close frame, handshake events).
 
-        With an on_message() callback, they go to :meth:`_dispatch` instead.
+        Messages do not come as events: see :meth:`_on_data`.
         """
-        if events is None:
-            proto = self._proto
-            events = proto._events
-            if not events:
-                return
-            proto._events = []
-            if self._on_message is not None:
-                self._dispatch(events)
-                return
-        queue = self._queue
+        events = self._proto.events_received()
+        if not events:
+            return
         wake = False
-        event: Any
         for event in events:
-            kind = type(event)
-            if kind is TextMessage or kind is BinaryMessage:
-                queue.append((event.data, True))
-                wake = True
-            elif kind is MessageChunk:
-                queue.append((event.data, event.final))
-                wake = True
-            elif self._other_event(kind, event):
+            if self._other_event(type(event), event):
                 wake = True
         if wake:
             waiter = self._recv_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            if len(queue) >= self._max_queue and not self._paused_by_queue:
-                self._paused_by_queue = True
-                self._update_reading()
 
-    def _dispatch(self, events: list[Any]) -> None:
-        """Deliver received events to the on_message() callback."""
-        self._delivering = True
-        try:
-            for i, event in enumerate(events):
-                callback = self._on_message
-                if callback is None:
-                    # An earlier callback went back to recv(): queue the rest.
-                    self._process_events(events[i:])
-                    return
-                kind = type(event)
-                if kind is TextMessage or kind is BinaryMessage:
-                    data = event.data
-                elif kind is MessageChunk:
-                    data = self._join(event.data, event.final)
-                    if data is None:
-                        continue
-                else:
-                    self._other_event(kind, event)
-                    continue
-                try:
-                    callback(data)
-                except Exception as exc:
-                    self._callback_failed(exc)
-        finally:
-            self._delivering = False
+    def _on_data(self, data: Data, final: bool) -> bool:
+        """The state machine's message handler: a message, or a frame of one when streaming.
+
+        Goes to the on_message() callback if there is one, else to the queue
+        for recv(). Returns whether the queue is full (``max_queue`` items
+        or ``max_size`` bytes), which pauses the state machine.
+        """
+        callback = self._on_message
+        if callback is not None:
+            if not final or self._parts is not None or self._skip_partial:
+                joined = self._join(data, final)
+                if joined is None:
+                    return False
+                data = joined
+            try:
+                callback(data)
+            except Exception as exc:
+                self._callback_failed(exc)
+            return False
+        queue = self._queue
+        queue.append((data, final))
+        self._queued_bytes += len(data)
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return len(queue) >= self._max_queue or self._queued_bytes >= self._max_bytes
 
     def _callback_failed(self, exc: Exception) -> bool:
         """The on_message() callback raised ``exc``; ``True`` if delivery goes on."""
@@ -1119,12 +1119,7 @@ class Connection(asyncio.BufferedProtocol):
             return
         self._unflushed = 0
         proto = self._proto
-        if proto._pending_fail is None:
-            # data_to_send() without the call: this runs for every message sent.
-            chunks = proto._out
-            proto._out = []
-        else:
-            chunks = proto.data_to_send()
+        chunks = proto.data_to_send()
         if chunks:
             transport = self._transport
             if transport is None or self._eof_written or transport.is_closing():

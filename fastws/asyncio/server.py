@@ -191,9 +191,8 @@ class ServerConnection(Connection):
             if proto.state is not State.OPEN:
                 return
             self._on_open()
-            # Frames that arrived with the request are parsed now.
-            self._process_events()
-            self._flush()
+            # Frames that arrived with the request were parsed by send_response().
+            self._after_receive()
             try:
                 await server._handler(self)
             except ConnectionClosed:

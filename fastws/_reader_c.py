@@ -1,0 +1,1 @@
+_reader_py.py
