@@ -1,0 +1,260 @@
+"""The frame reader: one rulebook for every frame, on both builds, with bounded memory.
+
+The reader is one source (``fastws/_reader_py.py``), compiled by Cython in
+the C build (``fastws._reader_c``). These tests run every check on both, and
+compare them on random streams cut at random places.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tracemalloc
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastws import encode_frame
+from fastws.exceptions import ProtocolError
+
+
+def _readers() -> list[Any]:
+    params: list[Any] = [pytest.param("fastws._reader_py", id="python")]
+    try:
+        importlib.import_module("fastws._speedups")
+        importlib.import_module("fastws._reader_c")
+    except ImportError:
+        required = os.environ.get("FASTWS_REQUIRE_EXTENSION", "") not in ("", "0")
+        mark = pytest.mark.xfail(reason="C build required", strict=True) if required else None
+        params.append(
+            pytest.param(
+                "fastws._reader_c",
+                id="c",
+                marks=mark or pytest.mark.skip(reason="the C build is not available"),
+            )
+        )
+    else:
+        params.append(pytest.param("fastws._reader_c", id="c"))
+    return params
+
+
+@pytest.fixture(params=_readers())
+def reader_mod(request: pytest.FixtureRequest) -> ModuleType:
+    return importlib.import_module(request.param)
+
+
+KEY = b"\x01\x02\x03\x04"
+
+
+def cframe(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+    return encode_frame(fin, opcode, payload, KEY, rsv)
+
+
+class Recorder:
+    """Control frames seen by a reader; a close stops it."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, bytes]] = []
+
+    def __call__(self, opcode: int, payload: bytes) -> bool:
+        self.seen.append((opcode, payload))
+        return opcode == 8
+
+
+def make(mod: ModuleType, **kw: Any) -> tuple[Any, Recorder]:
+    control = Recorder()
+    args = {
+        "is_server": True,
+        "max_frame_size": -1,
+        "max_message_size": 1 << 20,
+        "max_fragments": -1,
+        "stream_messages": False,
+    }
+    args.update(kw)
+    reader = mod.Reader(
+        args["is_server"],
+        args["max_frame_size"],
+        args["max_message_size"],
+        args["max_fragments"],
+        args["stream_messages"],
+        control,
+    )
+    return reader, control
+
+
+def run(reader: Any, data: bytes, cuts: list[int] | None = None) -> tuple[list[Any], int | None]:
+    """Feed ``data`` cut at ``cuts``; return (messages as (kind, data, final), error code)."""
+    points = sorted({c for c in (cuts or []) if 0 < c < len(data)})
+    error = None
+    for a, b in zip([0, *points], [*points, len(data)], strict=True):
+        exc = reader.feed(data[a:b])
+        if exc is not None and error is None:
+            error = exc.code
+    out = []
+    for event in reader.events:
+        name = type(event).__name__
+        final = getattr(event, "final", True)
+        out.append((name, event.data, final))
+    return out, error
+
+
+# ------------------------------------------------------------ one rulebook
+
+
+@pytest.mark.parametrize("handler", [False, True])
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (cframe(3, b"reserved opcode in a single frame"), 1002),
+        (cframe(0xB, b""), 1002),
+        (cframe(1, b"rsv without extension", rsv=4), 1002),
+        (cframe(2, b"rsv2", rsv=2), 1002),
+        (cframe(0, b"continuation without a message"), 1002),
+        (cframe(1, b"\xff not utf-8"), 1007),
+        (cframe(2, b"x" * 101), 1009),  # above max_message_size=100
+        (encode_frame(True, 2, b"unmasked from a client"), 1002),
+        (b"\x82\xff\x80" + b"\0" * 7 + KEY, 1002),  # 64-bit length with the MSB set
+    ],
+)
+def test_every_rule_applies_to_single_frame_messages(
+    reader_mod: ModuleType, frame: bytes, code: int, handler: bool
+) -> None:
+    # The most common frame (a whole message in one frame) goes through the
+    # same rules as every other, also when messages go to a handler.
+    reader, _ = make(reader_mod, max_message_size=100)
+    got: list[object] = []
+    if handler:
+        reader.handler = lambda data, final: got.append(data)
+    exc = reader.feed(cframe(2, b"before") + frame + cframe(2, b"after"))
+    assert isinstance(exc, ProtocolError) and exc.code == code
+    messages = got if handler else [e.data for e in reader.events]
+    assert messages == [b"before"]
+    assert reader.stopped and reader.buffered() == 0
+    assert reader.feed(cframe(2, b"ignored")) is None
+    assert reader.events == [] or not handler
+
+
+def test_control_frames_go_to_the_state_machine(reader_mod: ModuleType) -> None:
+    reader, control = make(reader_mod)
+    data = cframe(9, b"ping") + cframe(1, b"a", fin=False) + cframe(10, b"pong") + cframe(0, b"b")
+    assert run(reader, data + cframe(8, b"\x03\xe8") + cframe(2, b"late"))[0] == [
+        ("TextMessage", "ab", True)
+    ]
+    assert control.seen == [(9, b"ping"), (10, b"pong"), (8, b"\x03\xe8")]
+    assert reader.stopped  # nothing after the close frame
+
+
+def test_events_are_immutable_on_the_compiled_build() -> None:
+    mod = pytest.importorskip("fastws._reader_c")
+    pytest.importorskip("fastws._speedups")
+    event = mod.TextMessage("x")
+    with pytest.raises(AttributeError):
+        event.data = "y"
+    assert mod.TextMessage("x") == event and hash(mod.TextMessage("x")) == hash(event)
+    assert mod.TextMessage("x") != mod.BinaryMessage(b"x")
+
+
+# ------------------------------------------------- both builds, same answers
+
+_FRAMES = st.one_of(
+    st.builds(lambda p: cframe(1, p.encode()), st.text(max_size=40)),
+    st.builds(lambda p: cframe(2, p), st.binary(max_size=300)),
+    st.builds(lambda p: cframe(1, p), st.binary(max_size=8)),  # often invalid UTF-8
+    st.builds(
+        lambda a, b: cframe(1, a.encode(), fin=False) + cframe(9, b"") + cframe(0, b.encode()),
+        st.text(max_size=10),
+        st.text(max_size=10),
+    ),
+    st.builds(lambda p: cframe(2, p, fin=False) + cframe(0, p), st.binary(max_size=70_000)),
+    st.builds(lambda n: cframe(2, b"z" * n), st.integers(60_000, 300_000)),
+    st.builds(lambda op: cframe(op, b"r"), st.sampled_from([3, 7, 0xB, 0xF, 0])),
+    st.just(cframe(9, b"p" * 126)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    frames=st.lists(_FRAMES, max_size=8),
+    cuts=st.lists(st.integers(0, 400_000), max_size=6),
+    stream=st.booleans(),
+)
+def test_compiled_reader_matches_its_source(frames: list[bytes], cuts: list[int], stream: bool) -> None:
+    try:
+        compiled = importlib.import_module("fastws._reader_c")
+        importlib.import_module("fastws._speedups")
+    except ImportError:
+        pytest.skip("the C build is not available")
+    source = importlib.import_module("fastws._reader_py")
+    data = b"".join(frames)
+    results = []
+    for mod in (source, compiled):
+        reader, control = make(mod, stream_messages=stream, max_message_size=200_000)
+        results.append((run(reader, data, cuts), control.seen, reader.buffered()))
+    assert results[0] == results[1]
+
+
+# ------------------------------------------------------------ bounded memory
+
+
+def test_a_large_frame_is_allocated_in_proportion_to_what_arrived(reader_mod: ModuleType) -> None:
+    # 200 peers each send 64 KiB of a 1 MiB frame: what is held stays near
+    # what they sent (12.5 MiB), far from 200 MiB of announced payloads.
+    frame = cframe(2, b"q" * (1 << 20))
+    readers = []
+    tracemalloc.start()
+    try:
+        for _ in range(200):
+            reader, _ = make(reader_mod, max_message_size=16 << 20)
+            for i in range(0, 65536, 16384):
+                assert reader.feed(frame[i : i + 16384]) is None
+            readers.append(reader)
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 48 << 20, held
+    assert all(r.buffered() == 65536 for r in readers)
+
+
+def test_paused_reader_holds_at_most_what_was_fed(reader_mod: ModuleType) -> None:
+    # 1 MiB of empty frames in one read, a consumer full after 16 messages:
+    # 16 messages taken, the rest kept as bytes, not as messages.
+    data = cframe(2, b"") * ((1 << 20) // 6)
+    reader, _ = make(reader_mod)
+    got: list[object] = []
+
+    def handler(data: object, final: bool) -> bool:
+        got.append(data)
+        return len(got) % 16 == 0
+
+    reader.handler = handler
+    assert reader.feed(data) is None
+    assert len(got) == 16 and reader.paused
+    assert reader.buffered() == len(data) - 16 * 6
+    while reader.paused:
+        reader.resume()
+    assert len(got) == len(data) // 6 and reader.buffered() == 0
+
+
+def test_compressed_messages_pause_after_each_full_one(reader_mod: ModuleType) -> None:
+    # Small frames that inflate towards max_size: a consumer that is full
+    # after one message makes the reader stop inflating the others.
+    import zlib
+
+    from fastws.extensions.permessage_deflate import DeflateOptions, server_accept
+
+    accepted = server_accept([], DeflateOptions())
+    assert accepted is not None
+    deflate = accepted[1]
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = comp.compress(b"\0" * ((1 << 20) - 10)) + comp.flush(zlib.Z_SYNC_FLUSH)
+    bomb = cframe(2, body[:-4], rsv=4)
+    reader, _ = make(reader_mod)
+    reader.deflate = deflate
+    got: list[int] = []
+    reader.handler = lambda data, final: got.append(len(data)) or True
+    assert reader.feed(bomb * 1000) is None
+    assert got == [(1 << 20) - 10] and reader.paused
+    assert reader.buffered() == len(bomb) * 999
