@@ -1,0 +1,137 @@
+"""Receive bounds of the asyncio front-end: the queue, its drain time, fairness.
+
+A peer that packs many messages into one read must not make a connection
+hold more than ``max_queue`` messages, nor make draining them quadratic,
+nor keep the event loop from serving other connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aio_helpers import close_writer, masked_frame, raw_open
+
+import fastws
+from fastws.asyncio import ServerConnection
+
+EMPTY = masked_frame(2, b"")  # 6 bytes
+
+
+def test_one_large_read_queues_at_most_max_queue(run: Any) -> None:
+    async def main() -> None:
+        seen: list[tuple[int, int]] = []
+        started = asyncio.Event()
+        release = asyncio.Event()
+
+        async def handler(ws: ServerConnection) -> None:
+            started.set()
+            await release.wait()
+            count = 0
+            async for _ in ws:
+                count += 1
+                seen.append((len(ws._queue), ws.protocol.buffered_size()))
+                if count == 100_000:
+                    break
+
+        async with fastws.serve(handler, "127.0.0.1", 0, max_queue=16) as server:
+            port = server.sockets[0].getsockname()[1]
+            _, writer = await raw_open(port)
+            await started.wait()
+            writer.write(EMPTY * ((1 << 20) // len(EMPTY)))  # 174,762 messages
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            release.set()
+            for _ in range(200):
+                if len(seen) >= 100_000:
+                    break
+                await asyncio.sleep(0.05)
+            await close_writer(writer)
+        assert len(seen) == 100_000
+        assert max(q for q, _ in seen) <= 16
+        # The rest waits as bytes (at most about one read), not as messages.
+        assert max(b for _, b in seen) <= (1 << 20) + (1 << 16)
+
+    run(main(), timeout=30)
+
+
+def _drain_time(run: Any, count: int) -> float:
+    async def main() -> float:
+        done = asyncio.get_running_loop().create_future()
+
+        async def handler(ws: ServerConnection) -> None:
+            n = 0
+            start = time.perf_counter()
+            async for _ in ws:
+                n += 1
+                if n == count:
+                    done.set_result(time.perf_counter() - start)
+                    return
+
+        async with fastws.serve(handler, "127.0.0.1", 0, max_queue=16) as server:
+            port = server.sockets[0].getsockname()[1]
+            _, writer = await raw_open(port)
+            data = EMPTY * count
+            for i in range(0, len(data), 1 << 20):
+                writer.write(data[i : i + (1 << 20)])
+            await writer.drain()
+            elapsed: float = await done
+            await close_writer(writer)
+            return elapsed
+
+    result: float = run(main(), timeout=60)
+    return result
+
+
+def test_draining_is_linear(run: Any) -> None:
+    # 4x the messages take about 4x the time (a quadratic queue took 16x).
+    small = min(_drain_time(run, 25_000) for _ in range(2))
+    large = min(_drain_time(run, 100_000) for _ in range(2))
+    assert large < small * 7, (small, large)
+
+
+def test_a_flood_does_not_starve_other_clients(run: Any) -> None:
+    # One client floods an echo server with empty frames in 1 MiB writes;
+    # another still gets each echo quickly.
+    async def main() -> float:
+        async def echo(ws: ServerConnection) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        async with fastws.serve(echo, "127.0.0.1", 0, max_queue=16) as server:
+            port = server.sockets[0].getsockname()[1]
+            flood_reader, flood_writer = await raw_open(port)
+            stop = asyncio.Event()
+
+            async def flood() -> None:
+                chunk = EMPTY * ((1 << 20) // len(EMPTY))
+                for _ in range(40):
+                    if stop.is_set():
+                        break
+                    flood_writer.write(chunk)
+                    await flood_writer.drain()
+
+            async def swallow() -> None:
+                while not stop.is_set():
+                    if not await flood_reader.read(1 << 20):
+                        break
+
+            tasks = [asyncio.create_task(flood()), asyncio.create_task(swallow())]
+            worst = 0.0
+            async with fastws.connect(f"ws://127.0.0.1:{port}/") as ws:
+                await asyncio.sleep(0.2)  # the flood is under way
+                for _ in range(20):
+                    start = time.perf_counter()
+                    await ws.send(b"x" * 16)
+                    assert await ws.recv() == b"x" * 16
+                    worst = max(worst, time.perf_counter() - start)
+            stop.set()
+            await close_writer(flood_writer)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return worst
+
+    worst = run(main(), timeout=30)
+    assert worst < 0.25, worst

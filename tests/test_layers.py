@@ -1,0 +1,59 @@
+"""Front-ends talk to the state machine through its documented verbs only.
+
+Every ``_``-prefixed member of the sans-IO protocol classes is private to
+``fastws/protocol.py``: no other module of the package may use one on an
+object that is not itself (``self._x`` of its own class is fine). Checked
+with the syntax tree, so that a new front-end cannot quietly grow a second
+way in.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "fastws"
+
+
+def _private_protocol_members() -> set[str]:
+    tree = ast.parse((PACKAGE / "protocol.py").read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name.endswith("Protocol"):
+            for item in ast.walk(node):
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    names.add(item.name)
+                elif isinstance(item, ast.Attribute) and isinstance(item.value, ast.Name):
+                    if item.value.id == "self":
+                        names.add(item.attr)
+                elif isinstance(item, ast.Constant) and isinstance(item.value, str):
+                    names.add(item.value)  # __slots__
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def test_no_private_protocol_member_is_used_outside_the_protocol() -> None:
+    private = _private_protocol_members()
+    assert {"_reader", "_out", "_events", "_pending_fail", "_control"} <= private
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name in ("protocol.py", "_reader_c.py") or path.is_symlink():
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in private
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            ):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: .{node.attr}")
+    assert offenders == []
+
+
+def test_the_check_finds_a_private_use() -> None:
+    # The rule above must be able to fail.
+    private = _private_protocol_members()
+    tree = ast.parse("def f(conn):\n    return conn._proto._out\n")
+    found = [
+        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in private
+    ]
+    assert found == ["_out"]
