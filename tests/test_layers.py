@@ -53,7 +53,5 @@ def test_the_check_finds_a_private_use() -> None:
     # The rule above must be able to fail.
     private = _private_protocol_members()
     tree = ast.parse("def f(conn):\n    return conn._proto._out\n")
-    found = [
-        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in private
-    ]
+    found = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in private]
     assert found == ["_out"]

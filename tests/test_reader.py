@@ -181,7 +181,9 @@ _FRAMES = st.one_of(
     cuts=st.lists(st.integers(0, 400_000), max_size=6),
     stream=st.booleans(),
 )
-def test_compiled_reader_matches_its_source(frames: list[bytes], cuts: list[int], stream: bool) -> None:
+def test_compiled_reader_matches_its_source(
+    frames: list[bytes], cuts: list[int], stream: bool
+) -> None:
     try:
         compiled = importlib.import_module("fastws._reader_c")
         importlib.import_module("fastws._speedups")

@@ -21,7 +21,7 @@ trap 'rm -rf "$WORK"' EXIT
 echo "== copying the tree to $WORK"
 tar -C "$ROOT" \
     --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
-    --exclude='*.so' --exclude='*.o' --exclude='*.bin' --exclude=./fastws/_speedups.c \
+    --exclude='*.so' --exclude='*.o' --exclude='*.bin' --exclude=./fastws/_speedups.c --exclude=./fastws/_reader_c.c \
     --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis \
     --exclude=.mypy_cache --exclude=.ruff_cache --exclude=./compliance/reports \
     -cf - . | tar -C "$WORK" -xf -
