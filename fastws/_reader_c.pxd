@@ -54,6 +54,7 @@ cdef class Reader:
     cdef public object deflate
     cdef readonly bint paused
     cdef readonly bint stopped
+    cdef readonly Py_ssize_t delivered
     cdef object error
     cdef readonly bytearray buf
     cdef readonly Py_ssize_t start

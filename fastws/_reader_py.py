@@ -202,6 +202,7 @@ class Reader:
         self.deflate: PerMessageDeflate | None = None
         self.paused = False
         self.stopped = False  # after a close frame or a violation: ignore input
+        self.delivered = 0  # messages and chunks delivered so far
         self.error: ProtocolError | None = None
         # Bytes not parsed yet: the start of an incomplete frame, or what is
         # held back while paused; buf[start:] is unparsed.
@@ -423,6 +424,7 @@ class Reader:
                     self.scan = pos
                     self.early = 0
                     self.partial_seen = False
+                    self.delivered += 1
                     if self.handler is None:
                         if opcode == OP_TEXT:
                             self.events.append(_text_message(payload))
@@ -606,6 +608,7 @@ class Reader:
                 data = payload
             if fin:
                 self.decoder = None
+            self.delivered += 1
             if self.handler is None:
                 self.events.append(MessageChunk(data, text, fin))
             elif self.handler(data, fin):
@@ -621,6 +624,7 @@ class Reader:
             data = whole.decode("utf-8")
         else:
             data = whole
+        self.delivered += 1
         if self.handler is None:
             if text:
                 self.events.append(_text_message(data))

@@ -288,9 +288,11 @@ class Protocol:
         """
         if self._discard:
             return
-        error = self._reader.resume()
+        reader = self._reader
+        delivered = reader.delivered
+        error = reader.resume()
         if error is not None:
-            self._fail_with(error)
+            self._fail_with(error, reader.delivered != delivered)
 
     def buffered_size(self) -> int:
         """How many received bytes the state machine holds, not yet delivered."""
@@ -346,9 +348,11 @@ class Protocol:
             return
         if self._discard:
             return
-        error = self._reader.feed(data)
+        reader = self._reader
+        delivered = reader.delivered
+        error = reader.feed(data)
         if error is not None:
-            self._fail_with(error)
+            self._fail_with(error, reader.delivered != delivered)
 
     def receive_eof(self) -> None:
         """The transport reached EOF (the peer closed its side)."""
@@ -570,7 +574,7 @@ class Protocol:
             return True
         return False
 
-    def _fail_with(self, exc: ProtocolError) -> None:
+    def _fail_with(self, exc: ProtocolError, after_messages: bool = False) -> None:
         # Drop the traceback: its frames reference views of the receive buffer,
         # which could then never be resized.
         exc.__traceback__ = None
@@ -579,7 +583,7 @@ class Protocol:
             self.close_exc = exc
         self._discard = True
         self._reader.stop()
-        if self._events and self.state is _OPEN:
+        if (after_messages or self._events) and self.state is _OPEN:
             # Messages parsed before the violation are still delivered and the
             # application may answer them: the close frame is queued by the
             # next data_to_send(), after those answers.

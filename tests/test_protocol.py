@@ -959,3 +959,17 @@ def test_message_handler_exception_keeps_the_rest() -> None:
         s.receive_data(frame[3:] + cframe(2, b"c"))
     s.resume_receiving()
     assert got[-2:] == [b"boom", b"c"]
+
+
+def test_violation_after_handled_messages_waits_for_their_answers() -> None:
+    # As with events: messages delivered to the handler in the same read as a
+    # violation may still be answered before the close frame goes out.
+    s = server()
+    got: list[object] = []
+    s.set_message_handler(lambda data, final: got.append(data))
+    s.receive_data(cframe(1, b"echo me") + cframe(3, b"reserved"))
+    assert got == ["echo me"] and s.close_exc is not None and s.close_exc.code == 1002
+    s.send_text("echo me")
+    out = s.data_to_send()
+    assert out[0] == sframe(1, b"echo me")
+    assert out[1][:2] == b"\x88\x02" and out[1][2:4] == (1002).to_bytes(2, "big")
