@@ -972,4 +972,4 @@ def test_violation_after_handled_messages_waits_for_their_answers() -> None:
     s.send_text("echo me")
     out = s.data_to_send()
     assert out[0] == sframe(1, b"echo me")
-    assert out[1][:2] == b"\x88\x02" and out[1][2:4] == (1002).to_bytes(2, "big")
+    assert out[1][0] == 0x88 and out[1][2:4] == (1002).to_bytes(2, "big")
