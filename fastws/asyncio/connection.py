@@ -867,14 +867,17 @@ class Connection(asyncio.BufferedProtocol):
             proto.receive_data(data)
         finally:
             self._delivering = False
+        events = proto.events_received()
+        if events:
+            self._process_events(events)
+        if proto.close_exc is None:
+            if proto.state is _OPEN and not proto.has_data_to_send():
+                return  # the usual case: nothing to write (no pong, no close)
         self._after_receive()
 
     def _after_receive(self) -> None:
         """Act on what the state machine did with received bytes."""
         proto = self._proto
-        if proto.receiving_paused and not self._paused_by_queue:
-            self._paused_by_queue = True
-            self._update_reading()
         self._process_events()
         if proto.close_exc is None:
             if proto.state is _OPEN and not proto.has_data_to_send():
@@ -1028,14 +1031,15 @@ class Connection(asyncio.BufferedProtocol):
     # ------------------------------------------------------------------
     # Internals
 
-    def _process_events(self) -> None:
+    def _process_events(self, events: list[Any] | None = None) -> None:
         """Act on the state machine's new events (pongs, the close frame, handshake events).
 
         Messages do not come as events: see :meth:`_on_data`.
         """
-        events = self._proto.events_received()
-        if not events:
-            return
+        if events is None:
+            events = self._proto.events_received()
+            if not events:
+                return
         wake = False
         for event in events:
             if self._other_event(type(event), event):
@@ -1070,7 +1074,13 @@ class Connection(asyncio.BufferedProtocol):
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        return len(queue) >= self._max_queue or self._queued_bytes >= self._max_bytes
+        if len(queue) < self._max_queue and self._queued_bytes < self._max_bytes:
+            return False
+        # Full: the state machine pauses after this message, and so does reading.
+        if not self._paused_by_queue:
+            self._paused_by_queue = True
+            self._update_reading()
+        return True
 
     def _callback_failed(self, exc: Exception) -> bool:
         """The on_message() callback raised ``exc``; ``True`` if delivery goes on."""
