@@ -42,6 +42,7 @@ from __future__ import annotations
 import enum
 import os
 import struct
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeGuard
 
@@ -221,14 +222,22 @@ class Protocol:
         self.close_exc: FastWSError | None = None
 
         # Every received frame goes through the reader, which applies every
-        # rule and limit; its events list is this state machine's too.
+        # rule and limit; its events list is this state machine's too. It
+        # reaches _control() through a weak reference: no reference cycle, so
+        # a connection's buffers are freed as soon as it is dropped.
+        control = weakref.WeakMethod(self._control)
+
+        def on_control(opcode: int, payload: bytes) -> bool:
+            method = control()
+            return True if method is None else method(opcode, payload)
+
         self._reader = Reader(
             self._is_server,
             -1 if self.max_frame_size is None else self.max_frame_size,
             -1 if max_message_size is None else max_message_size,
             -1 if max_fragments is None else max_fragments,
             stream_messages,
-            self._control,
+            on_control,
         )
         self._events: list[Event] = self._reader.events
         self._out: list[bytes] = []

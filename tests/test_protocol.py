@@ -973,3 +973,20 @@ def test_violation_after_handled_messages_waits_for_their_answers() -> None:
     out = s.data_to_send()
     assert out[0] == sframe(1, b"echo me")
     assert out[1][0] == 0x88 and out[1][2:4] == (1002).to_bytes(2, "big")
+
+
+def test_a_dropped_state_machine_is_freed_at_once() -> None:
+    # No reference cycle between the state machine and its reader: buffers
+    # are released when the last reference goes, without the cycle collector.
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        s = server()
+        s.receive_data(cframe(2, b"x" * 100_000)[:50_000])
+        ref = weakref.ref(s)
+        del s
+        assert ref() is None
+    finally:
+        gc.enable()

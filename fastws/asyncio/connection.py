@@ -950,6 +950,9 @@ class Connection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Release everything and wake every waiter (called by the event loop)."""
         self._lost = True
+        # The state machine's handler is a method of this object: break the
+        # reference cycle so that both are freed as soon as they are dropped.
+        self._proto.set_message_handler(None)
         if not self._eof_fed:
             self._eof_fed = True
             try:
