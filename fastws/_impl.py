@@ -19,11 +19,18 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fastws._reader_py import BinaryMessage, MessageChunk, Reader, TextMessage
+    from fastws._reader_py import (
+        BinaryMessage,
+        MessageChunk,
+        MessageQueue,
+        Reader,
+        TextMessage,
+    )
 
 __all__ = [
     "BinaryMessage",
     "MessageChunk",
+    "MessageQueue",
     "PayloadBuilder",
     "Reader",
     "TextMessage",
@@ -97,3 +104,4 @@ if not TYPE_CHECKING:
     TextMessage = _reader.TextMessage
     BinaryMessage = _reader.BinaryMessage
     MessageChunk = _reader.MessageChunk
+    MessageQueue = _reader.MessageQueue

@@ -33,6 +33,23 @@ cdef class MessageChunk:
     cdef readonly bint final
 
 
+@cython.final
+cdef class MessageQueue:
+    cdef readonly object items
+    cdef readonly Py_ssize_t max_items
+    cdef readonly Py_ssize_t max_bytes
+    cdef readonly Py_ssize_t nbytes
+    cdef readonly bint full
+
+    cpdef bint put(self, object data, bint final) except -1
+
+    @cython.locals(item=tuple)
+    cpdef tuple get(self)
+
+    @cython.locals(item=tuple)
+    cpdef object get_message(self)
+
+
 @cython.locals(event=TextMessage)
 cdef TextMessage _text_message(object data)
 
@@ -51,6 +68,7 @@ cdef class Reader:
     cdef object on_control
     cdef public list events
     cdef public object handler
+    cdef public MessageQueue queue
     cdef public object deflate
     cdef readonly bint paused
     cdef readonly bint stopped

@@ -24,6 +24,7 @@ the state machine.
 from __future__ import annotations
 
 import codecs
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from fastws._kernels_py import PayloadBuilder as _Builder
     from fastws.extensions.permessage_deflate import PerMessageDeflate
 
-__all__ = ["BinaryMessage", "MessageChunk", "Reader", "TextMessage"]
+__all__ = ["BinaryMessage", "MessageChunk", "MessageQueue", "Reader", "TextMessage"]
 
 # Opcodes (fastws.frames.Opcode; plain ints here so that the compiled build
 # compares C integers).
@@ -157,6 +158,79 @@ def _binary_message(data: bytes) -> BinaryMessage:
     return event
 
 
+class MessageQueue:
+    """A bounded first-in, first-out queue of received messages, filled by the reader.
+
+    Items are ``(data, final)``: a whole message (``str`` for text, ``bytes``
+    for binary) with ``final`` true, or, when streaming, one frame of a
+    fragmented message (``final`` true on its last). The reader appends
+    without a Python call per message and pauses once the queue is full:
+    ``max_items`` items, or ``max_bytes`` bytes of data.
+
+    Args:
+        max_items: how many items make the queue full (at least 1).
+        max_bytes: how many bytes of data make the queue full.
+    """
+
+    def __init__(self, max_items: int, max_bytes: int) -> None:
+        if max_items < 1 or max_bytes < 1:
+            raise ValueError("max_items and max_bytes must be at least 1")
+        self.items: deque[tuple[Any, bool]] = deque()
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self.full = False
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def put(self, data: Any, final: bool) -> bool:
+        """Append an item; return whether the queue is now full."""
+        self.items.append((data, final))
+        self.nbytes += len(data)
+        self.full = len(self.items) >= self.max_items or self.nbytes >= self.max_bytes
+        return self.full
+
+    def get(self) -> tuple[Any, bool]:
+        """Remove and return the first item.
+
+        Raises:
+            IndexError: the queue is empty.
+        """
+        item = self.items.popleft()
+        self.nbytes -= len(item[0])
+        self.full = len(self.items) >= self.max_items or self.nbytes >= self.max_bytes
+        return item
+
+    def get_message(self) -> Any:
+        """Remove and return the first item's data if it is final, else ``None``."""
+        items = self.items
+        if not items:
+            return None
+        item = items[0]
+        if not item[1]:
+            return None
+        items.popleft()
+        self.nbytes -= len(item[0])
+        self.full = len(items) >= self.max_items or self.nbytes >= self.max_bytes
+        return item[0]
+
+    def unget(self, parts: list[Any]) -> None:
+        """Put the first frames of a fragmented message back at the front."""
+        for data in reversed(parts):
+            self.items.appendleft((data, False))
+            self.nbytes += len(data)
+        self.full = len(self.items) >= self.max_items or self.nbytes >= self.max_bytes
+
+    def take_all(self) -> list[tuple[Any, bool]]:
+        """Remove and return every item."""
+        items = list(self.items)
+        self.items.clear()
+        self.nbytes = 0
+        self.full = False
+        return items
+
+
 #: ``handler(data, final)``: a message (``final`` true) or a chunk of one;
 #: returns whether the reader must pause.
 MessageHandler = Callable[[Any, bool], object]
@@ -199,6 +273,7 @@ class Reader:
         self.on_control = on_control
         self.events: list[Any] = []
         self.handler: MessageHandler | None = None
+        self.queue: MessageQueue | None = None
         self.deflate: PerMessageDeflate | None = None
         self.paused = False
         self.stopped = False  # after a close frame or a violation: ignore input
@@ -425,7 +500,10 @@ class Reader:
                     self.early = 0
                     self.partial_seen = False
                     self.delivered += 1
-                    if self.handler is None:
+                    if self.queue is not None:
+                        if self.queue.put(payload, True):
+                            self.paused = True
+                    elif self.handler is None:
                         if opcode == OP_TEXT:
                             self.events.append(_text_message(payload))
                         else:
@@ -609,7 +687,10 @@ class Reader:
             if fin:
                 self.decoder = None
             self.delivered += 1
-            if self.handler is None:
+            if self.queue is not None:
+                if self.queue.put(data, fin):
+                    self.paused = True
+            elif self.handler is None:
                 self.events.append(MessageChunk(data, text, fin))
             elif self.handler(data, fin):
                 self.paused = True
@@ -625,7 +706,10 @@ class Reader:
         else:
             data = whole
         self.delivered += 1
-        if self.handler is None:
+        if self.queue is not None:
+            if self.queue.put(data, True):
+                self.paused = True
+        elif self.handler is None:
             if text:
                 self.events.append(_text_message(data))
             else:

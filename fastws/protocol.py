@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TypeGuard
 
 from fastws import __version__
-from fastws._impl import Reader, encode_frame, encode_header, frame_message
+from fastws._impl import MessageQueue, Reader, encode_frame, encode_header, frame_message
 from fastws.events import (
     CloseReceived,
     Event,
@@ -98,7 +98,15 @@ from fastws.handshake import (
 MessageHandler = Callable[[str | bytes, bool], object]
 
 
-__all__ = ["ClientProtocol", "MessageHandler", "Protocol", "Role", "ServerProtocol", "State"]
+__all__ = [
+    "ClientProtocol",
+    "MessageHandler",
+    "MessageQueue",
+    "Protocol",
+    "Role",
+    "ServerProtocol",
+    "State",
+]
 
 _DEFAULT_DEFLATE = DeflateOptions()
 _USER_AGENT = f"fastws/{__version__}"
@@ -284,6 +292,22 @@ class Protocol:
             handler: the callable, or ``None`` to go back to events.
         """
         self._reader.handler = handler
+
+    def set_message_queue(self, queue: MessageQueue | None) -> None:
+        """Put received messages in ``queue`` instead of delivering them as events.
+
+        The cheapest way for a front-end to receive: the reader appends each
+        message as ``(data, final)`` to the :class:`MessageQueue` without a
+        Python call, and pauses receiving when the queue is full, exactly as
+        a handler that returns true (see :meth:`set_message_handler`, which
+        it takes precedence over). The front-end takes items with
+        :meth:`MessageQueue.get` or :meth:`MessageQueue.get_message` and calls
+        :meth:`resume_receiving` when there is room again.
+
+        Args:
+            queue: the queue, or ``None`` to go back to the handler or events.
+        """
+        self._reader.queue = queue
 
     @property
     def receiving_paused(self) -> bool:

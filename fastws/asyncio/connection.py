@@ -34,7 +34,6 @@ import os
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -46,7 +45,7 @@ from fastws.asyncio.exceptions import (
 )
 from fastws.events import CloseReceived, Pong, Request, Response
 from fastws.exceptions import InvalidState
-from fastws.protocol import State
+from fastws.protocol import MessageQueue, State
 
 if TYPE_CHECKING:
     from fastws.protocol import ClientProtocol, ServerProtocol
@@ -197,7 +196,6 @@ class Connection(asyncio.BufferedProtocol):
         "_lost",
         "_lost_waiter",
         "_low_queue",
-        "_max_bytes",
         "_max_queue",
         "_on_message",
         "_open_handle",
@@ -210,7 +208,6 @@ class Connection(asyncio.BufferedProtocol):
         "_pings",
         "_proto",
         "_queue",
-        "_queued_bytes",
         "_read_view",
         "_reading_paused",
         "_recv_busy",
@@ -249,15 +246,12 @@ class Connection(asyncio.BufferedProtocol):
         self._open_timeout = open_timeout
         self._close_timeout = close_timeout
 
-        # Receiving. The state machine hands each message (or frame, when
-        # streaming) to _on_data(), which queues it here; when the queue
-        # holds max_queue items or max_size bytes, the state machine pauses
-        # (keeping what it has not parsed) and so does reading, until recv()
-        # has drained the queue to a quarter.
-        self._queue: deque[tuple[Data, bool]] = deque()
-        self._queued_bytes = 0
+        # Receiving. The state machine puts each message (or frame, when
+        # streaming) in this queue; when it holds max_queue items or max_size
+        # bytes, the state machine pauses (keeping what it has not parsed)
+        # and so does reading, until recv() has drained it to a quarter.
         limit = protocol.max_message_size
-        self._max_bytes = limit if limit is not None else 1 << 62
+        self._queue = MessageQueue(max_queue, limit if limit is not None else 1 << 62)
         self._resume_handle: asyncio.Handle | None = None
         self._recv_waiter: asyncio.Future[None] | None = None
         self._recv_busy = False
@@ -298,7 +292,7 @@ class Connection(asyncio.BufferedProtocol):
         self._eof_fed = False
         # Created on demand (most connections never wait for it): see _lost_future().
         self._lost_waiter: asyncio.Future[None] | None = None
-        protocol.set_message_handler(self._on_data)
+        protocol.set_message_queue(self._queue)
 
     # ------------------------------------------------------------------
     # Public properties
@@ -410,14 +404,11 @@ class Connection(asyncio.BufferedProtocol):
                     finally:
                         self._recv_waiter = None
                         self._recv_busy = False
-                if queue:
-                    item = queue[0]
-                    if item[1]:
-                        queue.popleft()
-                        self._queued_bytes -= len(item[0])
-                        if self._paused_by_queue and len(queue) <= self._low_queue:
-                            self._schedule_resume()
-                        return item[0]
+                message = queue.get_message()
+                if message is not None:
+                    if self._paused_by_queue and len(queue) <= self._low_queue:
+                        self._schedule_resume()
+                    return message  # type: ignore[no-any-return]
             return await self._recv_slow()
         except ConnectionClosedOK:
             if iterating:
@@ -481,8 +472,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _requeue(self, parts: list[Data]) -> None:
         """Put the first pieces of a fragmented message back at the front of the queue."""
-        self._queue.extendleft([(part, False) for part in reversed(parts)])
-        self._queued_bytes += sum(len(part) for part in parts)
+        self._queue.unget(parts)
 
     def _busy_error(self) -> ConcurrencyError:
         if self._on_message is not None:
@@ -519,6 +509,8 @@ class Connection(asyncio.BufferedProtocol):
         if callback is None:
             if self._on_message is not None:
                 self._on_message = None
+                self._proto.set_message_handler(None)
+                self._proto.set_message_queue(self._queue)
                 self._recv_busy = False
                 parts, self._parts = self._parts, None
                 if parts:
@@ -530,8 +522,9 @@ class Connection(asyncio.BufferedProtocol):
             raise self._busy_error()
         self._on_message = callback
         self._recv_busy = True
-        waiting, self._queue = self._queue, deque()
-        self._queued_bytes = 0
+        self._proto.set_message_queue(None)
+        self._proto.set_message_handler(self._on_data)
+        waiting = self._queue.take_all()
         if waiting:
             self._delivering = True
             try:
@@ -562,8 +555,7 @@ class Connection(asyncio.BufferedProtocol):
                 await waiter
             finally:
                 self._recv_waiter = None
-        item = queue.popleft()
-        self._queued_bytes -= len(item[0])
+        item: tuple[Data, bool] = queue.get()
         if self._paused_by_queue and len(queue) <= self._low_queue:
             self._schedule_resume()
         return item
@@ -860,13 +852,20 @@ class Connection(asyncio.BufferedProtocol):
         proto = self._proto
         if proto.state is _CONNECTING and self._intercept_handshake(data):
             return
-        # Messages go to _on_data(); send_nowait() from an on_message()
-        # callback writes once, after the batch.
+        # Messages go to the queue, or with on_message() to _on_data(); send_nowait()
+        # from a callback writes once, after the batch.
         self._delivering = True
         try:
             proto.receive_data(data)
         finally:
             self._delivering = False
+        if self._queue:
+            waiter = self._recv_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            if self._queue.full and not self._paused_by_queue:
+                self._paused_by_queue = True
+                self._update_reading()
         events = proto.events_received()
         if events:
             self._process_events(events)
@@ -878,6 +877,14 @@ class Connection(asyncio.BufferedProtocol):
     def _after_receive(self) -> None:
         """Act on what the state machine did with received bytes."""
         proto = self._proto
+        queue = self._queue
+        if queue:
+            waiter = self._recv_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            if queue.full and not self._paused_by_queue:
+                self._paused_by_queue = True
+                self._update_reading()
         self._process_events()
         if proto.close_exc is None:
             if proto.state is _OPEN and not proto.has_data_to_send():
@@ -1053,37 +1060,24 @@ class Connection(asyncio.BufferedProtocol):
                 waiter.set_result(None)
 
     def _on_data(self, data: Data, final: bool) -> bool:
-        """The state machine's message handler: a message, or a frame of one when streaming.
+        """The state machine's message handler while an on_message() callback is set.
 
-        Goes to the on_message() callback if there is one, else to the queue
-        for recv(). Returns whether the queue is full (``max_queue`` items
-        or ``max_size`` bytes), which pauses the state machine.
+        Joins the frames of a fragmented message, calls the callback with
+        each whole message, and never pauses receiving.
         """
+        if not final or self._parts is not None or self._skip_partial:
+            joined = self._join(data, final)
+            if joined is None:
+                return False
+            data = joined
         callback = self._on_message
-        if callback is not None:
-            if not final or self._parts is not None or self._skip_partial:
-                joined = self._join(data, final)
-                if joined is None:
-                    return False
-                data = joined
-            try:
-                callback(data)
-            except Exception as exc:
-                self._callback_failed(exc)
+        if callback is None:  # cannot happen: the handler is set with the callback
             return False
-        queue = self._queue
-        queue.append((data, final))
-        self._queued_bytes += len(data)
-        waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        if len(queue) < self._max_queue and self._queued_bytes < self._max_bytes:
-            return False
-        # Full: the state machine pauses after this message, and so does reading.
-        if not self._paused_by_queue:
-            self._paused_by_queue = True
-            self._update_reading()
-        return True
+        try:
+            callback(data)
+        except Exception as exc:
+            self._callback_failed(exc)
+        return False
 
     def _callback_failed(self, exc: Exception) -> bool:
         """The on_message() callback raised ``exc``; ``True`` if delivery goes on."""
