@@ -35,7 +35,8 @@ cdef class MessageChunk:
 
 @cython.final
 cdef class MessageQueue:
-    cdef readonly object items
+    cdef list items
+    cdef Py_ssize_t head
     cdef readonly Py_ssize_t max_items
     cdef readonly Py_ssize_t max_bytes
     cdef readonly Py_ssize_t nbytes
@@ -48,6 +49,9 @@ cdef class MessageQueue:
 
     @cython.locals(item=tuple)
     cpdef object get_message(self)
+
+    @cython.locals(items=list)
+    cdef int _taken(self, object data) except -1
 
 
 @cython.locals(event=TextMessage)
@@ -69,6 +73,7 @@ cdef class Reader:
     cdef public list events
     cdef public object handler
     cdef public MessageQueue queue
+    cdef public object callback
     cdef public object deflate
     cdef readonly bint paused
     cdef readonly bint stopped

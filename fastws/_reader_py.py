@@ -24,7 +24,6 @@ the state machine.
 from __future__ import annotations
 
 import codecs
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +166,10 @@ class MessageQueue:
     without a Python call per message and pauses once the queue is full:
     ``max_items`` items, or ``max_bytes`` bytes of data.
 
+    The items live in a list read from a moving head, and the list drops
+    the items taken once they are at least half of it: every operation
+    costs O(1) amortized, and the compiled build reads items directly.
+
     Args:
         max_items: how many items make the queue full (at least 1).
         max_bytes: how many bytes of data make the queue full.
@@ -175,20 +178,23 @@ class MessageQueue:
     def __init__(self, max_items: int, max_bytes: int) -> None:
         if max_items < 1 or max_bytes < 1:
             raise ValueError("max_items and max_bytes must be at least 1")
-        self.items: deque[tuple[Any, bool]] = deque()
+        self.items: list[tuple[Any, bool]] = []
+        self.head = 0
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.nbytes = 0
         self.full = False
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items) - self.head
 
     def put(self, data: Any, final: bool) -> bool:
         """Append an item; return whether the queue is now full."""
         self.items.append((data, final))
         self.nbytes += len(data)
-        self.full = len(self.items) >= self.max_items or self.nbytes >= self.max_bytes
+        self.full = (
+            len(self.items) - self.head >= self.max_items or self.nbytes >= self.max_bytes
+        )
         return self.full
 
     def get(self) -> tuple[Any, bool]:
@@ -197,35 +203,50 @@ class MessageQueue:
         Raises:
             IndexError: the queue is empty.
         """
-        item = self.items.popleft()
-        self.nbytes -= len(item[0])
-        self.full = len(self.items) >= self.max_items or self.nbytes >= self.max_bytes
+        if self.head >= len(self.items):
+            raise IndexError("get from an empty MessageQueue")
+        item = self.items[self.head]
+        self._taken(item[0])
         return item
 
     def get_message(self) -> Any:
         """Remove and return the first item's data if it is final, else ``None``."""
-        items = self.items
-        if not items:
+        if self.head >= len(self.items):
             return None
-        item = items[0]
+        item = self.items[self.head]
         if not item[1]:
             return None
-        items.popleft()
-        self.nbytes -= len(item[0])
-        self.full = len(items) >= self.max_items or self.nbytes >= self.max_bytes
-        return item[0]
+        data = item[0]
+        self._taken(data)
+        return data
+
+    def _taken(self, data: Any) -> None:
+        """The item at the head was taken."""
+        items = self.items
+        self.head += 1
+        if self.head >= len(items):
+            items.clear()
+            self.head = 0
+        elif self.head >= 32 and self.head * 2 >= len(items):
+            del items[: self.head]
+            self.head = 0
+        self.nbytes -= len(data)
+        self.full = len(items) - self.head >= self.max_items or self.nbytes >= self.max_bytes
 
     def unget(self, parts: list[Any]) -> None:
         """Put the first frames of a fragmented message back at the front."""
-        for data in reversed(parts):
-            self.items.appendleft((data, False))
+        self.items[self.head : self.head] = [(data, False) for data in parts]
+        for data in parts:
             self.nbytes += len(data)
-        self.full = len(self.items) >= self.max_items or self.nbytes >= self.max_bytes
+        self.full = (
+            len(self.items) - self.head >= self.max_items or self.nbytes >= self.max_bytes
+        )
 
     def take_all(self) -> list[tuple[Any, bool]]:
         """Remove and return every item."""
-        items = list(self.items)
-        self.items.clear()
+        items = self.items[self.head :]
+        self.items = []
+        self.head = 0
         self.nbytes = 0
         self.full = False
         return items
@@ -274,6 +295,7 @@ class Reader:
         self.events: list[Any] = []
         self.handler: MessageHandler | None = None
         self.queue: MessageQueue | None = None
+        self.callback: Callable[[Any], object] | None = None
         self.deflate: PerMessageDeflate | None = None
         self.paused = False
         self.stopped = False  # after a close frame or a violation: ignore input
@@ -503,6 +525,8 @@ class Reader:
                     if self.queue is not None:
                         if self.queue.put(payload, True):
                             self.paused = True
+                    elif self.callback is not None:
+                        self.callback(payload)
                     elif self.handler is None:
                         if opcode == OP_TEXT:
                             self.events.append(_text_message(payload))
@@ -644,8 +668,9 @@ class Reader:
             self.msg_size = 0
             self.msg_frames = 0
             self.msg_parts = []
-            # Only a message that arrives in several frames is streamed.
-            self.msg_streamed = self.stream_messages and not fin
+            # Only a message that arrives in several frames is streamed, and
+            # not to a callback (it takes whole messages).
+            self.msg_streamed = self.stream_messages and not fin and self.callback is None
             if opcode == OP_TEXT:
                 if not self.early:
                     self.utf8.reset()
@@ -709,6 +734,8 @@ class Reader:
         if self.queue is not None:
             if self.queue.put(data, True):
                 self.paused = True
+        elif self.callback is not None:
+            self.callback(data)
         elif self.handler is None:
             if text:
                 self.events.append(_text_message(data))

@@ -293,6 +293,24 @@ class Protocol:
         """
         self._reader.handler = handler
 
+    def set_message_callback(self, callback: Callable[[str | bytes], object] | None) -> None:
+        """Call ``callback(data)`` with each whole received message.
+
+        The message is ``str`` for text and ``bytes`` for binary; a
+        fragmented message that starts while the callback is set is joined
+        first, whatever ``stream_messages`` says (one that started before
+        goes on to the handler, queue or events it started with). The
+        callback takes precedence over :meth:`set_message_handler` and events,
+        but not over :meth:`set_message_queue`. Its return value is ignored;
+        an exception it raises propagates out of :meth:`receive_data` (or
+        :meth:`resume_receiving`) after its message was taken, and the rest
+        of the bytes is kept for :meth:`resume_receiving`.
+
+        Args:
+            callback: the callable, or ``None``.
+        """
+        self._reader.callback = callback
+
     def set_message_queue(self, queue: MessageQueue | None) -> None:
         """Put received messages in ``queue`` instead of delivering them as events.
 

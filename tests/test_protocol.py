@@ -990,3 +990,30 @@ def test_a_dropped_state_machine_is_freed_at_once() -> None:
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_message_callback_gets_whole_messages() -> None:
+    # Whole messages, joined even when streaming; a message that started
+    # before the callback was set goes on to the handler it started with.
+    s = server(stream_messages=True)
+    chunks: list[object] = []
+    whole: list[object] = []
+    s.set_message_handler(lambda data, final: chunks.append((data, final)))
+    s.receive_data(cframe(1, b"he", fin=False))
+    s.set_message_callback(whole.append)
+    s.receive_data(cframe(0, b"llo") + cframe(2, b"a", fin=False) + cframe(0, b"b"))
+    s.receive_data(cframe(1, b"one"))
+    assert chunks == [("he", False), ("llo", True)]
+    assert whole == [b"ab", "one"]
+
+    # An exception propagates after its message; the rest is kept.
+    def boom(data: object) -> None:
+        whole.append(data)
+        if data == b"x":
+            raise ValueError("boom")
+
+    s.set_message_callback(boom)
+    with pytest.raises(ValueError):
+        s.receive_data(cframe(2, b"x") + cframe(2, b"y"))
+    s.resume_receiving()
+    assert whole[-2:] == [b"x", b"y"]

@@ -509,6 +509,7 @@ class Connection(asyncio.BufferedProtocol):
         if callback is None:
             if self._on_message is not None:
                 self._on_message = None
+                self._proto.set_message_callback(None)
                 self._proto.set_message_handler(None)
                 self._proto.set_message_queue(self._queue)
                 self._recv_busy = False
@@ -522,8 +523,11 @@ class Connection(asyncio.BufferedProtocol):
             raise self._busy_error()
         self._on_message = callback
         self._recv_busy = True
+        # New messages go straight to the callback; the rest of one that
+        # started before (streamed to the queue) is joined by _on_data().
         self._proto.set_message_queue(None)
         self._proto.set_message_handler(self._on_data)
+        self._proto.set_message_callback(callback)
         waiting = self._queue.take_all()
         if waiting:
             self._delivering = True
@@ -852,27 +856,43 @@ class Connection(asyncio.BufferedProtocol):
         proto = self._proto
         if proto.state is _CONNECTING and self._intercept_handshake(data):
             return
-        # Messages go to the queue, or with on_message() to _on_data(); send_nowait()
-        # from a callback writes once, after the batch.
+        # Messages go to the queue, or with on_message() to the callback;
+        # send_nowait() from a callback writes once, after the batch.
         self._delivering = True
         try:
             proto.receive_data(data)
+        except Exception as exc:
+            self._callback_raised(exc)
         finally:
             self._delivering = False
-        if self._queue:
+        queue = self._queue
+        if queue:
             waiter = self._recv_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            if self._queue.full and not self._paused_by_queue:
+            if queue.full and not self._paused_by_queue:
                 self._paused_by_queue = True
                 self._update_reading()
         events = proto.events_received()
         if events:
             self._process_events(events)
-        if proto.close_exc is None:
-            if proto.state is _OPEN and not proto.has_data_to_send():
-                return  # the usual case: nothing to write (no pong, no close)
+        if proto.close_exc is None and proto.state is _OPEN:
+            # The usual case: write what there is (echoes, pongs), if anything.
+            chunks = proto.data_to_send()
+            if chunks:
+                self._write_out(chunks)
+            return
         self._after_receive()
+
+    def _callback_raised(self, exc: Exception) -> None:
+        """The on_message() callback raised ``exc`` from inside the state machine."""
+        while self._callback_failed(exc):
+            # Delivery goes on with the rest of the bytes, kept by the state machine.
+            try:
+                self._proto.resume_receiving()
+                return
+            except Exception as again:
+                exc = again
 
     def _after_receive(self) -> None:
         """Act on what the state machine did with received bytes."""
@@ -917,6 +937,8 @@ class Connection(asyncio.BufferedProtocol):
         self._delivering = True
         try:
             proto.resume_receiving()
+        except Exception as exc:
+            self._callback_raised(exc)
         finally:
             self._delivering = False
         if not proto.receiving_paused and self._paused_by_queue:
@@ -1086,6 +1108,7 @@ class Connection(asyncio.BufferedProtocol):
         _logger.error("on_message callback failed", exc_info=exc)
         # Like a server handler that raises: 1011, and nothing more is delivered.
         self._on_message = _discard
+        self._proto.set_message_callback(_discard)
         self._fail(1011, "internal error")
         return False
 
@@ -1124,9 +1147,12 @@ class Connection(asyncio.BufferedProtocol):
         """Write what the state machine has queued; act on end-of-stream markers."""
         if self._hold:
             return
+        self._write_out(self._proto.data_to_send())
+
+    def _write_out(self, chunks: list[bytes]) -> None:
+        """Write ``chunks`` from :meth:`Protocol.data_to_send`; act on end-of-stream markers."""
         self._unflushed = 0
         proto = self._proto
-        chunks = proto.data_to_send()
         if chunks:
             transport = self._transport
             if transport is None or self._eof_written or transport.is_closing():

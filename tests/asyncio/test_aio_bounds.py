@@ -8,10 +8,14 @@ nor keep the event loop from serving other connections.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
+import zlib
 from typing import Any
 
-from aio_helpers import close_writer, masked_frame, raw_open
+import pytest
+from aio_helpers import EchoServer, close_writer, handshake_request, masked_frame, raw_open
 
 import fastws
 from fastws.asyncio import ServerConnection
@@ -135,3 +139,65 @@ def test_a_flood_does_not_starve_other_clients(run: Any) -> None:
 
     worst = run(main(), timeout=30)
     assert worst < 0.25, worst
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_burst_of_deflate_bombs_is_bounded(loop: str) -> None:
+    # 1,000 small compressed messages (about 1 MB on the wire), each
+    # inflating to nearly max_size (1 MiB), sent in one burst by a client
+    # that reads nothing: the server grows by at most 64 MB and still
+    # serves a new client at once.
+    comp = zlib.compressobj(9, zlib.DEFLATED, -9)
+    body = comp.compress(b"\0" * ((1 << 20) - 64)) + comp.flush(zlib.Z_SYNC_FLUSH)
+    frames = []
+    for _ in range(1000):
+        frame = bytearray(masked_frame(2, body[:-4]))
+        frame[0] |= 0x40  # RSV1: compressed
+        frames.append(bytes(frame))
+    burst = b"".join(frames)
+    assert len(burst) < 1_100_000
+
+    server = EchoServer(*(["--uvloop"] if loop == "uvloop" else []))
+    try:
+        before = _rss(server.proc.pid)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(
+                handshake_request(
+                    server.port,
+                    extra="Sec-WebSocket-Extensions: permessage-deflate; "
+                    "client_max_window_bits=9; client_no_context_takeover\r\n",
+                )
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            assert head.startswith(b"HTTP/1.1 101") and b"permessage-deflate" in head
+            sock.setblocking(False)
+            sent = 0
+            deadline = time.monotonic() + 3.0
+            while sent < len(burst) and time.monotonic() < deadline:
+                try:
+                    sent += sock.send(burst[sent : sent + 65536])
+                except BlockingIOError:
+                    time.sleep(0.01)
+            time.sleep(1.0)
+            peak = max(_rss(server.proc.pid) for _ in range(5) if time.sleep(0.1) is None)
+            start = time.monotonic()
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as fresh:
+                fresh.sendall(handshake_request(server.port))
+                reply = fresh.recv(4096)
+            elapsed = time.monotonic() - start
+        assert reply.startswith(b"HTTP/1.1 101"), reply
+        assert peak - before < 64 << 20, (before, peak)
+        assert elapsed < 0.5, elapsed
+    finally:
+        server.stop()
