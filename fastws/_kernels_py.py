@@ -257,38 +257,46 @@ class Utf8Validator:
             raise self._fail(self._start, incomplete=True)
 
 
-def frame_header(buf: Any, pos: int) -> tuple[int, int]:
-    """The frame header at ``buf[pos]``: ``(header_length, payload_length)``.
+def ByteView(data: Buffer) -> Any:  # noqa: N802 - the twin of the C class
+    """The bytes of a buffer, indexable: ``data`` itself for bytes and bytearray."""
+    if type(data) is bytes or type(data) is bytearray:
+        return data
+    return _byte_view(data)
+
+
+def frame_header(buf: Any, pos: int) -> tuple[int, int, int]:
+    """The frame header at ``buf[pos]``: ``(header_length, payload_length, first_two_bytes)``.
 
     The twin of the C function of the same name (and of ``fws_header_decode``
-    in ``csrc/frame.c``): ``(0, 0)`` while the header is incomplete, and
-    ``(-1, 0)`` for a 64-bit length with its most significant bit set, as
+    in ``csrc/frame.c``): ``(0, 0, 0)`` while the header is incomplete, and
+    ``(-1, 0, 0)`` for a 64-bit length with its most significant bit set, as
     soon as its 8 bytes are there. ``buf`` is indexable bytes (bytes,
-    bytearray or a byte memoryview); ``pos`` is in ``0..len(buf)``.
+    bytearray or a byte memoryview, from :func:`ByteView`); ``pos`` is in
+    ``0..len(buf)``. ``first_two_bytes`` is ``byte0 << 8 | byte1``.
     """
     available = len(buf) - pos
     if available < 2:
-        return 0, 0
+        return 0, 0, 0
     second = buf[pos + 1]
     length = second & 0x7F
     size = 2
     if length == 126:
         if available < 4:
-            return 0, 0
+            return 0, 0, 0
         (length,) = _unpack_medium(buf, pos + 2)
         size = 4
     elif length == 127:
         if available < 10:
-            return 0, 0
+            return 0, 0, 0
         (length,) = _unpack_long(buf, pos + 2)
         if length > _MAX_LENGTH:
-            return -1, 0
+            return -1, 0, 0
         size = 10
     if second & 0x80:
         size += 4
         if available < size:
-            return 0, 0
-    return size, length
+            return 0, 0, 0
+    return size, length, (buf[pos] << 8) | second
 
 
 def frame_payload(buf: Any, start: int, length: int, mask_at: int, text: bool) -> Any:
@@ -335,7 +343,7 @@ def decode_header(
     offset = operator.index(offset)
     if offset < 0 or offset > len(data):
         raise ValueError(f"offset must be in 0..{len(data)}, got {offset}")
-    size, length = frame_header(data, offset)
+    size, length, _ = frame_header(data, offset)
     if size == 0:
         return None
     if size < 0:

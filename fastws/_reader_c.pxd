@@ -35,23 +35,26 @@ cdef class MessageChunk:
 
 @cython.final
 cdef class MessageQueue:
-    cdef list items
-    cdef Py_ssize_t head
     cdef readonly Py_ssize_t max_items
     cdef readonly Py_ssize_t max_bytes
     cdef readonly Py_ssize_t nbytes
     cdef readonly bint full
+    cdef Py_ssize_t head
+    cdef Py_ssize_t count
+    cdef Py_ssize_t capacity
+    cdef list data
+    cdef list finals
 
+    @cython.locals(i=Py_ssize_t)
     cpdef bint put(self, object data, bint final) except -1
 
-    @cython.locals(item=tuple)
+    @cython.locals(final=bint)
     cpdef tuple get(self)
 
-    @cython.locals(item=tuple)
     cpdef object get_message(self)
 
-    @cython.locals(items=list)
-    cdef int _taken(self, object data) except -1
+    @cython.locals(head=Py_ssize_t)
+    cdef object _take(self)
 
 
 @cython.locals(event=TextMessage)
@@ -110,8 +113,9 @@ cdef class Reader:
     cdef object _parse_buffer(self)
 
     @cython.locals(
-        view="const unsigned char[::1]",
+        view=_k.ByteView,
         end=Py_ssize_t,
+        b01=int,
         hlen=Py_ssize_t,
         length=Py_ssize_t,
         b0=int,

@@ -166,9 +166,10 @@ class MessageQueue:
     without a Python call per message and pauses once the queue is full:
     ``max_items`` items, or ``max_bytes`` bytes of data.
 
-    The items live in a list read from a moving head, and the list drops
-    the items taken once they are at least half of it: every operation
-    costs O(1) amortized, and the compiled build reads items directly.
+    The items live in a ring of two lists (data and final flags) that
+    doubles when it is full: every operation is O(1) (amortized when it
+    grows), no object is made per item, and the compiled build reads and
+    writes the slots directly.
 
     Args:
         max_items: how many items make the queue full (at least 1).
@@ -178,23 +179,29 @@ class MessageQueue:
     def __init__(self, max_items: int, max_bytes: int) -> None:
         if max_items < 1 or max_bytes < 1:
             raise ValueError("max_items and max_bytes must be at least 1")
-        self.items: list[tuple[Any, bool]] = []
-        self.head = 0
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.nbytes = 0
         self.full = False
+        self.head = 0
+        self.count = 0
+        self.capacity = 4
+        self.data: list[Any] = [None] * self.capacity
+        self.finals: list[bool] = [False] * self.capacity
 
     def __len__(self) -> int:
-        return len(self.items) - self.head
+        return self.count
 
     def put(self, data: Any, final: bool) -> bool:
         """Append an item; return whether the queue is now full."""
-        self.items.append((data, final))
+        if self.count == self.capacity:
+            self._grow()
+        i = (self.head + self.count) % self.capacity
+        self.data[i] = data
+        self.finals[i] = final
+        self.count += 1
         self.nbytes += len(data)
-        self.full = (
-            len(self.items) - self.head >= self.max_items or self.nbytes >= self.max_bytes
-        )
+        self.full = self.count >= self.max_items or self.nbytes >= self.max_bytes
         return self.full
 
     def get(self) -> tuple[Any, bool]:
@@ -203,52 +210,50 @@ class MessageQueue:
         Raises:
             IndexError: the queue is empty.
         """
-        if self.head >= len(self.items):
+        if not self.count:
             raise IndexError("get from an empty MessageQueue")
-        item = self.items[self.head]
-        self._taken(item[0])
-        return item
+        final = self.finals[self.head]
+        return self._take(), final
 
     def get_message(self) -> Any:
         """Remove and return the first item's data if it is final, else ``None``."""
-        if self.head >= len(self.items):
+        if not self.count or not self.finals[self.head]:
             return None
-        item = self.items[self.head]
-        if not item[1]:
-            return None
-        data = item[0]
-        self._taken(data)
+        return self._take()
+
+    def _take(self) -> Any:
+        """Remove the first item and return its data."""
+        head = self.head
+        data = self.data[head]
+        self.data[head] = None
+        self.head = (head + 1) % self.capacity
+        self.count -= 1
+        self.nbytes -= len(data)
+        self.full = self.count >= self.max_items or self.nbytes >= self.max_bytes
         return data
 
-    def _taken(self, data: Any) -> None:
-        """The item at the head was taken."""
-        items = self.items
-        self.head += 1
-        if self.head >= len(items):
-            items.clear()
-            self.head = 0
-        elif self.head >= 32 and self.head * 2 >= len(items):
-            del items[: self.head]
-            self.head = 0
-        self.nbytes -= len(data)
-        self.full = len(items) - self.head >= self.max_items or self.nbytes >= self.max_bytes
+    def _grow(self) -> None:
+        """Double the capacity, keeping the items in order from slot 0."""
+        items = self.take_all()
+        self.capacity *= 2
+        self.data = [None] * self.capacity
+        self.finals = [False] * self.capacity
+        for data, final in items:
+            self.put(data, final)
 
     def unget(self, parts: list[Any]) -> None:
         """Put the first frames of a fragmented message back at the front."""
-        self.items[self.head : self.head] = [(data, False) for data in parts]
-        for data in parts:
-            self.nbytes += len(data)
-        self.full = (
-            len(self.items) - self.head >= self.max_items or self.nbytes >= self.max_bytes
-        )
+        items = [(data, False) for data in parts] + self.take_all()
+        for data, final in items:
+            self.put(data, final)
 
     def take_all(self) -> list[tuple[Any, bool]]:
         """Remove and return every item."""
-        items = self.items[self.head :]
-        self.items = []
+        items = []
+        while self.count:
+            final = self.finals[self.head]
+            items.append((self._take(), final))
         self.head = 0
-        self.nbytes = 0
-        self.full = False
         return items
 
 
@@ -439,7 +444,7 @@ class Reader:
 
         0 when unknown (its header is incomplete: the caller appends all).
         """
-        hlen, length = _k.frame_header(self.buf, self.start)
+        hlen, length, _ = _k.frame_header(_k.ByteView(self.buf), self.start)
         if hlen <= 0:
             return 0
         arrived = len(self.buf) - self.start - hlen
@@ -477,17 +482,17 @@ class Reader:
 
     def _parse(self, data: Any, pos: int) -> None:
         """Parse the frames of ``data`` from ``pos``; :attr:`scan` follows."""
-        view = data  # the compiled build holds a typed view (a buffer export) here
-        end = len(view)
+        view = _k.ByteView(data)  # holds the buffer (an export) while parsing
+        end = len(data)
         try:
             while pos < end and not self.paused and not self.stopped:
-                hlen, length = _k.frame_header(view, pos)
+                hlen, length, b01 = _k.frame_header(view, pos)
                 if hlen == 0:
                     break
                 if hlen < 0:
                     raise ProtocolError(PROTOCOL_ERROR, "invalid frame length")
-                b0 = view[pos]
-                if (view[pos + 1] & 0x80) != self.want_mask:
+                b0 = b01 >> 8
+                if (b01 & 0x80) != self.want_mask:
                     raise ProtocolError(
                         PROTOCOL_ERROR,
                         "unmasked frame from client"
@@ -502,7 +507,7 @@ class Reader:
                 stop = start + length
                 mask_at = start - 4 if self.is_server else -1
                 if stop > end:
-                    self._partial(view, fin, rsv, opcode, length, start, end, mask_at)
+                    self._partial(data, fin, rsv, opcode, length, start, end, mask_at)
                     break
                 if opcode >= 8:
                     payload = _k.frame_payload(view, start, length, mask_at, False)

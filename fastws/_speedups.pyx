@@ -36,10 +36,6 @@ cdef extern from "Python.h":
     # Declared without Cython's automatic error handling: the callers check
     # the result themselves (to turn BufferError into TypeError and to avoid
     # try/finally on the hot paths).
-    ctypedef struct Py_buffer:
-        void *buf
-        Py_ssize_t len
-        int readonly
     int PyBUF_SIMPLE
     int PyObject_GetBuffer(object obj, Py_buffer *view, int flags)
     void PyBuffer_Release(Py_buffer *view)
@@ -665,23 +661,46 @@ cdef int _header_args(object opcode, object payload_length, object rsv,
 
 # ---- the frame reader's kernels (C functions: see _speedups.pxd) ----------------
 
-cdef (Py_ssize_t, Py_ssize_t) frame_header(const unsigned char[::1] buf, Py_ssize_t pos) noexcept:
-    """The frame header at ``buf[pos]``: ``(header_length, payload_length)``.
+cdef class ByteView:
+    """The bytes of a buffer, held (a buffer export) while the view lives.
 
-    ``(0, 0)`` while the header is incomplete; ``(-1, 0)`` for a 64-bit
-    length with its most significant bit set.
+    The frame reader reads a received buffer through one of these: cheaper
+    to make than a typed memoryview, and the buffer cannot be resized or
+    released under it.
+    """
+
+    def __cinit__(self, data):
+        _get_buffer(data, &self.view)
+        self.buf = <const unsigned char *>self.view.buf
+        self.length = self.view.len
+
+    def __dealloc__(self):
+        if self.buf is not NULL:
+            PyBuffer_Release(&self.view)
+
+    def __len__(self):
+        return self.length
+
+
+cdef (Py_ssize_t, Py_ssize_t, int) frame_header(ByteView buf, Py_ssize_t pos) noexcept:
+    """The frame header at ``buf[pos]``: ``(header_length, payload_length, first_two_bytes)``.
+
+    ``(0, 0, 0)`` while the header is incomplete; ``(-1, 0, 0)`` for a 64-bit
+    length with its most significant bit set. ``first_two_bytes`` is
+    ``byte0 << 8 | byte1``.
     """
     cdef fws_header h
-    cdef Py_ssize_t n = buf.shape[0] - pos
+    cdef Py_ssize_t n = buf.length - pos
     if n < 2:
-        return 0, 0
-    cdef int r = fws_header_decode(&buf[pos], <size_t>n, &h)
+        return 0, 0, 0
+    cdef const unsigned char *p = buf.buf + pos
+    cdef int r = fws_header_decode(p, <size_t>n, &h)
     if r <= 0:
-        return r, 0
-    return r, <Py_ssize_t>h.length
+        return r, 0, 0
+    return r, <Py_ssize_t>h.length, (p[0] << 8) | p[1]
 
 
-cdef object frame_payload(const unsigned char[::1] buf, Py_ssize_t start, Py_ssize_t length,
+cdef object frame_payload(ByteView buf, Py_ssize_t start, Py_ssize_t length,
                           Py_ssize_t mask_at, bint text):
     """The payload ``buf[start:start + length]``, unmasked with the key at
     ``buf[mask_at]`` unless ``mask_at`` is negative: decoded ``str`` with
@@ -691,9 +710,9 @@ cdef object frame_payload(const unsigned char[::1] buf, Py_ssize_t start, Py_ssi
     cdef PyObject *out
     if length == 0:
         return "" if text else b""
-    src = &buf[start]
+    src = buf.buf + start
     if mask_at >= 0:
-        key = &buf[mask_at]
+        key = buf.buf + mask_at
     if text:
         out = fws_text(src, <size_t>length, key)
         if out is NULL:

@@ -260,3 +260,57 @@ def test_compressed_messages_pause_after_each_full_one(reader_mod: ModuleType) -
     assert reader.feed(bomb * 1000) is None
     assert got == [(1 << 20) - 10] and reader.paused
     assert reader.buffered() == len(bomb) * 999
+
+
+# ------------------------------------------------------------ the message queue
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("put"), st.binary(max_size=5), st.booleans()),
+            st.tuples(st.just("get")),
+            st.tuples(st.just("get_message")),
+            st.tuples(st.just("unget"), st.lists(st.binary(max_size=3), max_size=3)),
+            st.tuples(st.just("take_all")),
+        ),
+        max_size=60,
+    ),
+    max_items=st.integers(1, 6),
+    max_bytes=st.integers(1, 20),
+)
+def test_message_queue_behaves_like_a_deque(
+    ops: list[tuple[Any, ...]], max_items: int, max_bytes: int
+) -> None:
+    # Against a model, on both builds: order, sizes, fullness, errors.
+    from collections import deque
+
+    for name in [p.values[0] for p in _readers() if not p.marks]:
+        queue = importlib.import_module(name).MessageQueue(max_items, max_bytes)
+        model: deque[tuple[bytes, bool]] = deque()
+        for op in ops:
+            if op[0] == "put":
+                full = queue.put(op[1], op[2])
+                model.append((op[1], op[2]))
+                assert full == (
+                    len(model) >= max_items or sum(len(d) for d, _ in model) >= max_bytes
+                )
+            elif op[0] == "get":
+                if model:
+                    assert queue.get() == model.popleft()
+                else:
+                    with pytest.raises(IndexError):
+                        queue.get()
+            elif op[0] == "get_message":
+                expected = model.popleft()[0] if model and model[0][1] else None
+                assert queue.get_message() == expected
+            elif op[0] == "unget":
+                queue.unget(op[1])
+                model.extendleft((d, False) for d in reversed(op[1]))
+            else:
+                assert queue.take_all() == list(model)
+                model.clear()
+            assert len(queue) == len(model)
+            assert queue.nbytes == sum(len(d) for d, _ in model)
+            assert queue.full == (len(model) >= max_items or queue.nbytes >= max_bytes)

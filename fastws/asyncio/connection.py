@@ -880,7 +880,18 @@ class Connection(asyncio.BufferedProtocol):
             # The usual case: write what there is (echoes, pongs), if anything.
             chunks = proto.data_to_send()
             if chunks:
-                self._write_out(chunks)
+                transport = self._transport
+                if (
+                    len(chunks) == 1
+                    and chunks[0]
+                    and transport is not None
+                    and not self._eof_written
+                    and not transport.is_closing()
+                ):
+                    self._unflushed = 0
+                    transport.write(chunks[0])  # the usual reply: one chunk
+                else:
+                    self._write_out(chunks)
             return
         self._after_receive()
 
