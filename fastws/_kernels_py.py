@@ -257,7 +257,7 @@ class Utf8Validator:
             raise self._fail(self._start, incomplete=True)
 
 
-def ByteView(data: Buffer) -> Any:  # noqa: N802 - the twin of the C class
+def ByteView(data: Buffer) -> Any:
     """The bytes of a buffer, indexable: ``data`` itself for bytes and bytearray."""
     if type(data) is bytes or type(data) is bytearray:
         return data
