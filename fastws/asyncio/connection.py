@@ -865,6 +865,21 @@ class Connection(asyncio.BufferedProtocol):
             self._callback_raised(exc)
         finally:
             self._delivering = False
+        self._after_receive()
+
+    def _callback_raised(self, exc: Exception) -> None:
+        """The on_message() callback raised ``exc`` from inside the state machine."""
+        while self._callback_failed(exc):
+            # Delivery goes on with the rest of the bytes, kept by the state machine.
+            try:
+                self._proto.resume_receiving()
+                return
+            except Exception as again:
+                exc = again
+
+    def _after_receive(self) -> None:
+        """Act on what the state machine did with received bytes (after a read or a resume)."""
+        proto = self._proto
         queue = self._queue
         if queue:
             waiter = self._recv_waiter
@@ -893,34 +908,7 @@ class Connection(asyncio.BufferedProtocol):
                 else:
                     self._write_out(chunks)
             return
-        self._after_receive()
-
-    def _callback_raised(self, exc: Exception) -> None:
-        """The on_message() callback raised ``exc`` from inside the state machine."""
-        while self._callback_failed(exc):
-            # Delivery goes on with the rest of the bytes, kept by the state machine.
-            try:
-                self._proto.resume_receiving()
-                return
-            except Exception as again:
-                exc = again
-
-    def _after_receive(self) -> None:
-        """Act on what the state machine did with received bytes."""
-        proto = self._proto
-        queue = self._queue
-        if queue:
-            waiter = self._recv_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            if queue.full and not self._paused_by_queue:
-                self._paused_by_queue = True
-                self._update_reading()
-        self._process_events()
-        if proto.close_exc is None:
-            if proto.state is _OPEN and not proto.has_data_to_send():
-                return  # the usual case: nothing to write (no pong, no close)
-        elif self._queue and proto.state is _OPEN:
+        if proto.close_exc is not None and queue and proto.state is _OPEN:
             # The peer broke the protocol after messages that the application
             # has not seen yet: let it answer them before the close frame goes
             # out (the state machine queues the close frame on the next flush).
