@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import time
 import zlib
 from typing import Any
@@ -61,10 +62,15 @@ def test_one_large_read_queues_at_most_max_queue(run: Any) -> None:
 
 
 def _drain_time(run: Any, count: int) -> float:
+    # The frames are all written while the server's loop is blocked, so that
+    # it reads them in the largest reads it makes (1 MiB): the worst case.
     async def main() -> float:
         done = asyncio.get_running_loop().create_future()
+        ready = threading.Event()
 
         async def handler(ws: ServerConnection) -> None:
+            ready.wait(10)  # blocks the loop while the client writes
+            time.sleep(0.2)
             n = 0
             start = time.perf_counter()
             async for _ in ws:
@@ -73,15 +79,28 @@ def _drain_time(run: Any, count: int) -> float:
                     done.set_result(time.perf_counter() - start)
                     return
 
+        def client(port: int) -> socket.socket:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(handshake_request(port))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            assert head.startswith(b"HTTP/1.1 101")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            writer = threading.Thread(target=sock.sendall, args=(EMPTY * count,))
+            writer.start()
+            time.sleep(0.1)
+            ready.set()
+            writer.join(10)
+            return sock
+
         async with fastws.serve(handler, "127.0.0.1", 0, max_queue=16) as server:
             port = server.sockets[0].getsockname()[1]
-            _, writer = await raw_open(port)
-            data = EMPTY * count
-            for i in range(0, len(data), 1 << 20):
-                writer.write(data[i : i + (1 << 20)])
-            await writer.drain()
-            elapsed: float = await done
-            await close_writer(writer)
+            sock = await asyncio.to_thread(client, port)
+            try:
+                elapsed: float = await done
+            finally:
+                sock.close()
             return elapsed
 
     result: float = run(main(), timeout=60)
@@ -90,8 +109,8 @@ def _drain_time(run: Any, count: int) -> float:
 
 def test_draining_is_linear(run: Any) -> None:
     # 4x the messages take about 4x the time (a quadratic queue took 16x).
-    small = min(_drain_time(run, 25_000) for _ in range(2))
-    large = min(_drain_time(run, 100_000) for _ in range(2))
+    small = min(_drain_time(run, 40_000) for _ in range(2))
+    large = min(_drain_time(run, 160_000) for _ in range(2))
     assert large < small * 7, (small, large)
 
 
