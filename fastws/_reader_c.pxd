@@ -81,6 +81,8 @@ cdef class Reader:
     cdef readonly bint paused
     cdef readonly bint stopped
     cdef readonly Py_ssize_t delivered
+    cdef Py_ssize_t counted
+    cdef readonly bint error_after_messages
     cdef object error
     cdef readonly bytearray buf
     cdef readonly Py_ssize_t start

@@ -305,6 +305,10 @@ class Reader:
         self.paused = False
         self.stopped = False  # after a close frame or a violation: ignore input
         self.delivered = 0  # messages and chunks delivered so far
+        self.counted = 0  # ... when the current feed() or resume() started
+        # Whether messages were delivered by the call that found the last
+        # violation, before it (the state machine lets them be answered).
+        self.error_after_messages = False
         self.error: ProtocolError | None = None
         # Bytes not parsed yet: the start of an incomplete frame, or what is
         # held back while paused; buf[start:] is unparsed.
@@ -340,6 +344,7 @@ class Reader:
         """
         if self.stopped or not len(data):
             return None
+        self.counted = self.delivered
         if self.paused:
             self.buf += data
             return None
@@ -371,6 +376,7 @@ class Reader:
         self.paused = False
         if self.stopped or self.start >= len(self.buf):
             return None
+        self.counted = self.delivered
         self._parse_buffer()
         return self._result()
 
@@ -401,6 +407,7 @@ class Reader:
         exc.__context__ = None
         if self.error is None:
             self.error = exc
+            self.error_after_messages = self.delivered != self.counted
         self.stop()
 
     def _complete_buffered(self, data: Any, off: int) -> int:

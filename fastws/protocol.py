@@ -340,10 +340,9 @@ class Protocol:
         if self._discard:
             return
         reader = self._reader
-        delivered = reader.delivered
         error = reader.resume()
         if error is not None:
-            self._fail_with(error, reader.delivered != delivered)
+            self._fail_with(error, reader.error_after_messages)
 
     def buffered_size(self) -> int:
         """How many received bytes the state machine holds, not yet delivered."""
@@ -400,10 +399,9 @@ class Protocol:
         if self._discard:
             return
         reader = self._reader
-        delivered = reader.delivered
         error = reader.feed(data)
         if error is not None:
-            self._fail_with(error, reader.delivered != delivered)
+            self._fail_with(error, reader.error_after_messages)
 
     def receive_eof(self) -> None:
         """The transport reached EOF (the peer closed its side)."""
