@@ -299,7 +299,7 @@ def test_concurrent_threads(simd_kernels: ModuleType) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def work(seed: int) -> bool:
-        data = random_bytes((1 << 17) + seed, seed)
+        data = random_bytes((1 << 18) + seed, seed)
         key = bytes([seed, seed + 1, seed + 2, seed + 3])
         buf = bytearray(data)
         simd_kernels.mask_inplace(buf, key, seed % 4)

@@ -509,7 +509,7 @@ def test_concurrent_threads(simd_kernels: ModuleType) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def work(seed: int) -> bool:
-        text = _mixed_text((1 << 17) + seed, seed)
+        text = _mixed_text((1 << 18) + seed, seed)
         bad = text[: len(text) // 2] + b"\xff" + text[len(text) // 2 + 1 :]
         _, start, _ = oracle(bad)
         validator = simd_kernels.Utf8Validator()
