@@ -72,7 +72,15 @@ def _load() -> tuple[ModuleType, str]:
     return _kernels_py, "python"
 
 
-_kernels, implementation = _load()
+if TYPE_CHECKING:
+    # Type checkers see the pure-Python twin, whose functions are fully
+    # annotated; the extension has the same signatures (fastws/_speedups.pyi,
+    # which stubtest checks against the built module).
+    from fastws import _kernels_py as _kernels
+
+    implementation: str
+else:
+    _kernels, implementation = _load()
 
 apply_mask = _kernels.apply_mask
 mask_inplace = _kernels.mask_inplace
