@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: setup build echo test test-c test-python test-kernels-c sanitize conformance fuzz test-versions lint bench clean
+.PHONY: setup build echo test test-c test-python test-kernels-c sanitize conformance fuzz test-versions lint stubtest bench clean
 
 $(VENV)/.stamp: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,13 @@ lint: setup
 	$(PY) -m pip install -q ruff mypy
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(MAKE) stubtest
+
+# The stub fastws/_speedups.pyi against the built extension (every name,
+# signature and class in both, nothing allow-listed).
+stubtest: build
+	$(PY) -m pip install -q mypy
+	$(PY) -m mypy.stubtest fastws._speedups
 
 bench: build
 	$(PY) -m pip install -q -e ".[bench]"

@@ -1,14 +1,6 @@
 # Type stub for the C extension fastws._speedups (see docs/kernels.md).
-import sys
-
-if sys.version_info >= (3, 12):
-    from collections.abc import Buffer
-else:
-    from typing import Protocol
-
-    class Buffer(Protocol):
-        # Anything that supports the buffer protocol (bytes, bytearray, ...).
-        def __buffer__(self, flags: int, /) -> memoryview: ...
+# `make stubtest` checks it against the built module.
+from typing_extensions import Buffer, Self, disjoint_base
 
 __all__ = [
     "Utf8Validator",
@@ -29,6 +21,7 @@ def apply_mask(data: Buffer, mask: Buffer) -> bytes: ...
 def mask_inplace(buffer: Buffer, mask: Buffer, phase: int = 0) -> None: ...
 def validate_utf8(data: Buffer) -> bool: ...
 
+@disjoint_base
 class Utf8Validator:
     def __init__(self) -> None: ...
     def feed(self, data: Buffer, final: bool = False) -> None: ...
@@ -59,8 +52,10 @@ def frame_message(
     out: list[bytes], message: object, mask: Buffer | None, split_at: int
 ) -> bool: ...
 
+@disjoint_base
 class PayloadBuilder:
-    def __init__(self, size: int, mask: Buffer | None = None) -> None: ...
+    # Its arguments are taken by __cinit__, i.e. by __new__.
+    def __new__(cls, size: int, mask: Buffer | None = None) -> Self: ...
     @property
     def size(self) -> int: ...
     @property
