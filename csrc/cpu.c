@@ -2,6 +2,7 @@
  * AArch64. See fastws_cpu.h for what each bit promises. */
 #include "fastws_cpu.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
@@ -109,10 +110,53 @@ static unsigned fws_detect(void)
     }
     return f;
 }
+
+/* The largest data or unified cache in the deterministic cache parameters
+ * leaf: 4 on Intel (and others), 0x8000001D on AMD and Hygon (with TOPOEXT). */
+static size_t fws_detect_llc(void)
+{
+    uint32_t r[4];
+    fws_cpuid(0, 0, r);
+    const uint32_t max_leaf = r[0];
+    /* "AuthenticAMD", "HygonGenuine" in EBX, EDX, ECX */
+    const int amd = (r[1] == 0x68747541u && r[3] == 0x69746e65u && r[2] == 0x444d4163u)
+                    || (r[1] == 0x6f677948u && r[3] == 0x6e65476eu && r[2] == 0x656e6975u);
+    uint32_t leaf = 4;
+    if (amd) {
+        fws_cpuid(0x80000000u, 0, r);
+        if (r[0] < 0x8000001Du)
+            return 0;
+        fws_cpuid(0x80000001u, 0, r);
+        if (!((r[2] >> 22) & 1u)) /* TOPOEXT */
+            return 0;
+        leaf = 0x8000001Du;
+    } else if (max_leaf < 4) {
+        return 0;
+    }
+    uint64_t best = 0;
+    for (uint32_t sub = 0; sub < 16; sub++) {
+        fws_cpuid(leaf, sub, r);
+        const uint32_t type = r[0] & 31u; /* 0 none (end), 1 data, 2 instruction, 3 unified */
+        if (type == 0)
+            break;
+        if (type == 2)
+            continue;
+        const uint64_t ways = ((r[1] >> 22) & 0x3ffu) + 1u;
+        const uint64_t partitions = ((r[1] >> 12) & 0x3ffu) + 1u;
+        const uint64_t line = (r[1] & 0xfffu) + 1u;
+        const uint64_t sets = (uint64_t)r[2] + 1u;
+        const uint64_t size = ways * partitions * line * sets;
+        if (size > best)
+            best = size;
+    }
+    return best > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)best;
+}
 #elif defined(__aarch64__) || defined(_M_ARM64)
 static unsigned fws_detect(void) { return FWS_CPU_NEON; }
+static size_t fws_detect_llc(void) { return 0; }
 #else
 static unsigned fws_detect(void) { return 0; }
+static size_t fws_detect_llc(void) { return 0; }
 #endif
 
 /* The cache holds features + 0x80000000 once detected, 0 before. Detection is
@@ -138,5 +182,32 @@ unsigned fws_cpu_features(void)
         fws_cpu_cache = v;
     }
     return v & 0x7fffffffu;
+}
+#endif
+
+/* The last-level cache size + 1 once detected (so that 0 means "not yet"). */
+#if defined(FWS_ATOMIC_CACHE)
+static _Atomic size_t fws_llc_cache = 0;
+size_t fws_cpu_llc_bytes(void)
+{
+    size_t v = atomic_load_explicit(&fws_llc_cache, memory_order_relaxed);
+    if (!v) {
+        size_t llc = fws_detect_llc();
+        v = llc == SIZE_MAX ? llc : llc + 1;
+        atomic_store_explicit(&fws_llc_cache, v, memory_order_relaxed);
+    }
+    return v - 1;
+}
+#else
+static volatile size_t fws_llc_cache = 0;
+size_t fws_cpu_llc_bytes(void)
+{
+    size_t v = fws_llc_cache;
+    if (!v) {
+        size_t llc = fws_detect_llc();
+        v = llc == SIZE_MAX ? llc : llc + 1;
+        fws_llc_cache = v;
+    }
+    return v - 1;
 }
 #endif

@@ -21,6 +21,8 @@
 #ifndef FASTWS_CPU_H
 #define FASTWS_CPU_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,6 +37,11 @@ enum {
 
 /* Detected once, then cached. Thread-safe (idempotent). */
 unsigned fws_cpu_features(void);
+
+/* Size in bytes of the largest data or unified cache the CPU describes (its
+ * last-level cache, usually L3), 0 if unknown (off x86, or no such cpuid
+ * leaf). Detected once, then cached. Thread-safe (idempotent). */
+size_t fws_cpu_llc_bytes(void);
 
 /* 0 ok, -1 unknown or unsupported on this CPU; "auto" re-selects the best. */
 int fws_mask_set_isa(const char *name);

@@ -119,6 +119,37 @@ static inline unsigned fws_mask_resolve(void)
     return s ? s : fws_mask_resolve_slow();
 }
 
+/* The streaming threshold (see mask_internal.h); 0 = not computed yet. */
+#if defined(_MSC_VER) && !defined(__clang__)
+static volatile size_t fws_stream_min = 0;
+#define STREAM_LOAD() (fws_stream_min)
+#define STREAM_STORE(v) (fws_stream_min = (v))
+#elif !defined(__STDC_NO_ATOMICS__)
+static _Atomic size_t fws_stream_min = 0;
+#define STREAM_LOAD() atomic_load_explicit(&fws_stream_min, memory_order_relaxed)
+#define STREAM_STORE(v) atomic_store_explicit(&fws_stream_min, (v), memory_order_relaxed)
+#else
+static volatile size_t fws_stream_min = 0;
+#define STREAM_LOAD() (fws_stream_min)
+#define STREAM_STORE(v) (fws_stream_min = (v))
+#endif
+
+size_t fws_mask_stream_min(void)
+{
+    size_t v = STREAM_LOAD();
+    if (!v) {
+        const size_t quarter = fws_cpu_llc_bytes() / 4;
+        v = quarter > FWS_MASK_STREAM_FLOOR ? quarter : FWS_MASK_STREAM_FLOOR;
+        STREAM_STORE(v);
+    }
+    return v;
+}
+
+void fws_mask_set_stream_min(size_t n)
+{
+    STREAM_STORE(n);
+}
+
 int fws_mask_set_isa(const char *name)
 {
     if (!name)

@@ -31,8 +31,8 @@ void fws_mask_avx2(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key
 
     size_t i = (32 - ((uintptr_t)dst & 31)) & 31; /* first 32-aligned dst byte */
     const __m256i k = _mm256_set1_epi32((int)fws_key32(key, phase + (unsigned)(i & 3)));
-    if (n >= FWS_MASK_STREAM_MIN && dst != src) {
-        /* Large copy: non-temporal stores (see FWS_MASK_STREAM_MIN). */
+    if (FWS_MASK_STREAMS(n, dst, src)) {
+        /* Large copy: non-temporal stores (see fws_mask_stream_min). */
         for (; i + 128 <= n; i += 128) {
             __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
             __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 32));

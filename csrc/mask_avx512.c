@@ -36,8 +36,8 @@ void fws_mask_avx512(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t k
         _mm512_mask_storeu_epi8(dst, m, v);
     }
     const __m512i k = _mm512_set1_epi32((int)fws_key32(key, phase + (unsigned)(i & 3)));
-    if (n >= FWS_MASK_STREAM_MIN && dst != src) {
-        /* Large copy: non-temporal stores (see FWS_MASK_STREAM_MIN). */
+    if (FWS_MASK_STREAMS(n, dst, src)) {
+        /* Large copy: non-temporal stores (see fws_mask_stream_min). */
         for (; i + 256 <= n; i += 256) {
             __m512i a = _mm512_loadu_si512((const void *)(src + i));
             __m512i b = _mm512_loadu_si512((const void *)(src + i + 64));

@@ -25,15 +25,32 @@
 #define FWS_BIG_ENDIAN 1
 #endif
 
-/* Copies (dst != src) of at least this many bytes bypass the caches with
- * non-temporal stores. Source and destination then no longer fit in a usual
- * share of L3, and a plain store first reads the destination line it is
- * about to overwrite entirely: streaming skips that read, a third of the
+/* Copies (dst != src) of at least fws_mask_stream_min() bytes bypass the
+ * caches with non-temporal stores: max(FWS_MASK_STREAM_FLOOR, a quarter of
+ * the last-level cache). Source and destination then no longer fit in a usual
+ * share of that cache, and a plain store first reads the destination line it
+ * is about to overwrite entirely: streaming skips that read, a third of the
  * memory traffic. Measured on a 32 MiB-L3 AMD EPYC (AVX-512): from 8 MiB
  * up, streaming is 10-20% faster than any cached store width; at 4 MiB and
  * below it is no faster, and at 1 MiB it is much slower (the output would
- * otherwise still be in cache). In place, the line is already in cache. */
-#define FWS_MASK_STREAM_MIN ((size_t)8 << 20)
+ * otherwise still be in cache). On an Intel Xeon whose L3 is 480 MiB (a
+ * 2-vCPU VM; apply_mask, AVX-512, medians of 5-9 interleaved rounds),
+ * streaming was slower at every size tried: 16 MiB 1.25 vs 1.15 ms, 32 MiB
+ * 21.9 vs 13.7 ms, 128 MiB 86 vs 53 ms (from 32 MiB up every result is a
+ * freshly mapped, just zeroed and so cached block). A quarter of the L3 keeps
+ * the EPYC threshold and takes that Xeon up to 120 MiB; 128 MiB is still
+ * streamed there, slower. In place, the line is already in cache. */
+#define FWS_MASK_STREAM_FLOOR ((size_t)8 << 20)
+
+/* The threshold above, computed on first use (thread-safe). */
+size_t fws_mask_stream_min(void);
+
+/* Tests only: use n as the threshold (0: compute it from the CPU again). */
+void fws_mask_set_stream_min(size_t n);
+
+/* n >= this: a copy streams (the CPU's cache size is only asked for large n). */
+#define FWS_MASK_STREAMS(n, dst, src)                                                              \
+    ((n) >= FWS_MASK_STREAM_FLOOR && (dst) != (src) && (n) >= fws_mask_stream_min())
 
 /* The key as it appears in memory starting at a byte whose phase is `phase`
  * (as a 32-bit word in native byte order). */

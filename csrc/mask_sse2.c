@@ -22,8 +22,8 @@ void fws_mask_sse2(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key
 
     size_t i = (16 - ((uintptr_t)dst & 15)) & 15; /* first 16-aligned dst byte */
     const __m128i k = _mm_set1_epi32((int)fws_key32(key, phase + (unsigned)(i & 3)));
-    if (n >= FWS_MASK_STREAM_MIN && dst != src) {
-        /* Large copy: non-temporal stores (see FWS_MASK_STREAM_MIN). */
+    if (FWS_MASK_STREAMS(n, dst, src)) {
+        /* Large copy: non-temporal stores (see fws_mask_stream_min). */
         for (; i + 64 <= n; i += 64) {
             __m128i a = _mm_loadu_si128((const __m128i *)(src + i));
             __m128i b = _mm_loadu_si128((const __m128i *)(src + i + 16));

@@ -5,8 +5,9 @@
  * destination misalignment 0..63 (and every source/destination pair for a
  * few lengths), in place and copying. Buffers sit between guard bytes so an
  * out-of-bounds write shows up; a second pass uses exact-size heap blocks so
- * AddressSanitizer sees any out-of-bounds read. Copies around
- * FWS_MASK_STREAM_MIN exercise the non-temporal store path.
+ * AddressSanitizer sees any out-of-bounds read. Copies around the streaming
+ * threshold, set to FWS_MASK_STREAM_FLOOR whatever the CPU's cache, exercise
+ * the non-temporal store path.
  *
  * Build and run with `make -C csrc test` (or `make -C csrc test-sanitize`).
  * Prints "N passed, M failed" and exits non-zero on any failure.
@@ -14,7 +15,7 @@
 #include "fastws_cpu.h"
 #include "fastws_frame.h"
 #include "fastws_mask.h"
-#include "mask_internal.h" /* FWS_MASK_STREAM_MIN */
+#include "mask_internal.h" /* FWS_MASK_STREAM_FLOOR, fws_mask_set_stream_min */
 
 #include <stdint.h>
 #include <stdio.h>
@@ -245,12 +246,12 @@ static void test_mask_kernel(const kernel *k)
     arenas_free(&a);
 }
 
-/* Lengths around FWS_MASK_STREAM_MIN: copies stream past the caches from
- * there on, in place never does. */
+/* Lengths around the streaming threshold (set to FWS_MASK_STREAM_FLOOR): copies
+ * stream past the caches from there on, in place never does. */
 static void test_mask_stream(const kernel *k)
 {
-    const size_t sizes[] = {FWS_MASK_STREAM_MIN - 1, FWS_MASK_STREAM_MIN,
-                            FWS_MASK_STREAM_MIN + 3 * 64 + 37};
+    const size_t sizes[] = {FWS_MASK_STREAM_FLOOR - 1, FWS_MASK_STREAM_FLOOR,
+                            FWS_MASK_STREAM_FLOOR + 3 * 64 + 37};
     static const size_t dst_offs[] = {0, 1, 17, 63};
     static const long src_offs[] = {0, 5, 63, 32};
     mask_arenas a;
@@ -287,6 +288,11 @@ static void test_isa_selection(void)
     CHECK((f & FWS_CPU_AVX512VBMI) == 0 || (f & FWS_CPU_AVX512BW), "VBMI implies AVX512BW");
     CHECK((f & FWS_CPU_AVX512BW) == 0 || (f & FWS_CPU_AVX2), "AVX512BW implies AVX2");
     printf("  cpu features 0x%x, mask isa %s\n", f, fws_mask_isa());
+    size_t llc = fws_cpu_llc_bytes(), stream_min = fws_mask_stream_min();
+    CHECK(stream_min >= FWS_MASK_STREAM_FLOOR && stream_min >= llc / 4,
+          "stream threshold %zu, last-level cache %zu", stream_min, llc);
+    printf("  last-level cache %zu KiB, copies stream from %zu KiB\n", llc >> 10,
+           stream_min >> 10);
 }
 
 /* ---- frame headers ------------------------------------------------------ */
@@ -389,7 +395,9 @@ int main(void)
             continue;
         }
         test_mask_kernel(&kernels[i]);
+        fws_mask_set_stream_min(FWS_MASK_STREAM_FLOOR);
         test_mask_stream(&kernels[i]);
+        fws_mask_set_stream_min(0);
     }
     test_header_roundtrip();
     test_header_cases();
