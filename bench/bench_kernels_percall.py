@@ -286,7 +286,7 @@ def environment(extras: dict[str, str]) -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "fastws": f"{fastws.__version__} ({fastws.implementation})",
         "versions": {d: _version(d) for d in ("aiohttp", "websockets", "Cython")},
-        "compared_builds": extras,
+        "compared_builds": {name: Path(path).name for name, path in extras.items()},
     }
     try:
         env["affinity"] = sorted(os.sched_getaffinity(0))
