@@ -46,6 +46,26 @@ void fws_mask_avx2(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key
         /* The head and tail stores below overlap streamed lines: they must
          * land after them. */
         _mm_sfence();
+    } else if (fws_copy_backward(dst, src)) {
+        /* The whole 32-byte blocks, last first (see fws_copy_backward); the
+         * head and tail below are stored after them, as in the forward loop. */
+        const size_t start = i, end = i + ((n - i) & ~(size_t)31);
+        size_t j = end;
+        for (; j - start >= 128; j -= 128) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(src + j - 32));
+            __m256i b = _mm256_loadu_si256((const __m256i *)(src + j - 64));
+            __m256i c = _mm256_loadu_si256((const __m256i *)(src + j - 96));
+            __m256i d = _mm256_loadu_si256((const __m256i *)(src + j - 128));
+            _mm256_store_si256((__m256i *)(dst + j - 32), _mm256_xor_si256(a, k));
+            _mm256_store_si256((__m256i *)(dst + j - 64), _mm256_xor_si256(b, k));
+            _mm256_store_si256((__m256i *)(dst + j - 96), _mm256_xor_si256(c, k));
+            _mm256_store_si256((__m256i *)(dst + j - 128), _mm256_xor_si256(d, k));
+        }
+        for (; j - start >= 32; j -= 32) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(src + j - 32));
+            _mm256_store_si256((__m256i *)(dst + j - 32), _mm256_xor_si256(a, k));
+        }
+        i = end;
     }
     for (; i + 128 <= n; i += 128) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));

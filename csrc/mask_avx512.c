@@ -49,6 +49,25 @@ void fws_mask_avx512(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t k
             _mm512_stream_si512((void *)(dst + i + 192), _mm512_xor_si512(d, k));
         }
         _mm_sfence(); /* order the streamed stores before anything after */
+    } else if (fws_copy_backward(dst, src)) {
+        /* The whole 64-byte blocks, last first (see fws_copy_backward). */
+        const size_t start = i, end = i + ((n - i) & ~(size_t)63);
+        size_t j = end;
+        for (; j - start >= 256; j -= 256) {
+            __m512i a = _mm512_loadu_si512((const void *)(src + j - 64));
+            __m512i b = _mm512_loadu_si512((const void *)(src + j - 128));
+            __m512i c = _mm512_loadu_si512((const void *)(src + j - 192));
+            __m512i d = _mm512_loadu_si512((const void *)(src + j - 256));
+            _mm512_store_si512((void *)(dst + j - 64), _mm512_xor_si512(a, k));
+            _mm512_store_si512((void *)(dst + j - 128), _mm512_xor_si512(b, k));
+            _mm512_store_si512((void *)(dst + j - 192), _mm512_xor_si512(c, k));
+            _mm512_store_si512((void *)(dst + j - 256), _mm512_xor_si512(d, k));
+        }
+        for (; j - start >= 64; j -= 64) {
+            __m512i a = _mm512_loadu_si512((const void *)(src + j - 64));
+            _mm512_store_si512((void *)(dst + j - 64), _mm512_xor_si512(a, k));
+        }
+        i = end;
     }
     for (; i + 256 <= n; i += 256) {
         __m512i a = _mm512_loadu_si512((const void *)(src + i));

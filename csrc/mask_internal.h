@@ -52,6 +52,22 @@ void fws_mask_set_stream_min(size_t n);
 #define FWS_MASK_STREAMS(n, dst, src)                                                              \
     ((n) >= FWS_MASK_STREAM_FLOOR && (dst) != (src) && (n) >= fws_mask_stream_min())
 
+/* Whether a copy's aligned body should be walked from its end. A load whose
+ * address matches that of an earlier store still in flight in its low 12
+ * bits is held back until the store is resolved ("4K aliasing"). Walked
+ * forward, a copy's loads run that close behind its stores when dst lies
+ * shortly after src modulo 4 KiB; walked backward, when it lies shortly
+ * before. With dst - src between 1 and 2047 modulo 4 KiB, the kernels that
+ * move 128 or 256 bytes per step walk backward. Measured (AVX-512, 64 KiB
+ * apply_mask, every 32-byte step of dst - src): forward, 1.63-1.71 us with
+ * dst 144 to 496 bytes after src modulo 4 KiB against 1.49-1.56 us otherwise;
+ * websockets' 16-byte SSE2 loop took 1.57-1.68 us throughout. */
+FWS_INLINE int fws_copy_backward(const uint8_t *dst, const uint8_t *src)
+{
+    const uintptr_t d = ((uintptr_t)dst - (uintptr_t)src) & 4095u;
+    return d != 0 && d < 2048;
+}
+
 /* The key as it appears in memory starting at a byte whose phase is `phase`
  * (as a 32-bit word in native byte order). */
 FWS_INLINE uint32_t fws_key32(const uint8_t key[4], unsigned phase)

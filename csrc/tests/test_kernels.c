@@ -274,6 +274,48 @@ static void test_mask_stream(const kernel *k)
     arenas_free(&a);
 }
 
+/* Copies with every distance between dst and src modulo 4 KiB that picks a
+ * direction (see fws_copy_backward), from one block so the distance is exact:
+ * [src region][gap][GUARD][dst region][GUARD]. */
+static void test_mask_copy_direction(const kernel *k)
+{
+    static const size_t lengths[] = {33, 64, 65, 127, 255, 256, 257, 1000, 4096 + 17, 65536 + 5};
+    static const size_t deltas[] = {0, 1, 16, 63, 64, 144, 496, 1000, 2047, 2048, 2049, 3000, 4032, 4095};
+    const size_t max_n = 65536 + 5, region = max_n + 4096 + 2 * GUARD;
+    uint8_t *raw = malloc(2 * region + 8192);
+    uint8_t *data = malloc(max_n), *expect = malloc(max_n);
+    if (!raw || !data || !expect)
+        exit(2);
+    for (size_t i = 0; i < max_n; i++)
+        data[i] = rnd8();
+    uint8_t key[4];
+    for (int j = 0; j < 4; j++)
+        key[j] = rnd8();
+    unsigned long before = failed;
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++)
+        for (size_t di = 0; di < sizeof deltas / sizeof *deltas; di++)
+            for (unsigned c = 0; c < 4; c++) {
+                const size_t n = lengths[li], src_off = c * 21;
+                uint8_t *src = align64(raw) + src_off;
+                /* the first 4 KiB multiple past src + n + GUARD, plus the distance */
+                const size_t gap = ((n + GUARD + 4095) & ~(size_t)4095) + deltas[di];
+                uint8_t *dst = src + gap;
+                memset(dst - GUARD, CANARY, n + 2 * GUARD);
+                memcpy(src, data, n);
+                reference(expect, data, n, key, c);
+                k->fn(dst, src, n, key, c);
+                int ok = memcmp(dst, expect, n) == 0 && memcmp(src, data, n) == 0;
+                for (size_t g = 1; g <= GUARD; g++)
+                    ok = ok && dst[-(long)g] == CANARY && dst[n + g - 1] == CANARY;
+                CHECK(ok, "%s copy n=%zu dst-src=%zu (mod 4096: %zu) phase=%u", k->name, n, gap,
+                      deltas[di], c);
+            }
+    printf("  mask %-8s copy directions %s\n", k->name, failed == before ? "ok" : "FAILED");
+    free(raw);
+    free(data);
+    free(expect);
+}
+
 static void test_isa_selection(void)
 {
     unsigned f = fws_cpu_features();
@@ -395,6 +437,7 @@ int main(void)
             continue;
         }
         test_mask_kernel(&kernels[i]);
+        test_mask_copy_direction(&kernels[i]);
         fws_mask_set_stream_min(FWS_MASK_STREAM_FLOOR);
         test_mask_stream(&kernels[i]);
         fws_mask_set_stream_min(0);
