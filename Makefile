@@ -30,7 +30,7 @@ echo: build
 # pure-Python kernels, the C kernel tests, the sanitizer build, the Autobahn
 # TestSuite (both roles), bounded fuzzing runs, and the suite with the C
 # extension on the other supported Python versions that the machine has.
-test: test-c test-python test-kernels-c sanitize conformance fuzz test-versions
+test: lint test-c test-python test-kernels-c sanitize conformance fuzz test-versions
 
 test-c: build
 	FASTWS_REQUIRE_EXTENSION=1 $(PY) -m pytest
@@ -72,8 +72,8 @@ fuzz: build
 	FASTWS_NO_EXTENSIONS=1 $(PY) fuzz/fuzz_protocol.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1
 	$(MAKE) -C csrc fuzz-utf8
 
-lint: setup
-	$(PY) -m pip install -q ruff mypy
+lint: build
+	$(PY) -m pip install -q ruff "mypy>=1.18"
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(MAKE) stubtest
@@ -81,7 +81,7 @@ lint: setup
 # The stub fastws/_speedups.pyi against the built extension (every name,
 # signature and class in both, nothing allow-listed).
 stubtest: build
-	$(PY) -m pip install -q mypy
+	$(PY) -m pip install -q "mypy>=1.18"
 	$(PY) -m mypy.stubtest fastws._speedups
 
 bench: build

@@ -360,7 +360,10 @@ def apply_mask(data, mask):
     cdef Py_ssize_t n
     cdef PyObject *out
     cdef uint8_t *dst
-    _get_key(mask, key)
+    if PyBytes_CheckExact(mask) and PyBytes_GET_SIZE(mask) == 4:
+        memcpy(key, PyBytes_AS_STRING(mask), 4)  # the usual key: no buffer export
+    else:
+        _get_key(mask, key)
     if PyByteArray_CheckExact(data):
         out = _apply_mask_bytearray(data, key)
         if out is not NULL:
@@ -436,7 +439,10 @@ def mask_inplace(buffer, mask, phase=0):
     if PyByteArray_CheckExact(buffer):
         # Small bytearray: no buffer export needed, nothing runs between
         # reading its pointer and masking.
-        _get_key(mask, key)
+        if PyBytes_CheckExact(mask) and PyBytes_GET_SIZE(mask) == 4:
+            memcpy(key, PyBytes_AS_STRING(mask), 4)
+        else:
+            _get_key(mask, key)
         if phase is not 0:
             ph = <unsigned>_check_phase(phase)
         n = <size_t>PyByteArray_GET_SIZE(buffer)

@@ -404,11 +404,11 @@ class Connection(asyncio.BufferedProtocol):
                     finally:
                         self._recv_waiter = None
                         self._recv_busy = False
-                message = queue.get_message()
+                message: Data | None = queue.get_message()
                 if message is not None:
                     if self._paused_by_queue and len(queue) <= self._low_queue:
                         self._schedule_resume()
-                    return message  # type: ignore[no-any-return]
+                    return message
             return await self._recv_slow()
         except ConnectionClosedOK:
             if iterating:
