@@ -153,6 +153,25 @@ def test_asyncio_names_are_lazy() -> None:
         "print(json.dumps({'before': before, 'same': same}))"
     )
     assert report == {"before": False, "same": True}
+    # Calling a forwarder imports the front-end and replaces the forwarder.
+    report = run_python(
+        "import json, sys, fastws\n"
+        "forwarder = fastws.connect\n"
+        "try:\n"
+        "    forwarder('not a uri')\n"
+        "except ValueError:\n"
+        "    pass\n"
+        "import fastws.asyncio as aio\n"
+        "same = fastws.connect is aio.connect and forwarder is not aio.connect\n"
+        "print(json.dumps({'imported': 'fastws.asyncio' in sys.modules, 'same': same}))"
+    )
+    assert report == {"imported": True, "same": True}
+
+
+def test_no_module_getattr_on_the_package() -> None:
+    # CPython does not specialize attribute lookups on a module that has a
+    # __getattr__: fastws.apply_mask(...) would cost a slow lookup per call.
+    assert "__getattr__" not in vars(fastws)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         fastws.nope  # noqa: B018
 

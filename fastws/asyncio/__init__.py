@@ -52,3 +52,14 @@ __all__ = [
     "unix_connect",
     "unix_serve",
 ]
+
+
+def _publish() -> None:
+    """Put the real functions in ``fastws`` in place of its import-on-first-use forwarders."""
+    import fastws
+
+    for name in ("connect", "serve", "unix_connect", "unix_serve"):
+        setattr(fastws, name, globals()[name])
+
+
+_publish()
