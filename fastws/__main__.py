@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any, NoReturn
 
-from fastws import __version__, implementation
+from fastws import __version__, implementation, limits
+from fastws.frames import CLOSE_GOING_AWAY, CLOSE_NORMAL
 
 __all__ = ["main"]
 
@@ -85,7 +86,7 @@ def _build_parser() -> argparse.ArgumentParser:
     echo.add_argument(
         "--max-size",
         type=_size,
-        default=1 << 20,
+        default=limits.MAX_MESSAGE_SIZE,
         metavar="BYTES",
         help="largest accepted message (default: %(default)s)",
     )
@@ -111,7 +112,7 @@ def _build_parser() -> argparse.ArgumentParser:
     connect.add_argument(
         "--max-size",
         type=_size,
-        default=1 << 20,
+        default=limits.MAX_MESSAGE_SIZE,
         metavar="BYTES",
         help="largest accepted message (default: %(default)s)",
     )
@@ -223,7 +224,7 @@ async def _run_connect(args: argparse.Namespace) -> int:
         while True:
             line = await lines.get()
             if line is None:
-                await ws.close(1000)
+                await ws.close(CLOSE_NORMAL)
                 return
             try:
                 await ws.send(line)
@@ -241,7 +242,7 @@ async def _run_connect(args: argparse.Namespace) -> int:
     recv_task = asyncio.ensure_future(receiver())
     try:
         await asyncio.wait({send_task, recv_task}, return_when=asyncio.FIRST_COMPLETED)
-        await ws.close(1000)
+        await ws.close(CLOSE_NORMAL)
         await recv_task
     finally:
         send_task.cancel()
@@ -253,7 +254,7 @@ async def _run_connect(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    return 0 if code in (1000, 1001) else 1
+    return 0 if code in (CLOSE_NORMAL, CLOSE_GOING_AWAY) else 1
 
 
 def _run(coro_fn: Any, args: argparse.Namespace) -> int:

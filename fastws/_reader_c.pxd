@@ -7,9 +7,10 @@ cimport cython
 
 cimport fastws._speedups as _k
 
-cdef int OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, RSV1
+# Imported from fastws.frames (and typed here as C ints) or defined in the source.
+cdef int OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_PONG, RSV1
 cdef Py_ssize_t MAX_CONTROL_PAYLOAD, ASSEMBLE_AT, COMPACT_AT
-cdef int PROTOCOL_ERROR, INVALID_DATA
+cdef int CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_DATA
 
 
 # TextMessage and BinaryMessage hold only a str or a bytes: they cannot be

@@ -30,25 +30,22 @@ from typing import TYPE_CHECKING, Any
 import fastws._kernels_py as _k
 from fastws._impl import PayloadBuilder, Utf8Validator, apply_mask
 from fastws.exceptions import PayloadTooBig, ProtocolError, Utf8Error
+from fastws.frames import (
+    CLOSE_INVALID_DATA,
+    CLOSE_PROTOCOL_ERROR,
+    MAX_CONTROL_PAYLOAD,
+    OP_BINARY,
+    OP_CONTINUATION,
+    OP_PONG,
+    OP_TEXT,
+    RSV1,
+)
 
 if TYPE_CHECKING:
     from fastws._kernels_py import PayloadBuilder as _Builder
     from fastws.extensions.permessage_deflate import PerMessageDeflate
 
 __all__ = ["BinaryMessage", "MessageChunk", "MessageQueue", "Reader", "TextMessage"]
-
-# Opcodes (fastws.frames.Opcode; plain ints here so that the compiled build
-# compares C integers).
-OP_CONTINUATION = 0x0
-OP_TEXT = 0x1
-OP_BINARY = 0x2
-OP_CLOSE = 0x8
-OP_PING = 0x9
-OP_PONG = 0xA
-RSV1 = 4
-MAX_CONTROL_PAYLOAD = 125
-PROTOCOL_ERROR = 1002
-INVALID_DATA = 1007
 
 # A frame at least this large may be assembled in its final bytes object as
 # it arrives (see PayloadBuilder) instead of in the receive buffer, once a
@@ -497,11 +494,11 @@ class Reader:
                 if hlen == 0:
                     break
                 if hlen < 0:
-                    raise ProtocolError(PROTOCOL_ERROR, "invalid frame length")
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid frame length")
                 b0 = b01 >> 8
                 if (b01 & 0x80) != self.want_mask:
                     raise ProtocolError(
-                        PROTOCOL_ERROR,
+                        CLOSE_PROTOCOL_ERROR,
                         "unmasked frame from client"
                         if self.is_server
                         else "masked frame from server",
@@ -528,7 +525,7 @@ class Reader:
                     # (text) validated and decoded in one kernel call.
                     payload = _k.frame_payload(view, start, length, mask_at, opcode == OP_TEXT)
                     if payload is None:
-                        raise ProtocolError(INVALID_DATA, "invalid UTF-8 in text message")
+                        raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")
                     pos = stop
                     self.scan = pos
                     self.early = 0
@@ -636,32 +633,36 @@ class Reader:
         try:
             self.utf8.feed(chunk)
         except Utf8Error:
-            raise ProtocolError(INVALID_DATA, "invalid UTF-8 in text message") from None
+            raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in text message") from None
         self.early += len(chunk)
 
     def _check_frame(self, fin: bool, rsv: int, opcode: int, length: int) -> None:
         """Every rule a frame header must satisfy (RFC 6455 5.2-5.5, RFC 7692 6, limits)."""
         if opcode >= 8:
             if opcode > OP_PONG:
-                raise ProtocolError(PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
             if not fin:
-                raise ProtocolError(PROTOCOL_ERROR, "fragmented control frame")
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
             if length > MAX_CONTROL_PAYLOAD:
-                raise ProtocolError(PROTOCOL_ERROR, "control frame payload longer than 125 bytes")
+                raise ProtocolError(
+                    CLOSE_PROTOCOL_ERROR, "control frame payload longer than 125 bytes"
+                )
             if rsv:
-                raise ProtocolError(PROTOCOL_ERROR, "RSV bits set on a control frame")
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "RSV bits set on a control frame")
             return
         if opcode > OP_BINARY:
-            raise ProtocolError(PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
         if rsv and (rsv != RSV1 or self.deflate is None or opcode == OP_CONTINUATION):
-            raise ProtocolError(PROTOCOL_ERROR, "RSV bits set without a negotiated extension")
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "RSV bits set without a negotiated extension")
         if opcode == OP_CONTINUATION:
             if not self.msg_opcode:
                 raise ProtocolError(
-                    PROTOCOL_ERROR, "continuation frame without a message in progress"
+                    CLOSE_PROTOCOL_ERROR, "continuation frame without a message in progress"
                 )
         elif self.msg_opcode:
-            raise ProtocolError(PROTOCOL_ERROR, "new data message inside a fragmented message")
+            raise ProtocolError(
+                CLOSE_PROTOCOL_ERROR, "new data message inside a fragmented message"
+            )
         if 0 <= self.max_frame < length:
             raise PayloadTooBig(f"frame of {length} bytes exceeds the limit")
         if (
@@ -710,7 +711,7 @@ class Reader:
                 else:
                     self.utf8.feed(payload, fin)
             except Utf8Error:
-                raise ProtocolError(INVALID_DATA, "invalid UTF-8 in text message") from None
+                raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in text message") from None
         if fin:
             self.msg_opcode = 0
         data: Any

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from typing import Final
 
 from fastws.exceptions import ProtocolError
 
@@ -96,27 +97,49 @@ class CloseCode(enum.IntEnum):
 
 
 CLOSE_CODE_EXPLANATIONS: dict[int, str] = {
-    1000: "OK",
-    1001: "going away",
-    1002: "protocol error",
-    1003: "unsupported data",
-    1005: "no status received",
-    1006: "connection closed abnormally",
-    1007: "invalid frame payload data",
-    1008: "policy violation",
-    1009: "message too big",
-    1010: "mandatory extension",
-    1011: "internal error",
-    1012: "service restart",
-    1013: "try again later",
-    1014: "bad gateway",
-    1015: "TLS handshake failure",
+    CloseCode.NORMAL_CLOSURE: "OK",
+    CloseCode.GOING_AWAY: "going away",
+    CloseCode.PROTOCOL_ERROR: "protocol error",
+    CloseCode.UNSUPPORTED_DATA: "unsupported data",
+    CloseCode.NO_STATUS_RCVD: "no status received",
+    CloseCode.ABNORMAL_CLOSURE: "connection closed abnormally",
+    CloseCode.INVALID_DATA: "invalid frame payload data",
+    CloseCode.POLICY_VIOLATION: "policy violation",
+    CloseCode.MESSAGE_TOO_BIG: "message too big",
+    CloseCode.MANDATORY_EXTENSION: "mandatory extension",
+    CloseCode.INTERNAL_ERROR: "internal error",
+    CloseCode.SERVICE_RESTART: "service restart",
+    CloseCode.TRY_AGAIN_LATER: "try again later",
+    CloseCode.BAD_GATEWAY: "bad gateway",
+    CloseCode.TLS_HANDSHAKE: "TLS handshake failure",
 }
+
+# Plain ints of the opcodes and close codes, for the hot paths (an enum
+# member costs an attribute lookup) and for the compiled frame reader (which
+# types them as C ints). Each is its enum member's value.
+OP_CONTINUATION: Final = int(Opcode.CONTINUATION)
+OP_TEXT: Final = int(Opcode.TEXT)
+OP_BINARY: Final = int(Opcode.BINARY)
+OP_CLOSE: Final = int(Opcode.CLOSE)
+OP_PING: Final = int(Opcode.PING)
+OP_PONG: Final = int(Opcode.PONG)
+CLOSE_NORMAL: Final = int(CloseCode.NORMAL_CLOSURE)
+CLOSE_GOING_AWAY: Final = int(CloseCode.GOING_AWAY)
+CLOSE_PROTOCOL_ERROR: Final = int(CloseCode.PROTOCOL_ERROR)
+CLOSE_NO_STATUS: Final = int(CloseCode.NO_STATUS_RCVD)
+CLOSE_ABNORMAL: Final = int(CloseCode.ABNORMAL_CLOSURE)
+CLOSE_INVALID_DATA: Final = int(CloseCode.INVALID_DATA)
+CLOSE_TOO_BIG: Final = int(CloseCode.MESSAGE_TOO_BIG)
+CLOSE_INTERNAL_ERROR: Final = int(CloseCode.INTERNAL_ERROR)
 
 # Codes that may appear in a close frame on the wire: the registered ones
 # except 1004 (reserved), 1005, 1006 and 1015 (never sent), plus 3000-4999
 # (libraries / frameworks / private use).
-_WIRE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+_WIRE_CODES = frozenset(CloseCode) - {
+    CloseCode.NO_STATUS_RCVD,
+    CloseCode.ABNORMAL_CLOSURE,
+    CloseCode.TLS_HANDSHAKE,
+}
 
 
 def is_valid_received_close_code(code: int) -> bool:

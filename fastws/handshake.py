@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+from fastws import limits
 from fastws.events import Headers, Request, Response
 from fastws.exceptions import InvalidHandshake
 
@@ -253,10 +254,10 @@ class HttpHeadParser:
     def __init__(
         self,
         *,
-        max_start_line: int = 8192,
-        max_header_line: int = 8192,
-        max_headers: int = 128,
-        max_size: int = 64 << 10,
+        max_start_line: int = limits.MAX_REQUEST_LINE,
+        max_header_line: int = limits.MAX_HEADER_LINE,
+        max_headers: int = limits.MAX_HEADERS,
+        max_size: int = limits.MAX_HANDSHAKE_SIZE,
         is_request: bool = True,
     ) -> None:
         self._buf = bytearray()

@@ -46,7 +46,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeGuard
 
-from fastws import __version__
+from fastws import __version__, limits
 from fastws._impl import MessageQueue, Reader, encode_frame, encode_header, frame_message
 from fastws.events import (
     CloseReceived,
@@ -72,7 +72,21 @@ from fastws.extensions.permessage_deflate import (
     client_offer,
     server_accept,
 )
-from fastws.frames import MAX_CONTROL_PAYLOAD, build_close_payload, parse_close_payload
+from fastws.frames import (
+    CLOSE_ABNORMAL,
+    CLOSE_NO_STATUS,
+    CLOSE_NORMAL,
+    MAX_CONTROL_PAYLOAD,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    RSV1,
+    build_close_payload,
+    parse_close_payload,
+)
 from fastws.handshake import (
     HttpHeadParser,
     accept_key,
@@ -412,7 +426,7 @@ class Protocol:
         if self.state is _CONNECTING:
             self._handshake_eof()
         if self.close_code is None:
-            self.close_code = 1006
+            self.close_code = CLOSE_ABNORMAL
             self.close_reason = ""
         self.state = State.CLOSED
         self._discard = True
@@ -440,7 +454,7 @@ class Protocol:
         """
         if isinstance(data, str):
             data = data.encode("utf-8")
-        self._send_data(1, data, fin, compress)
+        self._send_data(OP_TEXT, data, fin, compress)
 
     def send_binary(self, data: _Bytes, fin: bool = True, *, compress: bool | None = None) -> None:
         """Send a binary frame; see :meth:`send_text` for the arguments.
@@ -449,7 +463,7 @@ class Protocol:
             InvalidState: the connection is not open, or a fragmented text
                 message is in progress.
         """
-        self._send_data(2, data, fin, compress)
+        self._send_data(OP_BINARY, data, fin, compress)
 
     def send_ping(self, data: _Bytes = b"") -> None:
         """Send a ping.
@@ -458,7 +472,7 @@ class Protocol:
             ValueError: more than 125 bytes.
             InvalidState: the connection is not open.
         """
-        self._send_control(0x9, data)
+        self._send_control(OP_PING, data)
 
     def send_pong(self, data: _Bytes = b"") -> None:
         """Send a pong (unsolicited, or as the answer with ``auto_pong=False``).
@@ -467,9 +481,9 @@ class Protocol:
             ValueError: more than 125 bytes.
             InvalidState: the connection is not open.
         """
-        self._send_control(0xA, data)
+        self._send_control(OP_PONG, data)
 
-    def send_close(self, code: int | None = 1000, reason: str = "") -> None:
+    def send_close(self, code: int | None = CLOSE_NORMAL, reason: str = "") -> None:
         """Start the closing handshake.
 
         Args:
@@ -483,8 +497,8 @@ class Protocol:
         if self.state is not _OPEN:
             raise InvalidState(f"cannot send a close frame in state {self.state.name}")
         payload = build_close_payload(code, reason)
-        self._send_frame(0x8, payload, True, 0)
-        self.close_code_sent = code if code is not None else 1005
+        self._send_frame(OP_CLOSE, payload, True, 0)
+        self.close_code_sent = code if code is not None else CLOSE_NO_STATUS
         self.state = State.CLOSING
 
     def fail(self, code: int, reason: str = "") -> None:
@@ -497,7 +511,7 @@ class Protocol:
                 payload = build_close_payload(code, reason[:100])
             except ValueError:
                 payload = build_close_payload(code)
-            self._send_frame(0x8, payload, True, 0)
+            self._send_frame(OP_CLOSE, payload, True, 0)
             self.close_code_sent = code
             self.state = State.CLOSED if self._close_received else State.CLOSING
         self._discard = True
@@ -552,7 +566,7 @@ class Protocol:
         if self._send_opcode:
             if self._send_opcode != opcode:
                 raise InvalidState("a fragmented message of the other type is in progress")
-            wire_opcode = 0
+            wire_opcode = OP_CONTINUATION
         else:
             wire_opcode = opcode
             if deflate is not None:
@@ -560,7 +574,7 @@ class Protocol:
                     compress = not fin or len(data) >= deflate.threshold
                 self._send_compressed = compress
                 if compress:
-                    rsv = 4
+                    rsv = RSV1
             else:
                 self._send_compressed = False
         if self._send_compressed:
@@ -590,9 +604,9 @@ class Protocol:
             framed: bool = frame_message(self._out, message, mask, _ZERO_COPY_AT)
             return framed
         if isinstance(message, str):
-            self._send_data(1, str.encode(message), True, None)
+            self._send_data(OP_TEXT, str.encode(message), True, None)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            self._send_data(2, message, True, None)
+            self._send_data(OP_BINARY, message, True, None)
         else:
             return False
         return True
@@ -601,11 +615,11 @@ class Protocol:
 
     def _control(self, opcode: int, payload: bytes) -> bool:
         """A control frame from the reader; returns whether to stop reading (a close)."""
-        if opcode == 0x9:
+        if opcode == OP_PING:
             self._events.append(Ping(payload))
             if self.auto_pong and self.state is _OPEN:
-                self._send_frame(0xA, payload, True, 0)
-        elif opcode == 0xA:
+                self._send_frame(OP_PONG, payload, True, 0)
+        elif opcode == OP_PONG:
             self._events.append(Pong(payload))
         else:
             code, reason = parse_close_payload(payload)
@@ -614,7 +628,9 @@ class Protocol:
             self.close_reason = reason
             self._events.append(CloseReceived(code, reason))
             if self.state is _OPEN:
-                self._send_frame(0x8, b"" if code == 1005 else _pack_code(code), True, 0)
+                self._send_frame(
+                    OP_CLOSE, b"" if code == CLOSE_NO_STATUS else _pack_code(code), True, 0
+                )
                 self.close_code_sent = code
             self.state = State.CLOSED
             self._discard = True
@@ -709,13 +725,13 @@ class ServerProtocol(Protocol):
         select_subprotocol: SelectSubprotocol | None = None,
         origins: Sequence[str | None] | None = None,
         compression: DeflateOptions | None = _DEFAULT_DEFLATE,
-        max_message_size: int | None = 1 << 20,
+        max_message_size: int | None = limits.MAX_MESSAGE_SIZE,
         max_frame_size: int | None = None,
-        max_fragments: int | None = 1 << 16,
-        max_request_line: int = 8192,
-        max_header_line: int = 8192,
-        max_headers: int = 128,
-        max_handshake_size: int = 64 << 10,
+        max_fragments: int | None = limits.MAX_FRAGMENTS,
+        max_request_line: int = limits.MAX_REQUEST_LINE,
+        max_header_line: int = limits.MAX_HEADER_LINE,
+        max_headers: int = limits.MAX_HEADERS,
+        max_handshake_size: int = limits.MAX_HANDSHAKE_SIZE,
         auto_pong: bool = True,
         stream_messages: bool = False,
         server_header: str | None = _USER_AGENT,
@@ -954,13 +970,13 @@ class ClientProtocol(Protocol):
         compression: DeflateOptions | None = _DEFAULT_DEFLATE,
         additional_headers: Iterable[tuple[str, str]] = (),
         user_agent: str | None = _USER_AGENT,
-        max_message_size: int | None = 1 << 20,
+        max_message_size: int | None = limits.MAX_MESSAGE_SIZE,
         max_frame_size: int | None = None,
-        max_fragments: int | None = 1 << 16,
-        max_request_line: int = 8192,
-        max_header_line: int = 8192,
-        max_headers: int = 128,
-        max_handshake_size: int = 64 << 10,
+        max_fragments: int | None = limits.MAX_FRAGMENTS,
+        max_request_line: int = limits.MAX_REQUEST_LINE,
+        max_header_line: int = limits.MAX_HEADER_LINE,
+        max_headers: int = limits.MAX_HEADERS,
+        max_handshake_size: int = limits.MAX_HANDSHAKE_SIZE,
         auto_pong: bool = True,
         stream_messages: bool = False,
     ) -> None:

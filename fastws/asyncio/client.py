@@ -10,6 +10,7 @@ import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
+from fastws import limits
 from fastws.asyncio._options import Opener, compression_options, fragments_limit
 from fastws.asyncio.connection import Connection
 from fastws.events import Response
@@ -144,14 +145,14 @@ class connect(Opener["ClientConnection"]):
         user_agent: str | None = _USER_AGENT,
         subprotocols: Sequence[str] | None = None,
         compression: str | Any | None = "deflate",
-        max_size: int | None = 1 << 20,
+        max_size: int | None = limits.MAX_MESSAGE_SIZE,
         max_fragments: int | Literal["auto"] | None = "auto",
-        max_queue: int = 16,
-        write_limit: int | tuple[int, int] = 32768,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        open_timeout: float | None = 10.0,
-        close_timeout: float = 10.0,
+        max_queue: int = limits.MAX_QUEUE,
+        write_limit: int | tuple[int, int] = limits.WRITE_LIMIT,
+        ping_interval: float | None = limits.PING_INTERVAL,
+        ping_timeout: float | None = limits.PING_TIMEOUT,
+        open_timeout: float | None = limits.OPEN_TIMEOUT,
+        close_timeout: float = limits.CLOSE_TIMEOUT,
         stream_messages: bool = True,
     ) -> None:
         self._secure, self._host, self._port = _parse_uri(uri)

@@ -37,6 +37,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
+from fastws import limits
 from fastws.asyncio.exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -45,6 +46,13 @@ from fastws.asyncio.exceptions import (
 )
 from fastws.events import CloseReceived, Pong, Request, Response
 from fastws.exceptions import InvalidState
+from fastws.frames import (
+    CLOSE_ABNORMAL,
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NO_STATUS,
+    CLOSE_NORMAL,
+)
 from fastws.protocol import MessageQueue, State
 
 if TYPE_CHECKING:
@@ -59,7 +67,7 @@ _logger = logging.getLogger("fastws.asyncio")
 _OPEN = State.OPEN
 _CONNECTING = State.CONNECTING
 
-_OK_CODES = frozenset((1000, 1001))
+_OK_CODES = frozenset((CLOSE_NORMAL, CLOSE_GOING_AWAY))
 
 # How long a protocol failure may wait for the application to answer the
 # messages received just before it, before the close frame is sent anyway.
@@ -226,12 +234,12 @@ class Connection(asyncio.BufferedProtocol):
         self,
         protocol: ServerProtocol | ClientProtocol,
         *,
-        max_queue: int = 16,
-        write_limit: int | tuple[int, int] = 32768,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        open_timeout: float | None = 10.0,
-        close_timeout: float = 10.0,
+        max_queue: int = limits.MAX_QUEUE,
+        write_limit: int | tuple[int, int] = limits.WRITE_LIMIT,
+        ping_interval: float | None = limits.PING_INTERVAL,
+        ping_timeout: float | None = limits.PING_TIMEOUT,
+        open_timeout: float | None = limits.OPEN_TIMEOUT,
+        close_timeout: float = limits.CLOSE_TIMEOUT,
     ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
@@ -724,7 +732,7 @@ class Connection(asyncio.BufferedProtocol):
             # A started message cannot be finished: fail the connection, the
             # peer would otherwise wait for the end of the message forever.
             if started and self._proto.state is _OPEN:
-                self._fail(1011, "error while sending a fragmented message")
+                self._fail(CLOSE_INTERNAL_ERROR, "error while sending a fragmented message")
             raise
         finally:
             waiter, self._fragment_waiter = self._fragment_waiter, None
@@ -779,7 +787,7 @@ class Connection(asyncio.BufferedProtocol):
         self._proto.send_pong(data.encode() if isinstance(data, str) else bytes(data))
         self._flush()
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """Run the closing handshake and wait until the TCP connection is closed.
 
         Safe to call more than once and on a closed connection. The wait is
@@ -1108,7 +1116,7 @@ class Connection(asyncio.BufferedProtocol):
         # Like a server handler that raises: 1011, and nothing more is delivered.
         self._on_message = _discard
         self._proto.set_message_callback(_discard)
-        self._fail(1011, "internal error")
+        self._fail(CLOSE_INTERNAL_ERROR, "internal error")
         return False
 
     def _join(self, data: Data, final: bool) -> Data | None:
@@ -1289,13 +1297,13 @@ class Connection(asyncio.BufferedProtocol):
     def _on_keepalive_timeout(self) -> None:
         self._keepalive_timeout_handle = None
         _logger.debug("keepalive ping timed out")
-        self._fail(1011, "keepalive ping timeout")
+        self._fail(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
 
     def _closed_info(self) -> tuple[int, str, int | None, int | None]:
         proto = self._proto
         received = proto.close_code
         sent = proto.close_code_sent
-        if received is not None and received != 1006:
+        if received is not None and received != CLOSE_ABNORMAL:
             return received, proto.close_reason, received, sent
         exc = proto.close_exc
         if sent is not None:
@@ -1303,14 +1311,14 @@ class Connection(asyncio.BufferedProtocol):
             if exc is not None and not reason:
                 reason = getattr(exc, "message", str(exc))
             return sent, reason, None, sent
-        return 1006, "", None, sent
+        return CLOSE_ABNORMAL, "", None, sent
 
     def _closed_exception(self) -> ConnectionClosed:
         code, reason, received, sent = self._closed_info()
         ok = (
             received is not None
-            and (received in _OK_CODES or received == 1005)
-            and (sent is None or sent in _OK_CODES or sent == 1005)
+            and (received in _OK_CODES or received == CLOSE_NO_STATUS)
+            and (sent is None or sent in _OK_CODES or sent == CLOSE_NO_STATUS)
             and self._proto.close_exc is None
         )
         cls = ConnectionClosedOK if ok else ConnectionClosedError

@@ -19,11 +19,13 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
+from fastws import limits
 from fastws.asyncio._options import Opener, compression_options, fragments_limit
 from fastws.asyncio.connection import Connection
 from fastws.asyncio.exceptions import ConnectionClosed
 from fastws.events import Request, Response
 from fastws.exceptions import InvalidHandshake
+from fastws.frames import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR
 from fastws.handshake import serialize_response
 from fastws.protocol import ServerProtocol, State
 
@@ -198,11 +200,11 @@ class ServerConnection(Connection):
             except ConnectionClosed:
                 pass
             except asyncio.CancelledError:
-                self._fail(1011, "server shutting down")
+                self._fail(CLOSE_INTERNAL_ERROR, "server shutting down")
                 raise
             except Exception:
                 _logger.error("connection handler failed", exc_info=True)
-                await self.close(1011, "internal error")
+                await self.close(CLOSE_INTERNAL_ERROR, "internal error")
                 return
             await self.close()
         except asyncio.CancelledError:
@@ -218,7 +220,7 @@ class ServerConnection(Connection):
             return
         if self._proto.state is State.OPEN:
             self._sent_reason = "server shutting down"
-            self._proto.send_close(1001, "server shutting down")
+            self._proto.send_close(CLOSE_GOING_AWAY, "server shutting down")
             self._flush()
         elif self._proto.state is State.CONNECTING:
             self._abort()
@@ -418,15 +420,15 @@ class serve(Opener["Server"]):
         sock: socket.socket | None = None,
         ssl: ssl_module.SSLContext | None = None,
         reuse_port: bool | None = None,
-        backlog: int = 1024,
-        max_size: int | None = 1 << 20,
+        backlog: int = limits.BACKLOG,
+        max_size: int | None = limits.MAX_MESSAGE_SIZE,
         max_fragments: int | Literal["auto"] | None = "auto",
-        max_queue: int = 16,
-        write_limit: int | tuple[int, int] = 32768,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        open_timeout: float | None = 10.0,
-        close_timeout: float = 10.0,
+        max_queue: int = limits.MAX_QUEUE,
+        write_limit: int | tuple[int, int] = limits.WRITE_LIMIT,
+        ping_interval: float | None = limits.PING_INTERVAL,
+        ping_timeout: float | None = limits.PING_TIMEOUT,
+        open_timeout: float | None = limits.OPEN_TIMEOUT,
+        close_timeout: float = limits.CLOSE_TIMEOUT,
         compression: str | Any | None = "deflate",
         origins: Sequence[str | None] | None = None,
         subprotocols: Sequence[str] | None = None,

@@ -30,6 +30,7 @@ import zlib
 from dataclasses import dataclass
 
 from fastws.exceptions import InvalidHandshake, PayloadTooBig, ProtocolError
+from fastws.frames import CLOSE_INVALID_DATA
 
 __all__ = [
     "EXTENSION_NAME",
@@ -226,7 +227,7 @@ class PerMessageDeflate:
                             raise PayloadTooBig("decompressed message exceeds the size limit")
         except zlib.error as exc:
             self._decompressor = None
-            raise ProtocolError(1007, f"invalid compressed data: {exc}") from None
+            raise ProtocolError(CLOSE_INVALID_DATA, f"invalid compressed data: {exc}") from None
         except PayloadTooBig:
             self._decompressor = None
             raise

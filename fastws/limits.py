@@ -1,0 +1,58 @@
+"""Every default limit and timeout of fastws, written once.
+
+The sans-IO state machine (:mod:`fastws.protocol`), the HTTP head parser
+(:mod:`fastws.handshake`), the asyncio server and client and the command
+line all take their defaults from here, so that the layers cannot drift
+apart. Each is also documented with the option that uses it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "BACKLOG",
+    "CLOSE_TIMEOUT",
+    "MAX_FRAGMENTS",
+    "MAX_HANDSHAKE_SIZE",
+    "MAX_HEADERS",
+    "MAX_HEADER_LINE",
+    "MAX_MESSAGE_SIZE",
+    "MAX_QUEUE",
+    "MAX_REQUEST_LINE",
+    "OPEN_TIMEOUT",
+    "PING_INTERVAL",
+    "PING_TIMEOUT",
+    "WRITE_LIMIT",
+]
+
+#: Largest message, in bytes, after decompression (``max_size``,
+#: ``max_message_size``); 1009 above.
+MAX_MESSAGE_SIZE: Final = 1 << 20
+#: Most frames in one message for the sans-IO state machine; the asyncio
+#: front-end's ``max_fragments="auto"`` derives its own from ``max_size``.
+MAX_FRAGMENTS: Final = 1 << 16
+#: Longest request or status line of the opening handshake (400 above).
+MAX_REQUEST_LINE: Final = 8192
+#: Longest header line of the opening handshake (431 above).
+MAX_HEADER_LINE: Final = 8192
+#: Most header lines of the opening handshake (431 above).
+MAX_HEADERS: Final = 128
+#: Largest head of the opening handshake, in bytes (431 above).
+MAX_HANDSHAKE_SIZE: Final = 64 << 10
+#: Received messages (frames when streaming) waiting for ``recv()`` before
+#: receiving pauses.
+MAX_QUEUE: Final = 16
+#: High-water mark of the write buffer, in bytes (the low-water mark is a
+#: quarter of it unless given).
+WRITE_LIMIT: Final = 32 << 10
+#: Seconds between keepalive pings.
+PING_INTERVAL: Final = 20.0
+#: Seconds to wait for a keepalive pong before failing with 1011.
+PING_TIMEOUT: Final = 20.0
+#: Seconds allowed for the opening handshake.
+OPEN_TIMEOUT: Final = 10.0
+#: Seconds allowed for the closing handshake and the end of the connection.
+CLOSE_TIMEOUT: Final = 10.0
+#: Pending connections the listening socket queues.
+BACKLOG: Final = 1024
