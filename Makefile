@@ -26,7 +26,7 @@ build: setup
 echo: build
 	$(PY) -m fastws echo --host $(HOST) --port $(PORT)
 
-# Everything CI runs: the suite with the C extension, the suite on the
+# Everything CI runs: lint (ruff, mypy, stubtest), the suite with the C extension, the suite on the
 # pure-Python kernels, the C kernel tests, the sanitizer build, the Autobahn
 # TestSuite (both roles), bounded fuzzing runs, and the suite with the C
 # extension on the other supported Python versions that the machine has.

@@ -624,10 +624,12 @@ class Connection(asyncio.BufferedProtocol):
             return
         else:
             raise TypeError(f"cannot send {type(message).__name__}; send str or bytes")
-        if self._queue and not self._write_paused:
-            # More received messages wait for the application, which is likely
-            # to send again within this same step (an echo loop): coalesce the
-            # writes into one at the end of this loop iteration, up to a bound.
+        if (self._queue or self._paused_by_queue) and not self._write_paused:
+            # More received messages wait for the application (queued, or
+            # kept by the state machine until the queue has room), which is
+            # likely to send again (an echo loop): coalesce the writes, up to
+            # a bound, into one at the end of this loop iteration or, while
+            # a resume is due, after the last resume of the read.
             self._unflushed += len(message)  # type: ignore[arg-type]  # framed: str or bytes-like
             if self._unflushed < _COALESCE_LIMIT:
                 if self._flush_handle is None:
@@ -681,6 +683,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def _scheduled_flush(self) -> None:
         self._flush_handle = None
+        if self._resume_handle is not None and self._unflushed < _COALESCE_LIMIT:
+            return  # the resume that comes next writes, or schedules this again
         self._flush()
 
     async def _send_fragments(self, iterator: Any, is_async: bool) -> None:
@@ -885,8 +889,11 @@ class Connection(asyncio.BufferedProtocol):
             except Exception as again:
                 exc = again
 
-    def _after_receive(self) -> None:
-        """Act on what the state machine did with received bytes (after a read or a resume)."""
+    def _after_receive(self, write: bool = True) -> None:
+        """Act on what the state machine did with received bytes (after a read or a resume).
+
+        With ``write`` false, only wake the receiver and act on events.
+        """
         proto = self._proto
         queue = self._queue
         if queue:
@@ -899,6 +906,8 @@ class Connection(asyncio.BufferedProtocol):
         events = proto.events_received()
         if events:
             self._process_events(events)
+        if not write:
+            return
         if proto.close_exc is None and proto.state is _OPEN:
             # The usual case: write what there is (echoes, pongs), if anything.
             chunks = proto.data_to_send()
@@ -951,6 +960,13 @@ class Connection(asyncio.BufferedProtocol):
         if not proto.receiving_paused and self._paused_by_queue:
             self._paused_by_queue = False
             self._update_reading()
+        if proto.receiving_paused and proto.close_exc is None and not self._write_paused:
+            # More of this read is to come: let the answers to this part wait
+            # for the rest (see send()), but never without a flush scheduled.
+            self._after_receive(write=False)
+            if self._flush_handle is None and proto.has_data_to_send():
+                self._flush_handle = self._loop.call_soon(self._scheduled_flush)
+            return
         self._after_receive()
 
     def _on_failure(self) -> None:
