@@ -1132,14 +1132,31 @@ def make_charts(
 def build_report(notes: list[str]) -> Path:
     """Write RESULTS.md and the charts from the JSON files in ``bench/results``."""
     names = [name for name, _ in bench_files()]
-    skip = [*names, "echo", *INTERLEAVED_JSON]  # those have sections of their own
+    # Those have sections of their own; callgrind_echo and kernels_percall are
+    # summarized by hand in the kept sections (see _kept_sections).
+    skip = [*names, "echo", *INTERLEAVED_JSON, "callgrind_echo", "kernels_percall"]
     names += [p.stem for p in sorted(RESULTS.glob("*.json")) if p.stem not in skip]
     suites = [load_suite(name) for name in names]
     echo_data, echo_error = load_json(RESULTS / "echo.json")
     charts, problems = make_charts(suites, echo_data)
     text = render(environment(), suites, (echo_data, echo_error), charts, [*notes, *problems])
-    RESULTS_MD.write_text(text)
+    RESULTS_MD.write_text(text + _kept_sections())
     return RESULTS_MD
+
+
+KEPT_START = "<!-- kept:start -->"
+KEPT_END = "<!-- kept:end -->"
+
+
+def _kept_sections() -> str:
+    """The hand-written block of RESULTS.md between the kept markers, carried over."""
+    if not RESULTS_MD.exists():
+        return ""
+    old = RESULTS_MD.read_text()
+    if KEPT_START not in old or KEPT_END not in old:
+        return ""
+    block = old.split(KEPT_START, 1)[1].split(KEPT_END, 1)[0]
+    return f"\n{KEPT_START}{block}{KEPT_END}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
