@@ -166,7 +166,7 @@ def _extensions() -> list[Extension]:
         "fastws._speedups",
         sources=["fastws/_speedups.pyx"],
         include_dirs=include_dirs,
-        depends=kernels + headers,
+        depends=[*kernels, *headers, "fastws/_recycle.h"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )

@@ -60,6 +60,10 @@ cdef extern from "Python.h":
     int PyErr_ExceptionMatches(PyObject *exc)
     void PyErr_Clear()
     PyObject *PyExc_BufferError
+    bint PyList_CheckExact(object o)
+    PyObject *PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    uint8_t *PyUnicode_1BYTE_DATA(PyObject *o)
+    PyObject *PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
 
 cdef extern from "fastws_cpu.h" nogil:
     unsigned fws_cpu_features()
@@ -92,182 +96,9 @@ cdef extern from "fastws_frame.h" nogil:
     size_t fws_header_encode(uint8_t *out, int fin, unsigned rsv, unsigned opcode,
                              uint64_t length, const uint8_t *mask)
 
-cdef extern from *:
-    """
-    #include "fastws_mask.h"
-    #include <string.h>
-
-    static inline int fws_is_ascii(const uint8_t *p, size_t n)
-    {
-        uint64_t acc = 0, a, b, c, d;
-        size_t i = 0;
-        for (; i + 32 <= n; i += 32) {
-            memcpy(&a, p + i, 8);
-            memcpy(&b, p + i + 8, 8);
-            memcpy(&c, p + i + 16, 8);
-            memcpy(&d, p + i + 24, 8);
-            acc |= a | b | c | d;
-        }
-        for (; i + 8 <= n; i += 8) {
-            memcpy(&a, p + i, 8);
-            acc |= a;
-        }
-        for (; i < n; i++)
-            acc |= p[i];
-        return (acc & 0x8080808080808080ull) == 0;
-    }
-
-    /* Text payloads up to this size are unmasked on the stack. */
-    #define FWS_TEXT_STACK 1024
-
-    /* Decoded text of n payload bytes at src (masked with key unless key is
-     * NULL). NULL with an exception set; a UnicodeDecodeError means invalid
-     * UTF-8. */
-    static PyObject *fws_text(const uint8_t *src, size_t n, const uint8_t *key)
-    {
-        uint8_t tmp[FWS_TEXT_STACK];
-        PyObject *s;
-        if (n == 0)
-            return PyUnicode_New(0, 0);
-        if (key != NULL) {
-            if (n > FWS_TEXT_STACK) {
-                /* Unmask straight into an ASCII str; decode from it if the
-                 * payload turns out not to be ASCII. */
-                s = PyUnicode_New((Py_ssize_t)n, 127);
-                if (s == NULL)
-                    return NULL;
-                uint8_t *data = PyUnicode_1BYTE_DATA(s);
-                fws_mask(data, src, n, key, 0);
-                if (fws_is_ascii(data, n))
-                    return s;
-                PyObject *r = PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)n, NULL);
-                Py_DECREF(s);
-                return r;
-            }
-            fws_mask(tmp, src, n, key, 0);
-            src = tmp;
-        }
-        if (!fws_is_ascii(src, n))
-            return PyUnicode_DecodeUTF8((const char *)src, (Py_ssize_t)n, NULL);
-        s = PyUnicode_New((Py_ssize_t)n, 127);
-        if (s != NULL)
-            memcpy(PyUnicode_1BYTE_DATA(s), src, n);
-        return s;
-    }
-
-    /* Large payloads are recycled. A new bytes object of a megabyte, freed
-     * soon after, makes malloc give its pages back to the system and fault
-     * fresh zeroed ones in for the next: for an echo of 1 MiB messages that
-     * was 18 to 125 page faults per message, 40% or more of its CPU time.
-     * So the bytes objects of 128 KiB and more that the kernels create are
-     * also kept here (at most FWS_RECYCLE_SLOTS, FWS_RECYCLE_BYTES in all),
-     * and one that nothing but this cache references any more (its
-     * reference count is 1) is handed out again instead of a new one, for
-     * a payload of between half its capacity and all of it. Nobody can see
-     * the change: no other reference exists, and bytes objects are not
-     * tracked by the garbage collector, so none can be found. Its cached
-     * hash is reset, and a smaller payload gets a smaller size and a new
-     * terminating NUL, as CPython's own in-place resizing does. Free-threaded
-     * builds, where the count is not a plain field, always allocate. */
-    #define FWS_RECYCLE_MIN ((Py_ssize_t)1 << 17)
-    #define FWS_RECYCLE_SLOTS 8
-    #define FWS_RECYCLE_BYTES ((Py_ssize_t)8 << 20)
-
-    #if defined(Py_GIL_DISABLED) || defined(PYPY_VERSION) || defined(GRAALVM_PYTHON)
-    #define FWS_RECYCLE 0
-    #else
-    #define FWS_RECYCLE 1
-    static struct { PyObject *obj; Py_ssize_t capacity; } fws_recycled[FWS_RECYCLE_SLOTS];
-    static Py_ssize_t fws_recycled_bytes;
-    #endif
-
-    /* A new (or recycled) bytes object of n bytes, contents undefined; NULL
-     * with an exception set. Only for the caller to fill and return. */
-    static PyObject *fws_new_bytes(Py_ssize_t n)
-    {
-    #if FWS_RECYCLE
-        if (n >= FWS_RECYCLE_MIN) {
-            int empty = -1;
-            for (int i = 0; i < FWS_RECYCLE_SLOTS; i++) {
-                PyObject *b = fws_recycled[i].obj;
-                if (b == NULL) {
-                    if (empty < 0)
-                        empty = i;
-                    continue;
-                }
-                Py_ssize_t cap = fws_recycled[i].capacity;
-                if (Py_REFCNT(b) == 1 && n <= cap && n >= cap / 2) {
-                    Py_SET_SIZE(b, n);
-                    PyBytes_AS_STRING(b)[n] = 0;
-    #if defined(__GNUC__)
-    #pragma GCC diagnostic push
-    #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    #endif
-                    ((PyBytesObject *)b)->ob_shash = -1;
-    #if defined(__GNUC__)
-    #pragma GCC diagnostic pop
-    #endif
-                    Py_INCREF(b);
-                    return b;
-                }
-            }
-            PyObject *b = PyBytes_FromStringAndSize(NULL, n);
-            if (b == NULL || n > FWS_RECYCLE_BYTES)
-                return b;
-            /* Keep the new one, in place of idle ones of other sizes if
-             * there is no room otherwise. */
-            for (int i = 0; i < FWS_RECYCLE_SLOTS
-                    && (empty < 0 || fws_recycled_bytes + n > FWS_RECYCLE_BYTES); i++) {
-                PyObject *old = fws_recycled[i].obj;
-                if (old != NULL && Py_REFCNT(old) == 1) {
-                    fws_recycled_bytes -= fws_recycled[i].capacity;
-                    fws_recycled[i].obj = NULL;
-                    Py_DECREF(old);
-                    if (empty < 0)
-                        empty = i;
-                }
-            }
-            if (empty >= 0 && fws_recycled_bytes + n <= FWS_RECYCLE_BYTES) {
-                Py_INCREF(b);
-                fws_recycled[empty].obj = b;
-                fws_recycled[empty].capacity = n;
-                fws_recycled_bytes += n;
-            }
-            return b;
-        }
-    #endif
-        return PyBytes_FromStringAndSize(NULL, n);
-    }
-
-    /* How many objects the cache holds, and their capacity in bytes. */
-    static void fws_recycled_stats(Py_ssize_t *count, Py_ssize_t *nbytes)
-    {
-        *count = 0;
-        *nbytes = 0;
-    #if FWS_RECYCLE
-        for (int i = 0; i < FWS_RECYCLE_SLOTS; i++)
-            *count += fws_recycled[i].obj != NULL;
-        *nbytes = fws_recycled_bytes;
-    #endif
-    }
-
-    static PyObject *fws_binary(const uint8_t *src, size_t n, const uint8_t *key)
-    {
-        PyObject *b = fws_new_bytes((Py_ssize_t)n);
-        if (b == NULL || n == 0)
-            return b;
-        uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(b);
-        if (key != NULL)
-            fws_mask(dst, src, n, key, 0);
-        else
-            memcpy(dst, src, n);
-        return b;
-    }
-
-    """
-    PyObject *fws_text(const uint8_t *src, size_t n, const uint8_t *key)
-    PyObject *fws_binary(const uint8_t *src, size_t n, const uint8_t *key)
-    bint PyList_CheckExact(object o)
+cdef extern from "_recycle.h":
+    # Large bytes objects are recycled; what this relies on is written in
+    # that file and in docs/kernels.md.
     PyObject *fws_new_bytes(Py_ssize_t n)
     void fws_recycled_stats(Py_ssize_t *count, Py_ssize_t *nbytes)
     enum:
@@ -292,6 +123,79 @@ cdef extern from *:
 # fastws): there the release alone could make fastws the slower one.
 cdef enum:
     NOGIL_THRESHOLD = 262144
+
+
+# ---- payloads of received frames ----------------------------------------------
+
+cdef inline bint _is_ascii(const uint8_t *p, size_t n) noexcept:
+    """Whether the n bytes at p are all below 0x80 (a word at a time)."""
+    cdef uint64_t acc = 0, a, b, c, d
+    cdef size_t i = 0
+    while i + 32 <= n:
+        memcpy(&a, p + i, 8)
+        memcpy(&b, p + i + 8, 8)
+        memcpy(&c, p + i + 16, 8)
+        memcpy(&d, p + i + 24, 8)
+        acc |= a | b | c | d
+        i += 32
+    while i + 8 <= n:
+        memcpy(&a, p + i, 8)
+        acc |= a
+        i += 8
+    while i < n:
+        acc |= p[i]
+        i += 1
+    return (acc & 0x8080808080808080ULL) == 0
+
+
+cdef enum:
+    TEXT_ON_STACK = 1024  # masked text payloads up to this size are unmasked on the stack
+
+
+cdef PyObject *_text(const uint8_t *src, size_t n, const uint8_t *key) noexcept:
+    """Decoded text of the n payload bytes at src (masked with key unless
+    NULL). NULL with an exception set; a UnicodeDecodeError means invalid
+    UTF-8."""
+    cdef uint8_t tmp[TEXT_ON_STACK]
+    cdef PyObject *s
+    cdef PyObject *r
+    cdef uint8_t *data
+    if key is not NULL:
+        if n > TEXT_ON_STACK:
+            # Unmask straight into an ASCII str; decode from it if the
+            # payload turns out not to be ASCII.
+            s = PyUnicode_New(<Py_ssize_t>n, 127)
+            if s is NULL:
+                return NULL
+            data = PyUnicode_1BYTE_DATA(s)
+            fws_mask(data, src, n, key, 0)
+            if _is_ascii(data, n):
+                return s
+            r = PyUnicode_DecodeUTF8(<const char *>data, <Py_ssize_t>n, NULL)
+            Py_DECREF(<object>s)
+            return r
+        fws_mask(tmp, src, n, key, 0)
+        src = tmp
+    if not _is_ascii(src, n):
+        return PyUnicode_DecodeUTF8(<const char *>src, <Py_ssize_t>n, NULL)
+    s = PyUnicode_New(<Py_ssize_t>n, 127)
+    if s is not NULL:
+        memcpy(PyUnicode_1BYTE_DATA(s), src, n)
+    return s
+
+
+cdef PyObject *_binary(const uint8_t *src, size_t n, const uint8_t *key) noexcept:
+    """The n payload bytes at src as bytes (unmasked with key unless NULL);
+    NULL with an exception set."""
+    cdef PyObject *b = fws_new_bytes(<Py_ssize_t>n)
+    if b is NULL or n == 0:
+        return b
+    cdef uint8_t *dst = <uint8_t *>PyBytes_AS_STRING(<object>b)
+    if key is not NULL:
+        fws_mask(dst, src, n, key, 0)
+    else:
+        memcpy(dst, src, n)
+    return b
 
 
 cdef inline object _steal(PyObject *o):
@@ -733,14 +637,14 @@ cdef object frame_payload(ByteView buf, Py_ssize_t start, Py_ssize_t length,
     if mask_at >= 0:
         key = buf.buf + mask_at
     if text:
-        out = fws_text(src, <size_t>length, key)
+        out = _text(src, <size_t>length, key)
         if out is NULL:
             if PyErr_ExceptionMatches(<PyObject *>UnicodeDecodeError):
                 PyErr_Clear()
                 return None
             raise MemoryError()
         return _steal(out)
-    out = fws_binary(src, <size_t>length, key)
+    out = _binary(src, <size_t>length, key)
     if out is NULL:
         raise MemoryError()
     return _steal(out)

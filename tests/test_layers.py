@@ -10,6 +10,7 @@ way in.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fastws"
@@ -55,3 +56,19 @@ def test_the_check_finds_a_private_use() -> None:
     tree = ast.parse("def f(conn):\n    return conn._proto._out\n")
     found = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in private]
     assert found == ["_out"]
+
+
+def test_one_header_decoder_and_no_c_inside_cython_sources() -> None:
+    # The frame header is decoded in C by csrc/frame.c alone (its pure-Python
+    # twin is fastws/_kernels_py.py); the binding embeds no C code of its own.
+    csrc = PACKAGE.parent / "csrc"
+    definers = [
+        p.name
+        for p in sorted(csrc.glob("*.c"))
+        if re.search(r"^int\s+fws_header_decode\s*\(", p.read_text(), re.M)
+    ]
+    assert definers == ["frame.c"]
+    for path in sorted(PACKAGE.glob("*.p[yx][xd]")):
+        text = path.read_text()
+        assert not re.search(r"cdef\s+extern\s+from\s+\*", text), f"{path.name} embeds C code"
+    assert "fws_header_decode" not in (PACKAGE / "_recycle.h").read_text()
