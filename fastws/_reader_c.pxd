@@ -17,18 +17,22 @@ cdef int CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_DATA
 # part of a reference cycle, so Cython makes them types without cyclic
 # garbage collection. (With many events alive, tracking them cost about as
 # much as the rest of the reader.)
+cdef class _Event:
+    cpdef tuple _fields(self)
+
+
 @cython.final
-cdef class TextMessage:
+cdef class TextMessage(_Event):
     cdef readonly str data
 
 
 @cython.final
-cdef class BinaryMessage:
+cdef class BinaryMessage(_Event):
     cdef readonly bytes data
 
 
 @cython.final
-cdef class MessageChunk:
+cdef class MessageChunk(_Event):
     cdef readonly object data
     cdef readonly bint text
     cdef readonly bint final

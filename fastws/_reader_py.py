@@ -57,7 +57,30 @@ ASSEMBLE_AT = 1 << 16
 COMPACT_AT = 1 << 16
 
 
-class TextMessage:
+class _Event:
+    """Equality, hash and repr of the event classes, from their ``__match_args__``."""
+
+    __slots__ = ()
+    __match_args__ = ()  # type: tuple[str, ...]
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple([getattr(self, name) for name in self.__match_args__])
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Event)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), *self._fields()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join([f"{name}={getattr(self, name)!r}" for name in self.__match_args__])
+        return f"{type(self).__name__}({fields})"
+
+
+class TextMessage(_Event):
     """A complete text message.
 
     Attributes:
@@ -70,19 +93,8 @@ class TextMessage:
     def __init__(self, data: str) -> None:
         self.data = data
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return bool(self.data == other.data)
 
-    def __hash__(self) -> int:
-        return hash((TextMessage, self.data))
-
-    def __repr__(self) -> str:
-        return f"TextMessage(data={self.data!r})"
-
-
-class BinaryMessage:
+class BinaryMessage(_Event):
     """A complete binary message.
 
     Attributes:
@@ -95,19 +107,8 @@ class BinaryMessage:
     def __init__(self, data: bytes) -> None:
         self.data = data
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return bool(self.data == other.data)
 
-    def __hash__(self) -> int:
-        return hash((BinaryMessage, self.data))
-
-    def __repr__(self) -> str:
-        return f"BinaryMessage(data={self.data!r})"
-
-
-class MessageChunk:
+class MessageChunk(_Event):
     """One frame of a fragmented message, with ``stream_messages=True``.
 
     A message sent in a single frame is delivered whole instead.
@@ -127,19 +128,6 @@ class MessageChunk:
         self.data = data
         self.text = text
         self.final = final
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return bool(
-            self.data == other.data and self.text == other.text and self.final == other.final
-        )
-
-    def __hash__(self) -> int:
-        return hash((MessageChunk, self.data, self.text, self.final))
-
-    def __repr__(self) -> str:
-        return f"MessageChunk(data={self.data!r}, text={self.text!r}, final={self.final!r})"
 
 
 def _text_message(data: str) -> TextMessage:

@@ -147,6 +147,22 @@ def test_control_frames_go_to_the_state_machine(reader_mod: ModuleType) -> None:
     assert reader.stopped  # nothing after the close frame
 
 
+def test_events_compare_hash_and_print_by_value(reader_mod: ModuleType) -> None:
+    text, binary, chunk = reader_mod.TextMessage, reader_mod.BinaryMessage, reader_mod.MessageChunk
+    assert text("x") == text("x") and hash(text("x")) == hash(text("x"))
+    assert text("x") != text("y") and text("x") != binary(b"x") and text("x") != "x"
+    assert binary(b"x") == binary(b"x") and len({binary(b"x"), binary(b"x"), text("x")}) == 2
+    assert chunk("a", True, False) == chunk("a", True, False)
+    assert chunk("a", True, False) != chunk("a", True, True) != chunk(b"a", False, True)
+    assert hash(chunk("a", True, False)) == hash(chunk("a", True, False))
+    assert repr(text("x")) == "TextMessage(data='x')"
+    assert repr(binary(b"\x00")) == "BinaryMessage(data=b'\\x00')"
+    assert repr(chunk("a", True, False)) == "MessageChunk(data='a', text=True, final=False)"
+    match chunk(b"z", False, True):
+        case reader_mod.MessageChunk(data, text_flag, final):
+            assert (data, text_flag, final) == (b"z", False, True)
+
+
 def test_events_are_immutable_on_the_compiled_build() -> None:
     mod = pytest.importorskip("fastws._reader_c")
     pytest.importorskip("fastws._speedups")
