@@ -23,8 +23,9 @@ import binascii
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastws import limits
@@ -39,9 +40,13 @@ __all__ = [
     "build_extension_header",
     "build_request",
     "build_response",
+    "check_header",
     "check_request",
     "check_response",
     "generate_key",
+    "header_pairs",
+    "header_value",
+    "is_token",
     "parse_extension_header",
     "parse_request_line",
     "parse_status_line",
@@ -453,9 +458,81 @@ def build_response(
     return Response(status, reason, Headers(pairs), bytes(body))
 
 
-def _check_header_text(name: str, value: str) -> None:
-    if not _TOKEN_RE.fullmatch(name) or "\r" in value or "\n" in value:
-        raise ValueError(f"invalid header {name!r}: {value!r}")
+def is_token(text: str) -> bool:
+    """Whether ``text`` is an RFC 7230 token (a header name, a subprotocol)."""
+    return _TOKEN_RE.fullmatch(text) is not None
+
+
+def check_header(name: object, value: object, option: str = "header") -> None:
+    """Check that a header can be sent as is.
+
+    The name must be an RFC 7230 token and the value Latin-1 text without
+    CR, LF, NUL or other control characters (tab allowed).
+
+    Args:
+        name: the header name.
+        value: the header value.
+        option: what the header came from, for the error message.
+
+    Raises:
+        TypeError: the name or value is not a ``str``.
+        ValueError: it would break or change the HTTP framing.
+    """
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise TypeError(f"{option}: a header name and value must be str, got {name!r}: {value!r}")
+    if not _TOKEN_RE.fullmatch(name):
+        raise ValueError(f"{option}: invalid header name {name!r}")
+    if not _HEADER_VALUE_RE.fullmatch(value):
+        raise ValueError(f"{option}: invalid value for header {name}: {value!r}")
+
+
+def header_value(option: str, value: object, *, none: bool = True) -> Any:
+    """``value`` if it can be sent as a header value (or is ``None`` where allowed).
+
+    Raises:
+        TypeError: not a ``str``.
+        ValueError: it contains characters a header value cannot hold.
+    """
+    if value is None and none:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{option} must be a str{' or None' if none else ''}, not {value!r}")
+    if not _HEADER_VALUE_RE.fullmatch(value):
+        raise ValueError(f"{option} cannot be sent as a header value: {value!r}")
+    return value
+
+
+def header_pairs(option: str, headers: object) -> list[tuple[str, str]]:
+    """The headers of ``headers`` as a checked list of ``(name, value)`` pairs.
+
+    Args:
+        option: the option they were given as, for error messages.
+        headers: ``None``, a :class:`~fastws.events.Headers`, a mapping of
+            names to values, or an iterable of ``(name, value)`` pairs.
+
+    Raises:
+        TypeError: not one of those, or a name or value that is not a ``str``.
+        ValueError: a header that cannot be sent (see :func:`check_header`).
+    """
+    if headers is None:
+        return []
+    pairs: list[tuple[str, str]] = []
+    if isinstance(headers, Headers):
+        pairs = headers.items()
+    elif isinstance(headers, Mapping):
+        pairs = list(headers.items())
+    elif isinstance(headers, (str, bytes, bytearray)) or not isinstance(headers, Iterable):
+        raise TypeError(
+            f"{option} must be a mapping or (name, value) pairs, not {type(headers).__name__}"
+        )
+    else:
+        for item in headers:
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise TypeError(f"{option} must hold (name, value) pairs, got {item!r}")
+            pairs.append((item[0], item[1]))
+    for name, value in pairs:
+        check_header(name, value, option)
+    return pairs
 
 
 def serialize_response(response: Response) -> bytes:
@@ -466,7 +543,7 @@ def serialize_response(response: Response) -> bytes:
     """
     lines = [f"HTTP/1.1 {response.status} {response.reason}"]
     for name, value in response.headers.items():
-        _check_header_text(name, value)
+        check_header(name, value)
         lines.append(f"{name}: {value}")
     lines.append("\r\n")
     return "\r\n".join(lines).encode("latin-1") + response.body
@@ -480,7 +557,7 @@ def serialize_request(request: Request) -> bytes:
     """
     lines = [f"{request.method} {request.path} HTTP/1.1"]
     for name, value in request.headers.items():
-        _check_header_text(name, value)
+        check_header(name, value)
         lines.append(f"{name}: {value}")
     lines.append("\r\n")
     return "\r\n".join(lines).encode("latin-1")

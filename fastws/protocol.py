@@ -43,10 +43,10 @@ import enum
 import os
 import struct
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeGuard
 
-from fastws import __version__, limits
+from fastws import __version__, _check, limits
 from fastws._impl import MessageQueue, Reader, encode_frame, encode_header, frame_message
 from fastws.events import (
     CloseReceived,
@@ -96,6 +96,9 @@ from fastws.handshake import (
     check_request,
     check_response,
     generate_key,
+    header_pairs,
+    header_value,
+    is_token,
     parse_extension_header,
     parse_request_line,
     parse_status_line,
@@ -123,6 +126,13 @@ __all__ = [
 ]
 
 _DEFAULT_DEFLATE = DeflateOptions()
+
+
+def _is_origin(value: str) -> bool:
+    # An Origin is "null" or scheme://host[:port], without path or spaces.
+    return is_token(value.replace(":", "").replace("/", "").replace("[", "").replace("]", ""))
+
+
 _USER_AGENT = f"fastws/{__version__}"
 _pack_code = struct.Struct("!H").pack
 _Bytes = bytes | bytearray | memoryview
@@ -215,8 +225,18 @@ class Protocol:
             ("max_frame_size", max_frame_size),
             ("max_fragments", max_fragments),
         ):
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be positive or None")
+            _check.integer(name, value, minimum=1, none=True)
+        for name, value in (
+            ("max_request_line", max_request_line),
+            ("max_header_line", max_header_line),
+            ("max_headers", max_headers),
+            ("max_handshake_size", max_handshake_size),
+        ):
+            _check.integer(name, value, minimum=1)
+        _check.boolean("auto_pong", auto_pong)
+        _check.boolean("stream_messages", stream_messages)
+        if compression is not None and not isinstance(compression, DeflateOptions):
+            raise TypeError(f"compression must be a DeflateOptions or None, not {compression!r}")
         self.role = role
         self.state = _CONNECTING
         self._is_server = role is Role.SERVER
@@ -749,10 +769,14 @@ class ServerProtocol(Protocol):
             auto_pong=auto_pong,
             stream_messages=stream_messages,
         )
-        self.subprotocols = list(subprotocols) if subprotocols else []
-        self.select_subprotocol = select_subprotocol
-        self.origins = origins
-        self.server_header = server_header
+        self.subprotocols: list[str] = (
+            _check.strings("subprotocols", subprotocols, check=is_token, what="subprotocol") or []
+        )
+        self.select_subprotocol = _check.callable_or_none("select_subprotocol", select_subprotocol)
+        self.origins = _check.strings(
+            "origins", origins, check=_is_origin, what="origin", none_item=True
+        )
+        self.server_header = header_value("server_header", server_header)
         self._key: str | None = None
         self._leftover = bytearray()
         self._max_early = max_handshake_size
@@ -818,7 +842,9 @@ class ServerProtocol(Protocol):
                 return proto
         return None
 
-    def accept(self, request: Request, extra_headers: Iterable[tuple[str, str]] = ()) -> Response:
+    def accept(
+        self, request: Request, extra_headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()
+    ) -> Response:
         """Negotiate subprotocol and extensions and build the 101 response.
 
         Args:
@@ -866,13 +892,16 @@ class ServerProtocol(Protocol):
             headers.append(("Sec-WebSocket-Protocol", subprotocol))
         if self.server_header:
             headers.append(("Server", self.server_header))
-        headers.extend(extra_headers)
+        headers.extend(header_pairs("extra_headers", extra_headers))
         response = build_response(101, headers)
         self._accepted = (response, deflate, subprotocol)
         return response
 
     def reject(
-        self, status: int, body: bytes | str = b"", headers: Iterable[tuple[str, str]] = ()
+        self,
+        status: int,
+        body: bytes | str = b"",
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
     ) -> Response:
         """Build an HTTP error response; :meth:`send_response` sends it, then closes.
 
@@ -881,7 +910,13 @@ class ServerProtocol(Protocol):
             body: the body.
             headers: extra headers.
         """
-        pairs = list(headers)
+        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+            raise ValueError(f"status must be an HTTP status code (100-599), got {status!r}")
+        if status == 101:
+            raise ValueError("status 101 is for accept(), not reject()")
+        if not isinstance(body, (bytes, str)):
+            raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
+        pairs = header_pairs("headers", headers)
         if self.server_header:
             pairs.append(("Server", self.server_header))
         return build_response(status, pairs, body)
@@ -968,7 +1003,7 @@ class ClientProtocol(Protocol):
         origin: str | None = None,
         subprotocols: Sequence[str] | None = None,
         compression: DeflateOptions | None = _DEFAULT_DEFLATE,
-        additional_headers: Iterable[tuple[str, str]] = (),
+        additional_headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
         user_agent: str | None = _USER_AGENT,
         max_message_size: int | None = limits.MAX_MESSAGE_SIZE,
         max_frame_size: int | None = None,
@@ -993,12 +1028,16 @@ class ClientProtocol(Protocol):
             auto_pong=auto_pong,
             stream_messages=stream_messages,
         )
+        if not isinstance(uri, str):
+            raise TypeError(f"uri must be a str, not {uri!r}")
         parse_uri(uri)
         self.uri = uri
-        self.origin = origin
-        self.subprotocols = list(subprotocols) if subprotocols else []
-        self.additional_headers = list(additional_headers)
-        self.user_agent = user_agent
+        self.origin = header_value("origin", origin)
+        self.subprotocols: list[str] = (
+            _check.strings("subprotocols", subprotocols, check=is_token, what="subprotocol") or []
+        )
+        self.additional_headers = header_pairs("additional_headers", additional_headers)
+        self.user_agent = header_value("user_agent", user_agent)
         self.max_handshake_size = max_handshake_size
         self._key = ""
         self._status: tuple[int, str, Headers] | None = None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import ssl as ssl_module
 from collections.abc import Generator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from fastws import _check
 from fastws.extensions.permessage_deflate import DeflateOptions
 
-__all__ = ["Opener", "compression_options", "fragments_limit"]
+__all__ = ["Opener", "check_endpoint", "compression_options", "fragments_limit"]
 
 _T = TypeVar("_T")
 
@@ -63,6 +67,10 @@ def compression_options(compression: str | Any | None, *, server: bool) -> Any:
     """
     if compression is None:
         return None
+    if not isinstance(compression, (str, DeflateOptions)):
+        raise TypeError(
+            f"compression must be 'deflate', a DeflateOptions or None, not {compression!r}"
+        )
     if isinstance(compression, DeflateOptions):
         return compression
     if compression == "deflate":
@@ -84,8 +92,33 @@ def fragments_limit(max_size: int | None, max_fragments: int | str | None) -> in
     Raises:
         ValueError: an invalid value.
     """
+    _check.integer("max_size", max_size, minimum=1, none=True)
+    if isinstance(max_fragments, bool) or not isinstance(max_fragments, (int, str, type(None))):
+        raise TypeError(f"max_fragments must be an int, None or 'auto', not {max_fragments!r}")
     if max_fragments == "auto":
         return None if max_size is None else max(1 << 16, max_size // 64)
     if max_fragments is None or (isinstance(max_fragments, int) and max_fragments > 0):
         return max_fragments
     raise ValueError(f"invalid max_fragments {max_fragments!r}: a positive int, None or 'auto'")
+
+
+def check_endpoint(
+    *,
+    path: object,
+    sock: object,
+    ssl: object,
+) -> None:
+    """Check the options that say where to listen or connect, shared by both roles.
+
+    Raises:
+        TypeError: ``path`` is not a str or path, ``sock`` not a socket, or
+            ``ssl`` not an :class:`ssl.SSLContext`.
+    """
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, not {path!r}")
+    if sock is not None and not isinstance(sock, socket.socket):
+        raise TypeError(f"sock must be a socket.socket, not {sock!r}")
+    if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+        raise TypeError(f"ssl must be an ssl.SSLContext or None, not {ssl!r}")
+    if path is not None and sock is not None:
+        raise ValueError("path and sock cannot be given together")

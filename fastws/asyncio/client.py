@@ -7,14 +7,15 @@ import os
 import socket
 import ssl as ssl_module
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from fastws import limits
-from fastws.asyncio._options import Opener, compression_options, fragments_limit
-from fastws.asyncio.connection import Connection
+from fastws.asyncio._options import Opener, check_endpoint, compression_options, fragments_limit
+from fastws.asyncio.connection import Connection, check_options
 from fastws.events import Response
 from fastws.exceptions import InvalidHandshake
+from fastws.handshake import header_pairs, header_value
 from fastws.protocol import ClientProtocol
 
 __all__ = ["ClientConnection", "connect", "unix_connect"]
@@ -111,7 +112,7 @@ class connect(Opener["ClientConnection"]):
             :func:`ssl.create_default_context`).
         server_hostname: the host name for TLS verification (default: the URI's host).
         origin: value of the ``Origin`` header.
-        additional_headers: extra request headers, as pairs.
+        additional_headers: extra request headers: a mapping or ``(name, value)`` pairs.
         user_agent: ``User-Agent`` header; ``None`` to send none.
         subprotocols: subprotocols to offer, in order of preference.
         compression: ``"deflate"``, a ``DeflateOptions``, or ``None``.
@@ -141,7 +142,7 @@ class connect(Opener["ClientConnection"]):
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
         origin: str | None = None,
-        additional_headers: Iterable[tuple[str, str]] = (),
+        additional_headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
         user_agent: str | None = _USER_AGENT,
         subprotocols: Sequence[str] | None = None,
         compression: str | Any | None = "deflate",
@@ -155,6 +156,10 @@ class connect(Opener["ClientConnection"]):
         close_timeout: float = limits.CLOSE_TIMEOUT,
         stream_messages: bool = True,
     ) -> None:
+        if not isinstance(uri, str):
+            raise TypeError(f"uri must be a str, not {uri!r}")
+        check_endpoint(path=path, sock=sock, ssl=ssl)
+        header_value("server_hostname", server_hostname)
         self._secure, self._host, self._port = _parse_uri(uri)
         if ssl is not None and not self._secure:
             raise ValueError("ssl= was given for a ws:// URI; use wss://")
@@ -167,7 +172,7 @@ class connect(Opener["ClientConnection"]):
             "origin": origin,
             "subprotocols": subprotocols,
             "compression": compression_options(compression, server=False),
-            "additional_headers": list(additional_headers),
+            "additional_headers": header_pairs("additional_headers", additional_headers),
             "max_message_size": max_size,
             "max_fragments": fragments_limit(max_size, max_fragments),
             "stream_messages": stream_messages,
@@ -182,6 +187,9 @@ class connect(Opener["ClientConnection"]):
         }
         if not isinstance(user_agent, _Default):
             self._protocol_kwargs["user_agent"] = user_agent
+        # Every option is checked now, not once the TCP connection is up.
+        check_options(**self._connection_options)
+        ClientProtocol(uri, **self._protocol_kwargs)
         self._open_timeout = open_timeout
 
     def _factory(self) -> ClientConnection:

@@ -37,7 +37,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from fastws import limits
+from fastws import _check, limits
 from fastws.asyncio.exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -157,13 +157,41 @@ def _discard(message: Data) -> None:
 
 def _write_limits(write_limit: int | tuple[int, int]) -> tuple[int, int]:
     """Return ``(high, low)`` water marks from an int or a pair."""
-    if isinstance(write_limit, tuple):
+    if isinstance(write_limit, tuple) and len(write_limit) == 2:
         high, low = write_limit
+    elif isinstance(write_limit, tuple):
+        raise ValueError(f"write_limit must be an int or a (high, low) pair, got {write_limit!r}")
     else:
-        high, low = write_limit, write_limit // 4
-    if high < 0 or low < 0 or low > high:
+        high = _check.integer("write_limit", write_limit, minimum=0)
+        low = high // 4
+    _check.integer("write_limit's high-water mark", high, minimum=0)
+    _check.integer("write_limit's low-water mark", low, minimum=0)
+    if low > high:
         raise ValueError(f"invalid write_limit {write_limit!r}: need 0 <= low <= high")
     return high, low
+
+
+def check_options(
+    *,
+    max_queue: int,
+    write_limit: int | tuple[int, int],
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    open_timeout: float | None,
+    close_timeout: float,
+) -> None:
+    """Check the options of :class:`Connection` (``serve()`` and ``connect()`` call it first).
+
+    Raises:
+        TypeError: an option has the wrong type.
+        ValueError: an option is out of range.
+    """
+    _check.integer("max_queue", max_queue, minimum=1)
+    _write_limits(write_limit)
+    _check.seconds("ping_interval", ping_interval, none=True, zero=False)
+    _check.seconds("ping_timeout", ping_timeout, none=True)
+    _check.seconds("open_timeout", open_timeout, none=True)
+    _check.seconds("close_timeout", close_timeout)
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -241,8 +269,14 @@ class Connection(asyncio.BufferedProtocol):
         open_timeout: float | None = limits.OPEN_TIMEOUT,
         close_timeout: float = limits.CLOSE_TIMEOUT,
     ) -> None:
-        if max_queue < 1:
-            raise ValueError("max_queue must be at least 1")
+        check_options(
+            max_queue=max_queue,
+            write_limit=write_limit,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            open_timeout=open_timeout,
+            close_timeout=close_timeout,
+        )
         self._proto = protocol
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None

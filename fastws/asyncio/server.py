@@ -15,18 +15,18 @@ import logging
 import os
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from fastws import limits
-from fastws.asyncio._options import Opener, compression_options, fragments_limit
-from fastws.asyncio.connection import Connection
+from fastws import _check, limits
+from fastws.asyncio._options import Opener, check_endpoint, compression_options, fragments_limit
+from fastws.asyncio.connection import Connection, check_options
 from fastws.asyncio.exceptions import ConnectionClosed
 from fastws.events import Request, Response
 from fastws.exceptions import InvalidHandshake
 from fastws.frames import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR
-from fastws.handshake import serialize_response
+from fastws.handshake import header_pairs, serialize_response
 from fastws.protocol import ServerProtocol, State
 
 __all__ = [
@@ -39,8 +39,13 @@ __all__ = [
 
 _logger = logging.getLogger("fastws.asyncio.server")
 
-#: Extra response headers: pairs, or a callable of the request returning pairs.
-HeadersLike = Iterable[tuple[str, str]] | Callable[[Request], Iterable[tuple[str, str]]]
+#: Extra response headers: a mapping, ``(name, value)`` pairs, or a callable
+#: of the request returning either.
+HeadersLike = (
+    Mapping[str, str]
+    | Iterable[tuple[str, str]]
+    | Callable[[Request], Mapping[str, str] | Iterable[tuple[str, str]]]
+)
 
 Handler = Callable[["ServerConnection"], Awaitable[Any]]
 ProcessRequest = Callable[
@@ -71,7 +76,7 @@ class ServerConnection(Connection):
         self,
         status: int,
         body: str | bytes = b"",
-        headers: Iterable[tuple[str, str]] = (),
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
     ) -> Response:
         """Build a plain HTTP response, for ``process_request`` to return.
 
@@ -188,6 +193,9 @@ class ServerConnection(Connection):
                     response = proto.accept(request, extra or ())
                 except InvalidHandshake as exc:
                     response = proto.reject(exc.status or 400, f"{exc}\n")
+                except (TypeError, ValueError):
+                    _logger.error("extra_headers failed", exc_info=True)
+                    response = proto.reject(500, "Failed to open a WebSocket connection.\n")
             proto.send_response(response)
             self._flush()
             if proto.state is not State.OPEN:
@@ -437,6 +445,20 @@ class serve(Opener["Server"]):
         extra_headers: HeadersLike | None = None,
         stream_messages: bool = True,
     ) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be a coroutine function, not {handler!r}")
+        check_endpoint(path=path, sock=sock, ssl=ssl)
+        if host is not None and not isinstance(host, str):
+            _check.strings("host", host, what="host")
+        if port is not None:
+            _check.integer("port", port, minimum=0)
+            if port > 65535:
+                raise ValueError(f"port must be in 0..65535, got {port!r}")
+        _check.boolean("reuse_port", reuse_port, none=True)
+        _check.integer("backlog", backlog, minimum=1)
+        _check.callable_or_none("process_request", process_request)
+        if not callable(extra_headers):
+            extra_headers = header_pairs("extra_headers", extra_headers)
         self._handler = handler
         self._host = host
         self._port = port
@@ -463,6 +485,9 @@ class serve(Opener["Server"]):
             "open_timeout": open_timeout,
             "close_timeout": close_timeout,
         }
+        # Every option is checked now, not when the first client connects.
+        check_options(**self._connection_options)
+        ServerProtocol(**self._protocol_kwargs)
         self._close_timeout = close_timeout
         self._process_request = process_request
         self._extra_headers = extra_headers

@@ -1,0 +1,242 @@
+"""Every option of serve() and connect() is checked at the call.
+
+A wrong type raises ``TypeError`` and a wrong value ``ValueError``, both
+naming the option, when ``serve()`` / ``connect()`` is called: never later,
+inside a protocol callback, as a dropped connection or a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+from typing import Any
+
+import pytest
+from aio_helpers import close_writer, echo_handler, handshake_request
+
+from fastws.asyncio import ServerConnection, connect, serve
+from fastws.events import Headers, Request
+from fastws.exceptions import InvalidHandshake
+from fastws.protocol import ClientProtocol, ServerProtocol
+
+
+async def _handler(ws: ServerConnection) -> None:
+    await ws.close()
+
+
+#: option -> (a value of the wrong type, a value of the right type out of range or None)
+SERVE_BAD: dict[str, tuple[Any, Any]] = {
+    "path": (12, None),
+    "sock": ("sock", None),
+    "ssl": (True, None),
+    "reuse_port": ("yes", None),
+    "backlog": ("100", 0),
+    "max_size": ("1", -1),
+    "max_fragments": (1.5, 0),
+    "max_queue": (None, 0),
+    "write_limit": ("64k", (10, 100)),
+    "ping_interval": ("20", 0),
+    "ping_timeout": ("20", -1),
+    "open_timeout": ("10", float("inf")),
+    "close_timeout": (None, -1),
+    "compression": (1, "gzip"),
+    "origins": ("https://app.example.com", ["https://a.example/x y"]),
+    "subprotocols": ("chat", ["two words"]),
+    "select_subprotocol": ("chat", None),
+    "process_request": (42, None),
+    "extra_headers": ("X-A: b", {"X-A": "b\r\nInjected: 1"}),
+    "stream_messages": ("yes", None),
+}
+
+CONNECT_BAD: dict[str, tuple[Any, Any]] = {
+    "path": (12, None),
+    "sock": ("sock", None),
+    "ssl": (True, None),
+    "server_hostname": (1, "bad\nname"),
+    "origin": (1, "https://a.example\r\nX: y"),
+    "additional_headers": ("X-A: b", {"Bad Name": "b"}),
+    "user_agent": (1, "agent\x00"),
+    "subprotocols": ("chat", ["a,b"]),
+    "compression": (1, "gzip"),
+    "max_size": ("1", 0),
+    "max_fragments": (1.5, -3),
+    "max_queue": ("16", 0),
+    "write_limit": ("64k", (100, 200)),
+    "ping_interval": ("20", -5),
+    "ping_timeout": ("20", float("nan")),
+    "open_timeout": ("10", -1),
+    "close_timeout": ("10", -1),
+    "stream_messages": (1, None),
+}
+
+
+def _options(cls: Any) -> set[str]:
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def test_the_tables_cover_every_option() -> None:
+    assert _options(serve) == set(SERVE_BAD)
+    assert _options(connect) == set(CONNECT_BAD)
+
+
+def _cases(table: dict[str, tuple[Any, Any]]) -> list[tuple[str, int]]:
+    # kind 0: a wrong type; kind 1: a wrong value (where the option has one)
+    return [(n, k) for n, values in table.items() for k in (0, 1) if values[k] is not None]
+
+
+@pytest.mark.parametrize(("name", "kind"), _cases(SERVE_BAD))
+def test_serve_rejects_a_bad_option_at_the_call(name: str, kind: int) -> None:
+    value = SERVE_BAD[name][kind]
+    with pytest.raises(TypeError if kind == 0 else ValueError, match=name.split("_")[0]):
+        serve(_handler, "127.0.0.1", 0, **{name: value})
+
+
+@pytest.mark.parametrize(("name", "kind"), _cases(CONNECT_BAD))
+def test_connect_rejects_a_bad_option_at_the_call(name: str, kind: int) -> None:
+    value = CONNECT_BAD[name][kind]
+    with pytest.raises(TypeError if kind == 0 else ValueError, match=name.split("_")[0]):
+        connect("ws://127.0.0.1:9/", **{name: value})
+
+
+def test_positional_arguments_of_serve_and_connect() -> None:
+    with pytest.raises(TypeError, match="handler"):
+        serve("not a handler", "127.0.0.1", 0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="port"):
+        serve(_handler, "127.0.0.1", "8765")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="port"):
+        serve(_handler, "127.0.0.1", 70000)
+    with pytest.raises(TypeError, match="host"):
+        serve(_handler, 127001, 0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="uri"):
+        connect(b"ws://127.0.0.1/")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ws://"):
+        connect("http://127.0.0.1/")
+
+
+def test_a_single_string_is_never_matched_by_substring() -> None:
+    with pytest.raises(TypeError, match=r"origins must be a list of origin.*\['https"):
+        ServerProtocol(origins="https://app.example.com")  # a str is a Sequence[str]
+    with pytest.raises(TypeError, match="subprotocols"):
+        ServerProtocol(subprotocols="chat")
+    with pytest.raises(TypeError, match="subprotocols"):
+        ClientProtocol("ws://h/", subprotocols="chat")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Token": "abc", "Authorization": "Bearer x"},
+        [("X-Token", "abc"), ("Authorization", "Bearer x")],
+        Headers([("X-Token", "abc"), ("Authorization", "Bearer x")]),
+    ],
+    ids=["dict", "pairs", "Headers"],
+)
+def test_header_collections_are_sent_as_given(run: Any, headers: Any) -> None:
+    seen: list[Request] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        seen.append(ws.request)
+        await ws.send("ok")
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0, extra_headers=headers) as server:
+            url = f"ws://127.0.0.1:{server.port}/"
+            async with connect(url, additional_headers=headers) as ws:
+                assert await ws.recv() == "ok"
+                assert ws.response is not None
+                assert ws.response.headers["X-Token"] == "abc"
+                assert ws.response.headers["Authorization"] == "Bearer x"
+        assert seen[0].headers["X-Token"] == "abc"
+        assert seen[0].headers["Authorization"] == "Bearer x"
+        assert "X" not in seen[0].headers  # not split into characters
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-A": "b\r\nInjected: 1"},
+        {"X-A": "b\nc"},
+        {"X-A": "nul\x00"},
+        {"Bad Name": "v"},
+        {"X-A": "\u20ac"},  # not Latin-1
+        [("X-A",)],
+        [("X-A", 1)],
+    ],
+)
+def test_unsendable_headers_fail_at_the_call(headers: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match="additional_headers"):
+        connect("ws://127.0.0.1:9/", additional_headers=headers)
+    with pytest.raises((TypeError, ValueError), match="extra_headers"):
+        serve(_handler, "127.0.0.1", 0, extra_headers=headers)
+    with pytest.raises((TypeError, ValueError), match="headers"):
+        ServerProtocol().reject(403, "no", headers)
+
+
+def test_respond_takes_a_dict_of_headers(run: Any) -> None:
+    async def process_request(ws: ServerConnection, request: Request) -> Any:
+        return ws.respond(401, "who are you?\n", {"WWW-Authenticate": 'Bearer realm="x"'})
+
+    async def main() -> None:
+        async with serve(_handler, "127.0.0.1", 0, process_request=process_request) as server:
+            with pytest.raises(InvalidHandshake) as info:
+                await connect(f"ws://127.0.0.1:{server.port}/", open_timeout=5)
+            response = info.value.response
+            assert response is not None and response.status == 401
+            assert response.headers["WWW-Authenticate"] == 'Bearer realm="x"'
+
+    run(main())
+
+
+def test_a_failing_extra_headers_callable_is_a_logged_500(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def extra(request: Request) -> Any:
+        return {"X-A": "line\r\nbreak"}
+
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0, extra_headers=extra) as server:
+            with pytest.raises(InvalidHandshake) as info:
+                await connect(f"ws://127.0.0.1:{server.port}/", open_timeout=5)
+            assert info.value.response is not None and info.value.response.status == 500
+
+    with caplog.at_level(logging.ERROR, logger="fastws"):
+        run(main())
+    assert any("extra_headers" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("origin_header", [None, "https://app.example.com", "https://evil.example"])
+def test_origins_match_whole_values_and_a_missing_origin(
+    run: Any, origin_header: str | None
+) -> None:
+    async def main() -> None:
+        async with serve(
+            echo_handler, "127.0.0.1", 0, origins=["https://app.example.com"]
+        ) as server:
+            port = server.port
+            assert port is not None
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            extra = f"Origin: {origin_header}\r\n" if origin_header else ""
+            writer.write(handshake_request(port, extra=extra))
+            status = await asyncio.wait_for(reader.readline(), 5)
+            await close_writer(writer)
+            expected = b"101" if origin_header == "https://app.example.com" else b"403"
+            assert status.split()[1] == expected
+
+    run(main())
+
+
+def test_the_server_starts_no_listener_for_bad_options() -> None:
+    # Nothing is bound before the options are checked: the port stays free.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ValueError, match="max_queue"):
+        serve(_handler, "127.0.0.1", port, max_queue=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
