@@ -63,6 +63,21 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ExtensionOffer = tuple[str, list[tuple[str, str | None]]]
 
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# The start lines of HTTP/1.x, whole and as a prefix of one still arriving
+# (the prefix patterns match any beginning of a valid line).
+_REQUEST_LINE_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e\x80-\xff]+ HTTP/\d\.\d")
+_REQUEST_PREFIX_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*(?: [^ \r\n]*(?: [^ \r\n]*)?)?\Z")
+_RESPONSE_LINE_RE = re.compile(rb"HTTP/\d\.\d \d{3}(?: [^\r\n]*)?")
+_RESPONSE_PREFIX_RE = re.compile(
+    rb"(?:H(?:T(?:T(?:P(?:/(?:\d(?:\.(?:\d(?: [^\r\n]*)?)?)?)?)?)?)?)?)?\Z"
+)
+
+#: Why a request or a response that is not HTTP was refused.
+NOT_HTTP_REQUEST = "not an HTTP request (a TLS client on a plain ws:// port?)"
+NOT_HTTP_RESPONSE = (
+    "the server did not answer with HTTP: it does not speak WebSocket over plain TCP "
+    "(a TLS server? then use wss://)"
+)
 _HEADER_VALUE_RE = re.compile(r"[\x09\x20-\x7e\x80-\xff]*")
 
 
@@ -305,10 +320,25 @@ class HttpHeadParser:
         if len(buf) > self._max_size:
             raise InvalidHandshake("HTTP head too large", status=431)
         first = buf.find(b"\r\n")
+        # What is not HTTP (a TLS ClientHello, an SSH banner) is refused as
+        # soon as its first bytes show it, not after a timeout.
+        line = bytes(buf[: first if first >= 0 else len(buf)])
+        if first < 0 and line.endswith(b"\r"):
+            line = line[:-1]  # the line break is arriving
+        if self._is_request:
+            if not _REQUEST_PREFIX_RE.match(line):
+                raise InvalidHandshake(NOT_HTTP_REQUEST, status=400)
+        elif not _RESPONSE_PREFIX_RE.match(line):
+            raise InvalidHandshake(NOT_HTTP_RESPONSE)
         if first < 0:
             if len(buf) > self._max_start_line:
                 raise InvalidHandshake("start line too long", status=400)
             return
+        pattern = _REQUEST_LINE_RE if self._is_request else _RESPONSE_LINE_RE
+        if not pattern.fullmatch(line):
+            if self._is_request:
+                raise InvalidHandshake(NOT_HTTP_REQUEST, status=400)
+            raise InvalidHandshake(NOT_HTTP_RESPONSE)
         if first > self._max_start_line:
             raise InvalidHandshake("start line too long", status=400)
         last = buf.rfind(b"\r\n")
@@ -374,6 +404,8 @@ def parse_request_line(line: str) -> tuple[str, str]:
         raise InvalidHandshake("malformed HTTP version", status=400)
     if (int(m.group(1)), int(m.group(2))) < (1, 1):
         raise InvalidHandshake("HTTP/1.1 or later is required", status=400)
+    if version != "HTTP/1.1":
+        raise InvalidHandshake(f"{version} is not supported: use HTTP/1.1", status=505)
     if method != "GET":
         raise InvalidHandshake(f"method {method} is not GET", status=405)
     if not target or any(c <= " " or c == "\x7f" for c in target):
@@ -390,8 +422,8 @@ def parse_status_line(line: str) -> tuple[int, str]:
     m = re.fullmatch(r"HTTP/(\d)\.(\d) (\d{3})(?: (.*))?", line)
     if not m:
         raise InvalidHandshake("malformed status line")
-    if (int(m.group(1)), int(m.group(2))) < (1, 1):
-        raise InvalidHandshake("HTTP/1.1 or later is required")
+    if (int(m.group(1)), int(m.group(2))) != (1, 1):
+        raise InvalidHandshake(f"the server answered with HTTP/{m.group(1)}.{m.group(2)}, not 1.1")
     return int(m.group(3)), m.group(4) or ""
 
 

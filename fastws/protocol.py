@@ -1127,23 +1127,28 @@ class ClientProtocol(Protocol):
         assert self._status is not None
         self._body += data
         length = self._status[2].get("Content-Length")
-        if length is not None and length.strip().isdigit():
-            if len(self._body) >= int(length):
-                self._finish_error_response(bytes(self._body[: int(length)]))
+        if length is not None:
+            text = length.strip(" \t")
+            # ASCII digits only (str.isdigit() accepts "²"), and few enough
+            # that int() takes them: any larger body is cut at the limit.
+            if not (0 < len(text) <= 18 and text.isascii() and text.isdigit()):
+                self._finish_error_response(b"", f"invalid Content-Length {length[:40]!r}")
+                return
+            if len(self._body) >= int(text):
+                self._finish_error_response(bytes(self._body[: int(text)]))
                 return
         if len(self._body) > self.max_handshake_size:
             self._finish_error_response(bytes(self._body[: self.max_handshake_size]))
 
-    def _finish_error_response(self, body: bytes) -> None:
+    def _finish_error_response(self, body: bytes, problem: str = "") -> None:
         assert self._status is not None
         status, reason, headers = self._status
         response = Response(status, reason, headers, body)
         self.response = response
-        self._handshake_failed(
-            InvalidHandshake(
-                f"server rejected the WebSocket connection: {status} {reason}", response
-            )
-        )
+        message = f"server rejected the WebSocket connection: {status} {reason}"
+        if problem:
+            message += f" ({problem})"
+        self._handshake_failed(InvalidHandshake(message, response))
 
     def _handshake_failed(self, exc: InvalidHandshake) -> None:
         self.close_exc = exc

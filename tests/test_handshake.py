@@ -448,3 +448,31 @@ def test_header_strings_are_shared_between_connections_within_a_bound() -> None:
     for i in range(0, 3000, 60):
         parse("".join(f"X-{i + j}: v\r\n" for j in range(60)))
     assert len(handshake._SHARED) <= handshake._SHARED_MAX
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "9" * 5000, "-1", "abc", "1e3", ""])
+def test_client_refuses_an_invalid_content_length_without_raising(length: str) -> None:
+    from fastws.exceptions import InvalidHandshake
+    from fastws.protocol import ClientProtocol
+
+    client = ClientProtocol("ws://h/")
+    client.send_request(client.connect())
+    head = f"HTTP/1.1 403 Forbidden\r\nContent-Length: {length}\r\n\r\nbody"
+    client.receive_data(head.encode("utf-8"))  # never raises on peer input
+    assert isinstance(client.close_exc, InvalidHandshake)
+    assert client.response is not None and client.response.status == 403
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\x15\x03\x03\x00\x02\x02\x46", b"SSH-2.0-x\r\n", b"HTTP/2 101\r\n", b"<html>\r\n"],
+)
+def test_client_refuses_a_response_that_is_not_http11_at_once(garbage: bytes) -> None:
+    from fastws.exceptions import InvalidHandshake
+    from fastws.protocol import ClientProtocol
+
+    client = ClientProtocol("ws://h/")
+    client.send_request(client.connect())
+    client.data_to_send()
+    client.receive_data(garbage)  # no head end: still refused at once
+    assert isinstance(client.close_exc, InvalidHandshake)

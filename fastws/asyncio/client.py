@@ -213,13 +213,21 @@ class connect(Opener["ClientConnection"]):
                 coro = loop.create_connection(self._factory, sock=self._sock, **kwargs)
         else:
             coro = loop.create_connection(self._factory, self._host, self._port, **kwargs)
-        if self._open_timeout is None:
-            _, conn = await coro
-        else:
-            try:
-                _, conn = await asyncio.wait_for(coro, self._open_timeout)
-            except asyncio.TimeoutError:
-                raise TimeoutError("timed out while opening the connection") from None
+        try:
+            if self._open_timeout is None:
+                _, conn = await coro
+            else:
+                try:
+                    _, conn = await asyncio.wait_for(coro, self._open_timeout)
+                except asyncio.TimeoutError:
+                    raise TimeoutError("timed out while opening the connection") from None
+        except ssl_module.SSLCertVerificationError:
+            raise
+        except ssl_module.SSLError as exc:
+            raise InvalidHandshake(
+                f"the TLS handshake with {self._host}:{self._port} failed ({exc.reason or exc}): "
+                "the server does not seem to speak TLS (a plain server? then use ws://)"
+            ) from exc
         try:
             await conn._opened
         except BaseException:

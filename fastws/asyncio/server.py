@@ -60,12 +60,26 @@ class ServerConnection(Connection):
     See :class:`~fastws.asyncio.Connection` for receiving, sending and closing.
     """
 
-    __slots__ = ("_server", "_task")
+    __slots__ = ("_logged_rejection", "_server", "_task")
 
     def __init__(self, server: Server, protocol: ServerProtocol, **kwargs: Any) -> None:
         super().__init__(protocol, **kwargs)
         self._server = server
         self._task: asyncio.Task[None] | None = None
+        self._logged_rejection = False
+
+    def _log_rejection(self, status: int, reason: object) -> None:
+        """Log, once, that the opening handshake was answered with an error."""
+        if not self._logged_rejection:
+            self._logged_rejection = True
+            _logger.info(
+                "refused a connection from %s with %d: %s", self.remote_address, status, reason
+            )
+
+    def _on_failure(self) -> None:
+        exc = self._proto.close_exc
+        if isinstance(exc, InvalidHandshake) and self._proto.state is not State.OPEN:
+            self._log_rejection(exc.status or 400, exc)
 
     @property
     def server(self) -> Server:
@@ -198,6 +212,8 @@ class ServerConnection(Connection):
                     response = proto.reject(500, "Failed to open a WebSocket connection.\n")
             proto.send_response(response)
             self._flush()
+            if response.status != 101:
+                self._log_rejection(response.status, response.reason)
             if proto.state is not State.OPEN:
                 return
             self._on_open()

@@ -240,3 +240,80 @@ def test_the_server_starts_no_listener_for_bad_options() -> None:
         serve(_handler, "127.0.0.1", port, max_queue=0)
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+# ---------------------------------------------------------- what is not HTTP
+
+TLS_CLIENT_HELLO = bytes.fromhex("160301020001") + b"\x00" * 64
+SSH_BANNER = b"SSH-2.0-OpenSSH_9.6\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (TLS_CLIENT_HELLO, b"400"),
+        (SSH_BANNER, b"400"),
+        (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", b"505"),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", b"505"),
+    ],
+    ids=["tls", "ssh", "http9.9", "http2.0"],
+)
+def test_what_is_not_http11_is_refused_at_once(
+    run: Any, caplog: pytest.LogCaptureFixture, data: bytes, status: bytes
+) -> None:
+    async def main() -> None:
+        # open_timeout is long: an answer within a second is not a timeout.
+        async with serve(echo_handler, "127.0.0.1", 0, open_timeout=30) as server:
+            port = server.port
+            assert port is not None
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(data)
+            answer = await asyncio.wait_for(reader.read(), 1.0)
+            await close_writer(writer)
+            assert answer.split(b" ")[1] == status, answer
+
+    with caplog.at_level(logging.INFO, logger="fastws"):
+        run(main())
+    assert any("refused a connection" in r.getMessage() for r in caplog.records)
+
+
+def test_a_wss_client_on_a_plain_port_is_told_so_at_once(run: Any) -> None:
+    import ssl
+
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0, open_timeout=30) as server:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(InvalidHandshake, match="does not seem to speak TLS"):
+                await connect(f"wss://127.0.0.1:{server.port}/", ssl=context, open_timeout=20)
+            assert asyncio.get_running_loop().time() - started < 2
+
+    run(main())
+
+
+def test_a_ws_client_on_a_server_that_is_not_http_is_told_so_at_once(run: Any) -> None:
+    async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"\x15\x03\x03\x00\x02\x02\x46")  # a TLS alert
+        await writer.drain()
+        await asyncio.sleep(5)
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(not_http, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(InvalidHandshake, match="did not answer with HTTP"):
+                await connect(f"ws://127.0.0.1:{port}/", open_timeout=20)
+            assert asyncio.get_running_loop().time() - started < 2
+        finally:
+            server.close()
+            for task in asyncio.all_tasks():
+                if task.get_coro().__name__ == "not_http":  # type: ignore[union-attr]
+                    task.cancel()
+            await server.wait_closed()
+
+    run(main())
