@@ -22,12 +22,16 @@ from fastws._impl import (
     validate_utf8,
 )
 from fastws.exceptions import (
+    ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
     FastWSError,
     InvalidHandshake,
+    InvalidMessage,
     InvalidState,
+    InvalidStatus,
+    InvalidURI,
     PayloadTooBig,
     ProtocolError,
     Utf8Error,
@@ -61,12 +65,16 @@ else:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConcurrencyError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "FastWSError",
     "InvalidHandshake",
+    "InvalidMessage",
     "InvalidState",
+    "InvalidStatus",
+    "InvalidURI",
     "PayloadTooBig",
     "ProtocolError",
     "Utf8Error",

@@ -9,7 +9,17 @@ Hierarchy::
     ├── ProtocolError        the peer broke RFC 6455 / RFC 7692; carries the close code
     │   └── PayloadTooBig    a size limit was exceeded (close code 1009)
     ├── InvalidHandshake     the HTTP upgrade failed; carries the status / response
-    └── InvalidState         an operation is not allowed in the connection's state
+    │   ├── InvalidMessage   (client) the server's answer is not a valid HTTP/1.1 response
+    │   └── InvalidStatus    (client) the server answered with a status other than 101
+    ├── InvalidURI           (also a ValueError) not a valid ws:// or wss:// URI
+    ├── InvalidState         an operation is not allowed in the connection's state
+    ├── ConnectionClosed     the connection is closed (asyncio front-end)
+    │   ├── ConnectionClosedOK     ... with 1000 or 1001 both ways
+    │   └── ConnectionClosedError  ... otherwise
+    └── ConcurrencyError     (also a RuntimeError) two coroutines read or write at once
+
+The names a program written for the websockets library catches are here,
+with the same meaning.
 """
 
 from __future__ import annotations
@@ -26,7 +36,10 @@ __all__ = [
     "ConnectionClosedOK",
     "FastWSError",
     "InvalidHandshake",
+    "InvalidMessage",
     "InvalidState",
+    "InvalidStatus",
+    "InvalidURI",
     "PayloadTooBig",
     "ProtocolError",
     "Utf8Error",
@@ -116,6 +129,34 @@ class InvalidHandshake(FastWSError):
             status = response.status
         self.status = status
         super().__init__(message)
+
+
+class InvalidMessage(InvalidHandshake):
+    """Client side: the server's answer to the upgrade request is not valid HTTP/1.1."""
+
+
+class InvalidStatus(InvalidHandshake):
+    """Client side: the server answered the upgrade with a status other than 101.
+
+    ``response`` holds its status, headers and body.
+    """
+
+
+class InvalidURI(FastWSError, ValueError):
+    """A URI that is not a valid ``ws://`` or ``wss://`` URI.
+
+    Attributes:
+        uri: the URI.
+        msg: what is wrong with it.
+    """
+
+    def __init__(self, uri: str, msg: str) -> None:
+        self.uri = uri
+        self.msg = msg
+        super().__init__(f"{uri!r} is not a valid WebSocket URI: {msg}")
+
+    def __reduce__(self) -> tuple[type[InvalidURI], tuple[str, str]]:
+        return (type(self), (self.uri, self.msg))
 
 
 class InvalidState(FastWSError):

@@ -26,11 +26,11 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastws import limits
 from fastws.events import Headers, Request, Response
-from fastws.exceptions import InvalidHandshake
+from fastws.exceptions import InvalidHandshake, InvalidURI
 
 __all__ = [
     "GUID",
@@ -71,6 +71,10 @@ _RESPONSE_LINE_RE = re.compile(rb"HTTP/\d\.\d \d{3}(?: [^\r\n]*)?")
 _RESPONSE_PREFIX_RE = re.compile(
     rb"(?:H(?:T(?:T(?:P(?:/(?:\d(?:\.(?:\d(?: [^\r\n]*)?)?)?)?)?)?)?)?)?\Z"
 )
+
+# Characters kept as they are in the path and query of a request target
+# (RFC 3986 unreserved, sub-delims, ":", "@", "/" and "%" of escapes).
+_URI_SAFE = "/%:@!$&'()*+,;=-._~"
 
 #: Why a request or a response that is not HTTP was refused.
 NOT_HTTP_REQUEST = "not an HTTP request (a TLS client on a plain ws:// port?)"
@@ -602,23 +606,38 @@ def parse_uri(uri: str) -> tuple[bool, str, int, str]:
         ``(secure, host, port, resource)``; ``resource`` is path + query.
 
     Raises:
-        ValueError: not a ws/wss URI, or it has a fragment or user info.
+        InvalidURI: not a ws/wss URI, or it has a fragment or user info
+            (``InvalidURI`` is a ``ValueError``).
     """
+    if any(c < " " or c == "\x7f" for c in uri):
+        raise InvalidURI(uri, "it contains control characters")
     parts = urlsplit(uri)
     if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"{uri!r} is not a ws:// or wss:// URI")
+        raise InvalidURI(uri, "the scheme is not ws:// or wss://")
     if parts.fragment:
-        raise ValueError("a WebSocket URI cannot have a fragment")
+        raise InvalidURI(uri, "a WebSocket URI cannot have a fragment")
     if parts.username is not None or parts.password is not None:
-        raise ValueError("user info in WebSocket URIs is not supported")
+        raise InvalidURI(uri, "user info in WebSocket URIs is not supported")
     if not parts.hostname:
-        raise ValueError(f"{uri!r} has no host")
+        raise InvalidURI(uri, "it has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidURI(uri, "its port is not a number in 0..65535") from None
     secure = parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
-    resource = parts.path or "/"
+    port = port or (443 if secure else 80)
+    host = parts.hostname
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InvalidURI(uri, "its host name cannot be encoded (IDNA)") from None
+    # What a request line cannot carry (spaces, controls, non-ASCII) is
+    # percent-encoded; existing escapes and reserved characters are kept.
+    resource = quote(parts.path or "/", safe=_URI_SAFE)
     if parts.query:
-        resource += "?" + parts.query
-    return secure, parts.hostname, port, resource
+        resource += "?" + quote(parts.query, safe=_URI_SAFE + "?")
+    return secure, host, port, resource
 
 
 def build_request(

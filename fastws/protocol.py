@@ -60,7 +60,9 @@ from fastws.events import (
 from fastws.exceptions import (
     FastWSError,
     InvalidHandshake,
+    InvalidMessage,
     InvalidState,
+    InvalidStatus,
     PayloadTooBig,
     ProtocolError,
 )
@@ -1087,7 +1089,7 @@ class ClientProtocol(Protocol):
             self._http = None  # not needed any more: keep connections small
             status, reason = parse_status_line(http.start_line)
         except InvalidHandshake as exc:
-            self._handshake_failed(InvalidHandshake(exc.message))
+            self._handshake_failed(InvalidMessage(exc.message))
             return
         headers = http.headers
         rest = http.rest()
@@ -1148,7 +1150,7 @@ class ClientProtocol(Protocol):
         message = f"server rejected the WebSocket connection: {status} {reason}"
         if problem:
             message += f" ({problem})"
-        self._handshake_failed(InvalidHandshake(message, response))
+        self._handshake_failed(InvalidStatus(message, response))
 
     def _handshake_failed(self, exc: InvalidHandshake) -> None:
         self.close_exc = exc
@@ -1162,4 +1164,6 @@ class ClientProtocol(Protocol):
         if self._status is not None:
             self._finish_error_response(bytes(self._body))
         else:
-            self._handshake_failed(InvalidHandshake("connection closed during the handshake"))
+            self._handshake_failed(
+                InvalidMessage("connection closed before the server's response was complete")
+            )

@@ -476,3 +476,58 @@ def test_client_refuses_a_response_that_is_not_http11_at_once(garbage: bytes) ->
     client.data_to_send()
     client.receive_data(garbage)  # no head end: still refused at once
     assert isinstance(client.close_exc, InvalidHandshake)
+
+
+def test_client_errors_have_the_names_websockets_users_catch() -> None:
+    from fastws.exceptions import InvalidHandshake, InvalidMessage, InvalidStatus
+    from fastws.protocol import ClientProtocol
+
+    client = ClientProtocol("ws://h/")
+    client.send_request(client.connect())
+    client.receive_data(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno")
+    assert type(client.close_exc) is InvalidStatus
+    assert client.close_exc.response is not None and client.close_exc.response.body == b"no"
+
+    client = ClientProtocol("ws://h/")
+    client.send_request(client.connect())
+    client.receive_data(b"HTTP/1.1 101 Switching")
+    client.receive_eof()
+    assert type(client.close_exc) is InvalidMessage
+    assert isinstance(client.close_exc, InvalidHandshake)
+
+
+@pytest.mark.parametrize(
+    ("uri", "target"),
+    [
+        ("ws://h/a b/\u00e9?x=1 2&y=\u00e9", "/a%20b/%C3%A9?x=1%202&y=%C3%A9"),
+        ("ws://h/%20kept?q=%41&r=a/b?c", "/%20kept?q=%41&r=a/b?c"),
+        ("ws://h", "/"),
+        ("ws://h/chat;v=1:@$!*'(),+~", "/chat;v=1:@$!*'(),+~"),
+    ],
+)
+def test_the_request_target_is_percent_encoded(uri: str, target: str) -> None:
+    from fastws.handshake import build_request, parse_uri
+
+    assert parse_uri(uri)[3] == target
+    request = build_request(uri, key="dGhlIHNhbXBsZSBub25jZQ==")
+    assert request.path == target and request.path.isascii()
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["http://h/", "ws://h/\nGET", "ws://h/\x00", "ws://h:99999/", "ws:///path", "ws://u:p@h/"],
+)
+def test_invalid_uris_raise_invalid_uri(uri: str) -> None:
+    from fastws.exceptions import InvalidURI
+    from fastws.handshake import parse_uri
+
+    with pytest.raises(InvalidURI) as info:
+        parse_uri(uri)
+    assert isinstance(info.value, ValueError) and info.value.uri == uri
+
+
+def test_idna_host() -> None:
+    from fastws.handshake import build_request
+
+    request = build_request("ws://b\u00fccher.example/", key="dGhlIHNhbXBsZSBub25jZQ==")
+    assert request.headers["Host"] == "xn--bcher-kva.example"

@@ -6,7 +6,6 @@ import asyncio
 import os
 import socket
 import ssl as ssl_module
-import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -15,7 +14,7 @@ from fastws.asyncio._options import Opener, check_endpoint, compression_options,
 from fastws.asyncio.connection import Connection, check_options
 from fastws.events import Response
 from fastws.exceptions import InvalidHandshake
-from fastws.handshake import header_pairs, header_value
+from fastws.handshake import header_pairs, header_value, parse_uri
 from fastws.protocol import ClientProtocol
 
 __all__ = ["ClientConnection", "connect", "unix_connect"]
@@ -83,20 +82,6 @@ class ClientConnection(Connection):
         self._abort()
 
 
-def _parse_uri(uri: str) -> tuple[bool, str, int]:
-    parsed = urllib.parse.urlsplit(uri)
-    if parsed.scheme not in ("ws", "wss"):
-        raise ValueError(f"{uri!r} is not a ws:// or wss:// URI")
-    if not parsed.hostname:
-        raise ValueError(f"{uri!r} has no host")
-    secure = parsed.scheme == "wss"
-    try:
-        port = parsed.port
-    except ValueError as exc:
-        raise ValueError(f"{uri!r} has an invalid port") from exc
-    return secure, parsed.hostname, port or (443 if secure else 80)
-
-
 class connect(Opener["ClientConnection"]):
     """Open a WebSocket client connection.
 
@@ -160,7 +145,7 @@ class connect(Opener["ClientConnection"]):
             raise TypeError(f"uri must be a str, not {uri!r}")
         check_endpoint(path=path, sock=sock, ssl=ssl)
         header_value("server_hostname", server_hostname)
-        self._secure, self._host, self._port = _parse_uri(uri)
+        self._secure, self._host, self._port, _ = parse_uri(uri)
         if ssl is not None and not self._secure:
             raise ValueError("ssl= was given for a ws:// URI; use wss://")
         self._uri = uri

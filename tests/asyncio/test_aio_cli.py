@@ -76,7 +76,7 @@ def test_main_returns_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["echo", "--port", "x"]) == 2
     assert main(["connect", "http://nope"]) == 1
     err = capsys.readouterr().err
-    assert "is not a ws:// or wss:// URI" in err
+    assert "is not a valid WebSocket URI: the scheme is not ws:// or wss://" in err
 
 
 def test_connect_refused_one_line() -> None:
