@@ -1,0 +1,78 @@
+"""Every Python example in the README and in docs/ runs as printed.
+
+Each ```python block is run as a script in a fresh interpreter, in a
+temporary folder that holds a TLS certificate for ``localhost`` (``cert.pem``,
+``key.pem``) and the certificate of the authority that issued it
+(``ca.pem``), with port 8765 replaced by a free one. Where a ``print(...)``
+line ends with a comment, the comment is what it must print (unless it
+starts with "e.g.": an output that depends on the machine). Signatures and
+other text that is not a program are fenced as ``text``, not ``python``.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _blocks() -> list[tuple[str, int, str]]:
+    blocks = []
+    for page in PAGES:
+        if not page.exists():  # an installed wheel is tested without the checkout
+            continue
+        text = page.read_text("utf-8")
+        for match in re.finditer(r"```python\n(.*?)```", text, re.S):
+            line = text.count("\n", 0, match.start()) + 1
+            blocks.append((page.relative_to(ROOT).as_posix(), line, match.group(1)))
+    return blocks
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("docs")
+    try:
+        import trustme
+    except ImportError:  # pragma: no cover - trustme is a test dependency
+        return path
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    ca.cert_pem.write_to_path(str(path / "ca.pem"))
+    cert.private_key_pem.write_to_path(str(path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(path / "cert.pem"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("page", "line", "block"), _blocks(), ids=[f"{p}:{n}" for p, n, _ in _blocks()]
+)
+def test_example_runs_as_printed(workdir: Path, page: str, line: int, block: str) -> None:
+    if "cert.pem" in block and not (workdir / "cert.pem").exists():
+        pytest.skip("trustme is needed to make the example's certificate")
+    code = block.replace("8765", str(_free_port()))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=workdir
+    )
+    assert proc.returncode == 0, f"{page}:{line}\n{proc.stderr}"
+    printed = proc.stdout.splitlines()
+    expected = re.findall(r"^\s*print\(.*\)\s*#\s*(.+?)\s*$", block, re.M)
+    missing = [e for e in expected if e not in printed and not e.startswith("e.g.")]
+    assert missing == [], f"{page}:{line} printed {printed}"
+
+
+def test_the_pages_have_examples() -> None:
+    if (ROOT / "README.md").exists():
+        assert len(_blocks()) >= 8
