@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -45,6 +46,16 @@ def _size(text: str) -> int:
         ) from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be positive")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}")
     return value
 
 
@@ -106,9 +117,28 @@ def _build_parser() -> argparse.ArgumentParser:
         help="interactive client: stdin lines are sent, messages are printed",
         description="Connect to a WebSocket server. Each line of standard input is sent "
         "as a text message; each received message is printed on standard output "
-        "(binary ones in hex). End of input closes the connection with code 1000.",
+        "(binary ones in hex; on a terminal, received lines start with '< '). At the end "
+        "of input the connection stays open until the server has been quiet for "
+        "--linger seconds (so that piped input gets its replies), then closes with 1000.",
     )
     connect.add_argument("uri", metavar="URI", help="ws:// or wss:// URI")
+    connect.add_argument(
+        "--linger",
+        type=_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="after the end of input, wait until nothing was received for this long "
+        "before closing (default: %(default)s)",
+    )
+    connect.add_argument(
+        "--cafile", metavar="PATH", help="trust the certificates in PATH for wss:// (PEM)"
+    )
+    connect.add_argument(
+        "-k",
+        "--insecure",
+        action="store_true",
+        help="wss:// without verifying the server's certificate (self-signed servers)",
+    )
     connect.add_argument(
         "--max-size",
         type=_size,
@@ -188,9 +218,21 @@ async def _run_connect(args: argparse.Namespace) -> int:
     from fastws.asyncio import ConnectionClosed, connect
     from fastws.exceptions import InvalidHandshake
 
+    context: ssl.SSLContext | None = None
+    if args.insecure or args.cafile:
+        if not args.uri.startswith("wss://"):
+            raise _CommandError("--insecure and --cafile are for wss:// URIs")
+        try:
+            context = ssl.create_default_context(cafile=args.cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise _CommandError(f"--cafile {args.cafile}: {exc}") from None
+        if args.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
     try:
         ws = await connect(
             args.uri,
+            ssl=context,
             max_size=args.max_size,
             compression=None if args.no_compression else "deflate",
         )
@@ -220,21 +262,31 @@ async def _run_connect(args: argparse.Namespace) -> int:
 
     threading.Thread(target=read_stdin, name="fastws-stdin", daemon=True).start()
 
+    marker = "< " if sys.stdout.isatty() else ""
+    last_received = loop.time()
+
     async def sender() -> None:
+        nonlocal last_received
         while True:
             line = await lines.get()
             if line is None:
-                await ws.close(CLOSE_NORMAL)
-                return
+                break
             try:
                 await ws.send(line)
             except ConnectionClosed:
                 return
+        # End of input: let the replies to what was sent arrive first.
+        last_received = max(last_received, loop.time())
+        while (quiet := loop.time() - last_received) < args.linger:
+            await asyncio.sleep(args.linger - quiet)
+        await ws.close(CLOSE_NORMAL)
 
     async def receiver() -> None:
+        nonlocal last_received
         try:
             async for message in ws:
-                print(_format(message), flush=True)
+                last_received = loop.time()
+                print(marker + _format(message), flush=True)
         except ConnectionClosed:
             pass
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import re
 import sys
 import threading
@@ -769,6 +770,7 @@ def _print_status() -> None:
 
 _USAGE = """\
 usage: python -m fastws.patch                     show what would be patched
+       python -m fastws.patch --version           print the version
        python -m fastws.patch -m module [args...]  patch_all(), then run a module
        python -m fastws.patch script.py [args...]  patch_all(), then run a script"""
 
@@ -788,9 +790,21 @@ def _main(argv: list[str] | None = None) -> int:
         print("Enable at start-up with:  import fastws.patch; fastws.patch.patch_all()")
         print("or run a program patched: python -m fastws.patch -m module [args...]")
         return 0
-    if args[0] in ("-h", "--help") or (args[0] == "-m" and len(args) < 2):
+    if args[0] in ("-h", "--help"):
         print(_USAGE)
-        return 0 if args[0] != "-m" else 2
+        return 0
+    if args[0] == "--version":
+        from fastws import __version__
+
+        print(f"fastws {__version__}")
+        return 0
+    if args[0] == "-m" and len(args) < 2:
+        print("fastws.patch: error: -m needs a module name\n" + _USAGE, file=sys.stderr)
+        return 2
+    if args[0] != "-m" and (args[0].startswith("-") or not os.path.isfile(args[0])):
+        what = "unknown option" if args[0].startswith("-") else "no such script"
+        print(f"fastws.patch: error: {what}: {args[0]}\n{_USAGE}", file=sys.stderr)
+        return 2
     patch_all()
     if args[0] == "-m":
         sys.argv = [args[1], *args[2:]]

@@ -409,6 +409,25 @@ def test_status_and_main(capsys: pytest.CaptureFixture[str]) -> None:
     assert "wsproto" in out
 
 
+@pytest.mark.parametrize(
+    ("argv", "status", "out"),
+    [
+        (["--version"], 0, f"fastws {fastws.__version__}"),
+        (["--help"], 0, "usage:"),
+        (["--bogus"], 2, "unknown option: --bogus"),
+        (["no/such/script.py"], 2, "no such script"),
+        (["-m"], 2, "-m needs a module name"),
+    ],
+)
+def test_main_answers_options_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], argv: list[str], status: int, out: str
+) -> None:
+    assert fp._main(argv) == status
+    captured = capsys.readouterr()
+    assert out in captured.out + captured.err
+    assert "Traceback" not in captured.out + captured.err
+
+
 # --------------------------------------------------------------------------
 # wsproto (sans-IO: its own encoder and decoder)
 # --------------------------------------------------------------------------

@@ -177,6 +177,66 @@ def test_connect_client_round_trip(echo_server: EchoServer) -> None:
         proc.stderr.close()
 
 
+def test_connect_with_piped_input_prints_every_reply(echo_server: EchoServer) -> None:
+    # All of the input at once, then end of input: the replies still come.
+    lines = [f"line {i}" for i in range(50)]
+    out = _cli(
+        "connect",
+        f"ws://127.0.0.1:{echo_server.port}/",
+        "--linger",
+        "0.5",
+        stdin="".join(f"{line}\n" for line in lines),
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == lines  # not a terminal: no "< " marks
+    assert "code 1000" in out.stderr
+
+
+def test_connect_to_a_self_signed_server(run: Any) -> None:
+    import gc
+    import ssl
+
+    from fastws.asyncio import serve
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+
+    async def hello(ws: Any) -> None:
+        await ws.send("hi")
+        await ws.wait_closed()
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *CMD,
+            "connect",
+            *args,
+            "--linger",
+            "0.2",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+        )
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
+        return proc.returncode or 0, stdout.decode(), stderr.decode()
+
+    async def main() -> None:
+        async with serve(hello, "127.0.0.1", 0, ssl=server_ctx) as server:
+            uri = f"wss://localhost:{server.port}/"
+            status, stdout, stderr = await cli(uri)
+            assert status == 1 and "certificate" in stderr.lower(), stderr
+            status, stdout, stderr = await cli(uri, "--insecure")
+            assert status == 0 and stdout.splitlines() == ["hi"], stderr
+            with ca.cert_pem.tempfile() as cafile:
+                status, stdout, stderr = await cli(uri, "--cafile", cafile)
+            assert status == 0 and stdout.splitlines() == ["hi"], stderr
+
+    run(main(), timeout=60)
+    gc.collect()  # a failed TLS handshake's transport on 3.10 (see test_aio_options)
+
+
 def test_connect_client_sees_server_close(run: Any) -> None:
     from fastws.asyncio import ServerConnection, serve
 
