@@ -52,6 +52,7 @@ __all__ = [
     "parse_status_line",
     "parse_tokens",
     "parse_uri",
+    "same_origin",
     "serialize_request",
     "serialize_response",
 ]
@@ -638,6 +639,36 @@ def parse_uri(uri: str) -> tuple[bool, str, int, str]:
     if parts.query:
         resource += "?" + quote(parts.query, safe=_URI_SAFE + "?")
     return secure, host, port, resource
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """Whether the ``Origin`` of a request names the server its ``Host`` header names.
+
+    The host names are compared without case; a port left out is the
+    scheme's default on the origin's side, and on the host's side (which
+    does not say whether TLS is on) either default of the origin's scheme.
+
+    Args:
+        origin: the ``Origin`` header, e.g. ``https://app.example.com:8443``.
+        host: the ``Host`` header, e.g. ``app.example.com:8443``.
+    """
+    if host is None:
+        return False
+    try:
+        parts = urlsplit(origin)
+        origin_port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        target = urlsplit(f"//{host}")
+        host_port = target.port
+    except ValueError:
+        return False
+    if not parts.hostname or not target.hostname or parts.hostname != target.hostname:
+        return False  # urlsplit lower-cases host names
+    if host_port is None:
+        return origin_port == _DEFAULT_PORTS.get(parts.scheme)
+    return origin_port == host_port
 
 
 def build_request(

@@ -99,6 +99,7 @@ from fastws.handshake import (
     check_response,
     generate_key,
     header_pairs,
+    same_origin,
     header_value,
     is_token,
     parse_extension_header,
@@ -709,7 +710,11 @@ class ServerProtocol(Protocol):
         select_subprotocol: ``(request, offered) -> chosen or None``; overrides
             ``subprotocols``.
         origins: acceptable ``Origin`` values (``None`` in the list accepts a
-            request without Origin); ``None`` disables the check. A mismatch is
+            request without Origin, ``"*"`` accepts any). ``None`` (the
+            default) accepts requests without Origin (clients that are not
+            browsers) and those whose Origin is the server's own (same host
+            and port as the ``Host`` header): a page of another site cannot
+            open a connection with its visitor's cookies. A mismatch is
             answered with 403.
         compression: permessage-deflate settings, ``None`` to disable.
         max_message_size: largest message in bytes (after decompression); 1009 above.
@@ -806,10 +811,17 @@ class ServerProtocol(Protocol):
             request = Request(method, target, http.headers)
             self._leftover = bytearray(http.rest())
             self._key = check_request(request)
-            if self.origins is not None:
-                origin = request.headers.get("Origin")
-                if origin not in self.origins:
-                    raise InvalidHandshake(f"origin {origin!r} is not allowed", status=403)
+            origin = request.headers.get("Origin")
+            if self.origins is None:
+                # Cross-site WebSocket hijacking: a page of another site may
+                # not use the visitor's cookies here unless origins says so.
+                if origin is not None and not same_origin(origin, request.headers.get("Host")):
+                    raise InvalidHandshake(
+                        f"origin {origin!r} is not this server's (pass origins= to allow it)",
+                        status=403,
+                    )
+            elif origin not in self.origins and "*" not in self.origins:
+                raise InvalidHandshake(f"origin {origin!r} is not allowed", status=403)
         except InvalidHandshake as exc:
             if exc.request is None:
                 exc.request = request

@@ -385,7 +385,7 @@ def test_client_headers_values(run: Any) -> None:
         seen.append({k: headers.get(k) for k in ("Origin", "User-Agent", "X-Extra")})
 
     async def main() -> None:
-        async with serve(handler, "127.0.0.1", 0) as server:
+        async with serve(handler, "127.0.0.1", 0, origins=["https://me.example"]) as server:
             async with connect(
                 f"ws://127.0.0.1:{server.port}/",
                 origin="https://me.example",

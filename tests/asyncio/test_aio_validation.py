@@ -317,3 +317,34 @@ def test_a_ws_client_on_a_server_that_is_not_http_is_told_so_at_once(run: Any) -
             await server.wait_closed()
 
     run(main())
+
+
+@pytest.mark.parametrize(
+    ("origins", "origin", "status"),
+    [
+        (None, None, b"101"),  # not a browser
+        (None, "http://127.0.0.1:{port}", b"101"),  # the server's own page
+        (None, "http://localhost:{port}", b"403"),  # another host name
+        (None, "http://127.0.0.1:1", b"403"),  # another port
+        (None, "https://evil.example", b"403"),  # cross-site hijacking
+        (None, "null", b"403"),
+        (["*"], "https://evil.example", b"101"),
+        (["*"], None, b"101"),
+        (["https://evil.example"], "https://evil.example", b"101"),
+    ],
+)
+def test_by_default_only_the_servers_own_origin_is_accepted(
+    run: Any, origins: Any, origin: str | None, status: bytes
+) -> None:
+    async def main() -> None:
+        async with serve(echo_handler, "127.0.0.1", 0, origins=origins) as server:
+            port = server.port
+            assert port is not None
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            extra = f"Origin: {origin.format(port=port)}\r\n" if origin else ""
+            writer.write(handshake_request(port, extra=extra))
+            line = await asyncio.wait_for(reader.readline(), 5)
+            await close_writer(writer)
+            assert line.split()[1] == status
+
+    run(main())
