@@ -309,9 +309,18 @@ def frame_payload(buf: Any, start: int, length: int, mask_at: int, text: bool) -
     if length == 0:
         return "" if text else b""
     if mask_at >= 0:
-        payload = _xor(buf[start : start + length], bytes(buf[mask_at : mask_at + 4]), length)
+        # _xor inlined: this runs once per received frame.
+        key = buf[mask_at : mask_at + 4]
+        if type(key) is memoryview:
+            key = key.tobytes()
+        extra = length & 3
+        stream = key * (length >> 2) + key[:extra] if extra else key * (length >> 2)
+        value = _from_bytes(buf[start : start + length], "little") ^ _from_bytes(stream, "little")
+        payload = value.to_bytes(length, "little")
     else:
-        payload = bytes(buf[start : start + length])
+        payload = buf[start : start + length]
+        if type(payload) is not bytes:
+            payload = bytes(payload)
     if text:
         try:
             return payload.decode("utf-8")
