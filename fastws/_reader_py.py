@@ -453,7 +453,8 @@ class Reader:
             return 0
         arrived = len(self.buf) - self.start - hlen
         if length >= ASSEMBLE_AT:
-            need = (length + 3) // 4 - arrived
+            # A quarter of it, rounded up (without overflow for a 64-bit length).
+            need = (length - 1) // 4 + 1 - arrived
             if need > 0:
                 return need
             return 0
@@ -591,7 +592,8 @@ class Reader:
         mask_at: int,
     ) -> None:
         """The frame at ``start`` is incomplete: assemble it in place, or validate early."""
-        if length >= ASSEMBLE_AT and end - start >= (length + 3) // 4:
+        # A quarter of it there, rounded up (without overflow for a 64-bit length).
+        if length >= ASSEMBLE_AT and end - start >= (length - 1) // 4 + 1:
             mask = bytes(view[mask_at : mask_at + 4]) if mask_at >= 0 else None
             self.asm = PayloadBuilder(length, mask)
             self.asm_fin = fin
