@@ -47,6 +47,10 @@ _unpack_medium = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
 
 _MAX_LENGTH = (1 << 63) - 1
+# key * _REPEAT[n] is a 32-bit key repeated n times, for payloads of up to
+# _REPEAT_MAX bytes (frame_payload).
+_REPEAT_MAX = 256
+_REPEAT = [((1 << (32 * n)) - 1) // 0xFFFFFFFF for n in range(_REPEAT_MAX // 4 + 1)]
 
 
 def _byte_view(obj: Buffer) -> memoryview:
@@ -279,13 +283,18 @@ def frame_header(buf: Any, pos: int) -> tuple[int, int, int]:
         return 0, 0, 0
     second = buf[pos + 1]
     length = second & 0x7F
-    size = 2
+    if length < 126:  # the usual case first: it runs once per received frame
+        if second < 0x80:
+            return 2, length, (buf[pos] << 8) | second
+        if available < 6:
+            return 0, 0, 0
+        return 6, length, (buf[pos] << 8) | second
     if length == 126:
         if available < 4:
             return 0, 0, 0
         (length,) = _unpack_medium(buf, pos + 2)
         size = 4
-    elif length == 127:
+    else:
         if available < 10:
             return 0, 0, 0
         (length,) = _unpack_long(buf, pos + 2)
@@ -306,12 +315,32 @@ def frame_payload(buf: Any, start: int, length: int, mask_at: int, text: bool) -
     with ``text`` (``None`` if it is not valid UTF-8), else ``bytes``. The
     twin of the C function of the same name.
     """
+    # This runs once per received frame: _xor is inlined, and no slice that
+    # is already bytes is copied again.
     if length == 0:
         return "" if text else b""
-    if mask_at >= 0:
-        payload = _xor(buf[start : start + length], bytes(buf[mask_at : mask_at + 4]), length)
+    if mask_at < 0:
+        payload = buf[start : start + length]
+        if type(payload) is not bytes:
+            payload = bytes(payload)
+    elif mask_at + 4 == start and length <= _REPEAT_MAX:
+        # A short payload right after its key, as in a frame: one integer
+        # holds both (the key in its low 32 bits); the key is repeated by a
+        # multiplication.
+        words = (length + 3) >> 2
+        value = _from_bytes(buf[mask_at : start + length], "little")
+        stream = (value & 0xFFFFFFFF) * _REPEAT[words]
+        payload = ((value >> 32) ^ stream).to_bytes(words << 2, "little")
+        if length & 3:
+            payload = payload[:length]
     else:
-        payload = bytes(buf[start : start + length])
+        key = buf[mask_at : mask_at + 4]
+        if type(key) is memoryview:
+            key = key.tobytes()
+        extra = length & 3
+        stream = key * (length >> 2) + key[:extra] if extra else key * (length >> 2)
+        value = _from_bytes(buf[start : start + length], "little") ^ _from_bytes(stream, "little")
+        payload = value.to_bytes(length, "little")
     if text:
         try:
             return payload.decode("utf-8")

@@ -122,15 +122,22 @@ cdef class Reader:
     @cython.locals(
         view=_k.ByteView,
         end=Py_ssize_t,
+        want_mask=int,
+        single=Py_ssize_t,
+        text_head=int,
+        binary_head=int,
         b01=int,
+        head=int,
         hlen=Py_ssize_t,
         length=Py_ssize_t,
+        text=bint,
+        text_event=TextMessage,
+        binary_event=BinaryMessage,
         b0=int,
         fin=bint,
         rsv=int,
         opcode=int,
         start=Py_ssize_t,
-        stop=Py_ssize_t,
         mask_at=Py_ssize_t,
     )
     cdef object _parse(self, object data, Py_ssize_t pos)

@@ -441,7 +441,8 @@ class Reader:
             return 0
         arrived = len(self.buf) - self.start - hlen
         if length >= ASSEMBLE_AT:
-            need = (length + 3) // 4 - arrived
+            # A quarter of it, rounded up (without overflow for a 64-bit length).
+            need = (length - 1) // 4 + 1 - arrived
             if need > 0:
                 return need
             return 0
@@ -476,48 +477,49 @@ class Reader:
         """Parse the frames of ``data`` from ``pos``; :attr:`scan` follows."""
         view = _k.ByteView(data)  # holds the buffer (an export) while parsing
         end = len(data)
+        want_mask = self.want_mask
+        # The largest whole message in one uncompressed frame that passes
+        # every limit (see _check_frame); a frame that fits in ``data`` is no
+        # longer than ``end``.
+        single = self.max_frame
+        if single < 0 or 0 <= self.max_message < single:
+            single = self.max_message
+        if single < 0:
+            single = end
+        # The first two bytes of a usual frame (see below), with the MASK bit
+        # of the right kind and the length bits cleared.
+        text_head = 0x8100 | want_mask
+        binary_head = 0x8200 | want_mask
         try:
             while pos < end and not self.paused and not self.stopped:
                 hlen, length, b01 = _k.frame_header(view, pos)
-                if hlen == 0:
-                    break
-                if hlen < 0:
-                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid frame length")
-                b0 = b01 >> 8
-                if (b01 & 0x80) != self.want_mask:
-                    raise ProtocolError(
-                        CLOSE_PROTOCOL_ERROR,
-                        "unmasked frame from client"
-                        if self.is_server
-                        else "masked frame from server",
-                    )
-                fin = b0 >= 0x80
-                rsv = (b0 >> 4) & 7
-                opcode = b0 & 0x0F
-                self._check_frame(fin, rsv, opcode, length)
+                head = b01 & 0xFF80  # 0 while the header is incomplete or invalid
                 start = pos + hlen
-                stop = start + length
-                mask_at = start - 4 if self.is_server else -1
-                if stop > end:
-                    self._partial(data, fin, rsv, opcode, length, start, end, mask_at)
-                    break
-                if opcode >= 8:
-                    payload = _k.frame_payload(view, start, length, mask_at, False)
-                    pos = stop
-                    self.scan = pos
-                    if self.on_control(opcode, payload):
-                        self.stop()
-                        break
-                elif fin and not rsv and not self.msg_opcode:
-                    # A whole uncompressed message in one frame: unmasked and
+                mask_at = start - 4 if want_mask else -1
+                # (``length <= end - start``, not ``start + length <= end``:
+                # a 64-bit length must not overflow a C integer.)
+                if (
+                    (head == text_head or head == binary_head)
+                    and length <= end - start
+                    and length <= single
+                    and not self.msg_opcode
+                ):
+                    # The usual frame: a whole uncompressed text or binary
+                    # message (FIN, no RSV bit, the right MASK bit), complete,
+                    # within the limits, outside a fragmented message. Every
+                    # rule of _check_frame holds for it; it is unmasked and
                     # (text) validated and decoded in one kernel call.
-                    payload = _k.frame_payload(view, start, length, mask_at, opcode == OP_TEXT)
+                    text = head == text_head
+                    payload = _k.frame_payload(view, start, length, mask_at, text)
                     if payload is None:
                         raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in text message")
-                    pos = stop
+                    pos = start + length
                     self.scan = pos
-                    self.early = 0
-                    self.partial_seen = False
+                    if self.partial_seen:
+                        # The frame was seen incomplete before (early is only
+                        # ever nonzero then).
+                        self.early = 0
+                        self.partial_seen = False
                     self.delivered += 1
                     if self.queue is not None:
                         if self.queue.put(payload, True):
@@ -525,16 +527,43 @@ class Reader:
                     elif self.callback is not None:
                         self.callback(payload)
                     elif self.handler is None:
-                        if opcode == OP_TEXT:
-                            self.events.append(_text_message(payload))
+                        if text:
+                            text_event = TextMessage.__new__(TextMessage)
+                            text_event.data = payload
+                            self.events.append(text_event)
                         else:
-                            self.events.append(_binary_message(payload))
+                            binary_event = BinaryMessage.__new__(BinaryMessage)
+                            binary_event.data = payload
+                            self.events.append(binary_event)
                     elif self.handler(payload, True):
                         self.paused = True
+                    continue
+                if hlen <= 0:
+                    if hlen == 0:
+                        break
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid frame length")
+                if (b01 & 0x80) != want_mask:
+                    raise ProtocolError(
+                        CLOSE_PROTOCOL_ERROR,
+                        "unmasked frame from client" if want_mask else "masked frame from server",
+                    )
+                b0 = b01 >> 8
+                fin = b0 >= 0x80
+                rsv = (b0 >> 4) & 7
+                opcode = b0 & 0x0F
+                self._check_frame(fin, rsv, opcode, length)
+                if length > end - start:
+                    self._partial(data, fin, rsv, opcode, length, start, end, mask_at)
+                    break
+                payload = _k.frame_payload(view, start, length, mask_at, False)
+                pos = start + length
+                self.scan = pos
+                if opcode >= 8:
+                    if self.on_control(opcode, payload):
+                        self.stop()
+                        break
                 else:
-                    payload = _k.frame_payload(view, start, length, mask_at, False)
-                    pos = stop
-                    self.scan = pos
+                    # Fragments and compressed messages.
                     self._data(fin, rsv, opcode, payload)
         except ProtocolError as exc:
             self._fail(exc)
@@ -551,7 +580,8 @@ class Reader:
         mask_at: int,
     ) -> None:
         """The frame at ``start`` is incomplete: assemble it in place, or validate early."""
-        if length >= ASSEMBLE_AT and end - start >= (length + 3) // 4:
+        # A quarter of it there, rounded up (without overflow for a 64-bit length).
+        if length >= ASSEMBLE_AT and end - start >= (length - 1) // 4 + 1:
             mask = bytes(view[mask_at : mask_at + 4]) if mask_at >= 0 else None
             self.asm = PayloadBuilder(length, mask)
             self.asm_fin = fin

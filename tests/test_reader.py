@@ -214,6 +214,21 @@ def test_compiled_reader_matches_its_source(
     assert results[0] == results[1]
 
 
+@pytest.mark.parametrize("below", [1, 2, 3, 5])
+def test_a_64_bit_length_near_the_maximum_is_an_incomplete_frame(
+    reader_mod: ModuleType, below: int
+) -> None:
+    # Without limits, a frame announcing nearly 2**63 bytes waits for them:
+    # its end and a quarter of it (when to assemble it) are computed without
+    # overflowing a C integer in the compiled build.
+    reader, _ = make(reader_mod, max_message_size=-1)
+    header = b"\x82\xff" + ((1 << 63) - below).to_bytes(8, "big") + KEY
+    assert reader.feed(header + b"x" * 100) is None
+    assert reader.feed(b"y" * 100) is None
+    assert not reader.stopped and reader.events == []
+    assert reader.buffered() == len(header) + 200
+
+
 # ------------------------------------------------------------ bounded memory
 
 
