@@ -655,7 +655,13 @@ class Reader:
         self.early += len(chunk)
 
     def _check_frame(self, fin: bool, rsv: int, opcode: int, length: int) -> None:
-        """Every rule a frame header must satisfy (RFC 6455 5.2-5.5, RFC 7692 6, limits)."""
+        """Every rule a frame header must satisfy (RFC 6455 5.2-5.5, RFC 7692 6, limits).
+
+        The short path of :meth:`_parse` admits the usual frame without this
+        call: a rule added here that could refuse a whole, uncompressed text
+        or binary frame within the limits must be added there too
+        (``tests/test_reader.py`` checks that the two agree).
+        """
         if opcode >= 8:
             if opcode > OP_PONG:
                 raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")

@@ -345,3 +345,37 @@ def test_message_queue_behaves_like_a_deque(
             assert len(queue) == len(model)
             assert queue.nbytes == sum(len(d) for d, _ in model)
             assert queue.full == (len(model) >= max_items or queue.nbytes >= max_bytes)
+
+
+# --------------------------------------- the short path and the rulebook agree
+
+@settings(max_examples=300, deadline=None)
+@given(
+    is_server=st.booleans(),
+    max_frame=st.sampled_from([-1, 0, 1, 125, 126, 65_535, 65_536, 1 << 20]),
+    max_message=st.sampled_from([-1, 0, 1, 125, 126, 65_535, 65_536, 1 << 20]),
+    deflate=st.booleans(),
+    opcode=st.sampled_from([1, 2]),
+    length=st.integers(0, 1 << 21),
+)
+def test_the_short_path_admits_only_frames_the_rules_accept(
+    is_server: bool, max_frame: int, max_message: int, deflate: bool, opcode: int, length: int
+) -> None:
+    # Reader._parse takes a whole uncompressed text or binary frame (FIN, no
+    # RSV bit) that fits the limits, outside a fragmented message, without
+    # calling _check_frame. This fails if a rule added to _check_frame
+    # refuses such a frame: the short path must then check it too.
+    import fastws._reader_py as pure
+
+    reader, _ = make(
+        pure, is_server=is_server, max_frame_size=max_frame, max_message_size=max_message
+    )
+    if deflate:
+        reader.deflate = object()  # only its presence matters to the rules
+    single = max_frame
+    if single < 0 or 0 <= max_message < single:
+        single = max_message
+    if single >= 0 and length > single:
+        return  # the short path does not take it
+    assert not reader.msg_opcode
+    reader._check_frame(True, 0, opcode, length)  # must not raise
