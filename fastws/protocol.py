@@ -130,6 +130,10 @@ __all__ = [
 
 _DEFAULT_DEFLATE = DeflateOptions()
 
+#: Pongs that may wait unsent at once; past this, a ping flood gets its most
+#: recent ping answered in place of the previous one.
+MAX_UNSENT_PONGS = 64
+
 
 def _is_origin(value: str) -> bool:
     # An Origin is "null" or scheme://host[:port], without path or spaces.
@@ -184,8 +188,13 @@ class Protocol:
         "_events",
         "_http",
         "_is_server",
+        "_last_ping",
+        "_last_pong",
         "_out",
         "_pending_fail",
+        "_pong_at",
+        "_pong_frame",
+        "_pongs_unsent",
         "_rand",
         "_rand_pos",
         "_reader",
@@ -292,6 +301,13 @@ class Protocol:
         self._discard = False  # stop parsing frames (after close received / failure)
         self._deflate: PerMessageDeflate | None = None
         self._pending_fail: ProtocolError | None = None
+        # A flood of pings costs one event object per distinct payload in a
+        # row and one unsent pong (see _control).
+        self._last_ping: Ping | None = None
+        self._last_pong: Pong | None = None
+        self._pong_frame = b""
+        self._pong_at = -1
+        self._pongs_unsent = 0
 
         # send side
         self._send_opcode = 0  # opcode of the fragmented message being sent, 0 if none
@@ -639,11 +655,34 @@ class Protocol:
     def _control(self, opcode: int, payload: bytes) -> bool:
         """A control frame from the reader; returns whether to stop reading (a close)."""
         if opcode == OP_PING:
-            self._events.append(Ping(payload))
+            ping = self._last_ping
+            if ping is None or ping.data != payload:
+                ping = self._last_ping = Ping(payload)  # immutable: shared while equal
+            self._events.append(ping)
             if self.auto_pong and self.state is _OPEN:
-                self._send_frame(OP_PONG, payload, True, 0)
+                key = None if self._is_server else self._mask_key()
+                pong = encode_frame(True, OP_PONG, payload, key, 0)
+                out = self._out
+                at = self._pong_at
+                if 0 <= at < len(out) and out[at] is self._pong_frame:
+                    # The last pong is still unsent (the list was not drained).
+                    self._pongs_unsent += 1
+                else:
+                    self._pongs_unsent = 1
+                if self._pongs_unsent > MAX_UNSENT_PONGS:
+                    # A flood: the newest pong takes the place of the last
+                    # one, answering only the most recent ping (RFC 6455,
+                    # section 5.5.3) instead of holding a pong per ping.
+                    out[at] = pong
+                else:
+                    self._pong_at = len(out)
+                    out.append(pong)
+                self._pong_frame = pong
         elif opcode == OP_PONG:
-            self._events.append(Pong(payload))
+            pong_event = self._last_pong
+            if pong_event is None or pong_event.data != payload:
+                pong_event = self._last_pong = Pong(payload)
+            self._events.append(pong_event)
         else:
             code, reason = parse_close_payload(payload)
             self._close_received = True

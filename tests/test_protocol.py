@@ -1017,3 +1017,62 @@ def test_message_callback_gets_whole_messages() -> None:
         s.receive_data(cframe(2, b"x") + cframe(2, b"y"))
     s.resume_receiving()
     assert whole[-2:] == [b"x", b"y"]
+
+
+# ------------------------------------------------------------- ping floods
+
+
+@pytest.mark.parametrize("role", ["server", "client"])
+def test_a_ping_flood_gets_one_pong_and_costs_little_memory(role: str) -> None:
+    import tracemalloc
+
+    client, srv = open_pair()
+    receiver, sender = (srv, client) if role == "server" else (client, srv)
+    for _ in range(100_000):
+        sender.send_ping(b"")
+    flood = b"".join(sender.data_to_send())
+    tracemalloc.start()
+    try:
+        receiver.receive_data(flood)
+        events = receiver.events_received()
+        out = receiver.data_to_send()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(events) == 100_000 and all(e == Ping(b"") for e in events)
+    assert peak < 2_000_000, peak  # was about 9.7 MB (an event and a pong per ping)
+    # RFC 6455 5.5.3: past a few pongs, only the most recent ping is answered.
+    from fastws.protocol import MAX_UNSENT_PONGS
+
+    assert len(out) == MAX_UNSENT_PONGS
+    sender.receive_data(b"".join(out))
+    assert sender.events_received() == [Pong(b"")] * MAX_UNSENT_PONGS
+
+
+def test_every_ping_is_answered_unless_pongs_pile_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fastws.protocol
+
+    monkeypatch.setattr(fastws.protocol, "MAX_UNSENT_PONGS", 2)
+    client, srv = open_pair()
+    client.send_ping(b"1")
+    client.send_text("a")
+    client.send_ping(b"2")
+    client.send_ping(b"3")
+    client.send_ping(b"4")
+    srv.receive_data(b"".join(client.data_to_send()))
+    srv.send_text("b")  # after the pongs
+    assert srv.events_received() == [
+        Ping(b"1"),
+        TextMessage("a"),
+        Ping(b"2"),
+        Ping(b"3"),
+        Ping(b"4"),
+    ]
+    client.receive_data(b"".join(srv.data_to_send()))
+    assert client.events_received() == [Pong(b"1"), Pong(b"4"), TextMessage("b")]
+    # Once written, the next ping gets its own pong.
+    client.send_ping(b"4")
+    srv.receive_data(b"".join(client.data_to_send()))
+    srv.events_received()
+    client.receive_data(b"".join(srv.data_to_send()))
+    assert client.events_received() == [Pong(b"4")]

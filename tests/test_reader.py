@@ -349,6 +349,7 @@ def test_message_queue_behaves_like_a_deque(
 
 # --------------------------------------- the short path and the rulebook agree
 
+
 @settings(max_examples=300, deadline=None)
 @given(
     is_server=st.booleans(),
