@@ -7,23 +7,32 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: setup build echo test test-c test-python test-kernels-c sanitize conformance fuzz test-versions lint stubtest bench clean
+.PHONY: setup build build-base echo test test-c test-python test-kernels-c sanitize conformance fuzz test-versions lint stubtest bench clean
 
-$(VENV)/.stamp: pyproject.toml setup.py
+# The package and its build tools only: what the echo server needs.
+$(VENV)/.stamp-base: pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "setuptools>=77" "Cython>=3.1"
+	$(PY) -m pip install -q --no-build-isolation -e .
+	touch $@
+
+# ... and the test dependencies.
+$(VENV)/.stamp: $(VENV)/.stamp-base
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
 setup: $(VENV)/.stamp
 
 # (Re)build the C extension in place; a compile error fails loudly.
-build: setup
+build-base: $(VENV)/.stamp-base
 	$(PY) setup.py -q build_ext --inplace
 
+build: setup build-base
+
 # The main job: the echo server (and its browser page on http://HOST:PORT/).
-echo: build
+# Installs nothing but the package itself.
+echo: build-base
 	$(PY) -m fastws echo --host $(HOST) --port $(PORT)
 
 # Everything CI runs: lint (ruff, mypy, stubtest), the suite with the C extension, the suite on the

@@ -76,3 +76,21 @@ def test_example_runs_as_printed(workdir: Path, page: str, line: int, block: str
 def test_the_pages_have_examples() -> None:
     if (ROOT / "README.md").exists():
         assert len(_blocks()) >= 8
+
+
+def test_readme_links_work_on_a_package_index_page() -> None:
+    # The README is the package's description on the index, where relative
+    # links and images point nowhere.
+    readme = ROOT / "README.md"
+    if not readme.exists():
+        pytest.skip("an installed wheel is tested without the checkout")
+    targets = re.findall(r"!?\[[^\]]*\]\(([^)]+)\)", readme.read_text("utf-8"))
+    assert targets
+    relative = [t for t in targets if not re.match(r"https://|#", t)]
+    assert relative == []
+    for target in targets:
+        prefix = "https://github.com/fastws/fastws/"
+        raw = "https://raw.githubusercontent.com/fastws/fastws/main/"
+        if target.startswith((prefix + "blob/main/", prefix + "tree/main/", raw)):
+            path = target.split("/main/", 1)[1].split("#", 1)[0]
+            assert (ROOT / path).exists(), target
