@@ -1,6 +1,6 @@
 """Every Python example in the README and in docs/ runs as printed.
 
-Each ```python block is run as a script in a fresh interpreter, in a
+Each ```python block is run as a script (``example.py``) in a fresh interpreter, in a
 temporary folder that holds a TLS certificate for ``localhost`` (``cert.pem``,
 ``key.pem``) and the certificate of the authority that issued it
 (``ca.pem``), with port 8765 replaced by a free one. Where a ``print(...)``
@@ -62,9 +62,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_example_runs_as_printed(workdir: Path, page: str, line: int, block: str) -> None:
     if "cert.pem" in block and not (workdir / "cert.pem").exists():
         pytest.skip("trustme is needed to make the example's certificate")
-    code = block.replace("8765", str(_free_port()))
+    script = workdir / "example.py"  # a file, so that multiprocessing can import it
+    script.write_text(block.replace("8765", str(_free_port())), "utf-8")
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=workdir
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=workdir
     )
     assert proc.returncode == 0, f"{page}:{line}\n{proc.stderr}"
     printed = proc.stdout.splitlines()
