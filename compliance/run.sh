@@ -13,14 +13,15 @@
 #      CALLBACK=1 for the asyncio stack echoing with on_message() and send_nowait(),
 #      FASTWS_NO_EXTENSIONS=1 for the pure-Python kernels,
 #      PYTHON (default: .venv/bin/python if present, else python3),
-#      OUTDIR (report folder, default: a new temporary folder), PORT (default: a free port).
+#      OUTDIR (report folder, default: a new temporary folder), PORT (default: a free port),
+#      AUTOBAHN_DOCKER=IMAGE: wstest from a container image (CI), not a local install.
 # Exit status: 0 when every case is OK (or INFORMATIONAL), non-zero otherwise.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 role="${1:-}"
 case "$role" in SERVER | server | CLIENT | client) ;; *)
-  sed -n '2,16p' "$0" >&2; exit 2 ;;
+  sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac
 cases="${2:-*}"
 exclude="${3:-}"
@@ -33,7 +34,9 @@ fi
 uv=()
 [ "$stack" = asyncio ] && [ "${UVLOOP:-0}" = 1 ] && uv=(--uvloop)
 [ "$stack" = asyncio ] && [ "${CALLBACK:-0}" = 1 ] && uv+=(--callback)
-bash "$here/autobahn/install.sh" > /dev/null || { echo "autobahn install failed" >&2; exit 2; }
+if [ -z "${AUTOBAHN_DOCKER:-}" ]; then   # else wstest comes from that container image
+  bash "$here/autobahn/install.sh" > /dev/null || { echo "autobahn install failed" >&2; exit 2; }
+fi
 port="${PORT:-$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 outdir="${OUTDIR:-$(mktemp -d -t "fastws-$stack-autobahn.XXXXXX")}"
 mkdir -p "$outdir" && outdir="$(cd "$outdir" && pwd)"
