@@ -71,6 +71,10 @@ conformance: build
 	CALLBACK=1 PYTHON=$(PY) compliance/run.sh client '*' '12.*,13.*'
 	STACK=sansio FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
 	STACK=sansio FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
+	STACK=sync PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
+	STACK=sync PYTHON=$(PY) compliance/run.sh client '*' '12.*,13.*'
+	STACK=sync PYTHON=$(PY) compliance/run.sh client '$(AB_DEFLATE)'
+	STACK=sync FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
 
 # Bounded fuzzing: the protocol (both roles, both kernel implementations) with
 # atheris, and the UTF-8 kernels (every ISA against references) under ASan+UBSan.
@@ -107,12 +111,14 @@ stubtest: build
 	$(PY) -m pip install -q -e ".[lint]"
 	$(PY) -m mypy.stubtest fastws._speedups
 
-# The suite with the C extension under coverage, subprocesses (the CLI, the
-# examples) included; fails below [tool.coverage.report] fail_under.
+# The suite, with the C extension and with the pure-Python kernels, under
+# coverage, subprocesses (the CLI, the examples) included; fails below
+# [tool.coverage.report] fail_under.
 coverage: build
 	$(PY) -m pip install -q -e ".[coverage]"
 	rm -f .coverage .coverage.*
 	FASTWS_REQUIRE_EXTENSION=1 $(PY) -m coverage run -m pytest -q -p no:randomly
+	FASTWS_NO_EXTENSIONS=1 $(PY) -m coverage run -m pytest -q -p no:randomly
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 

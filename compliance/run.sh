@@ -8,7 +8,8 @@
 #   EXCLUDE  case patterns to skip (default: none), e.g. '9.*,12.*,13.*'
 # env: STACK=asyncio (default: `python -m fastws echo --max-size 16777216` and
 #        compliance/asyncio_client.py) or STACK=sansio (compliance/echo_server.py and
-#        compliance/client.py: the sans-IO core over plain sockets),
+#        compliance/client.py: the sans-IO core over plain sockets) or STACK=sync
+#        (compliance/sync_server.py and compliance/sync_client.py: fastws.sync),
 #      UVLOOP=1 to run the asyncio stack on uvloop,
 #      CALLBACK=1 for the asyncio stack echoing with on_message() and send_nowait(),
 #      FASTWS_NO_EXTENSIONS=1 for the pure-Python kernels,
@@ -21,12 +22,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 role="${1:-}"
 case "$role" in SERVER | server | CLIENT | client) ;; *)
-  sed -n '2,17p' "$0" >&2; exit 2 ;;
+  sed -n '2,19p' "$0" >&2; exit 2 ;;
 esac
 cases="${2:-*}"
 exclude="${3:-}"
 stack="${STACK:-asyncio}"
-case "$stack" in asyncio | sansio) ;; *) echo "unknown STACK=$stack" >&2; exit 2 ;; esac
+case "$stack" in asyncio | sansio | sync) ;; *) echo "unknown STACK=$stack" >&2; exit 2 ;; esac
 py="${PYTHON:-}"
 if [ -z "$py" ]; then
   if [ -x "$root/.venv/bin/python" ]; then py="$root/.venv/bin/python"; else py=python3; fi
@@ -47,6 +48,8 @@ case "$role" in
   SERVER | server)
     if [ "$stack" = asyncio ]; then
       server=(-m fastws echo --port "$port" --max-size 16777216 "${uv[@]}")
+    elif [ "$stack" = sync ]; then
+      server=("$here/sync_server.py" --port "$port")
     else
       server=("$here/echo_server.py" --port "$port")
     fi
@@ -63,6 +66,7 @@ case "$role" in
   CLIENT | client)
     client="$here/client.py"
     [ "$stack" = asyncio ] && client="$here/asyncio_client.py"
+    [ "$stack" = sync ] && client="$here/sync_client.py"
     args=(-s -p "$port" -o "$outdir" -c "$cases")
     [ -n "$exclude" ] && args+=(-x "$exclude")
     bash "$here/autobahn/run-fuzzingserver.sh" "${args[@]}" -- \
