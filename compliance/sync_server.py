@@ -1,6 +1,6 @@
 """An echo server on ``fastws.sync.serve`` (threads), for the Autobahn TestSuite::
 
-    python compliance/sync_server.py --port 9001
+python compliance/sync_server.py --port 9001
 """
 
 from __future__ import annotations
