@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import select
 import selectors
 import socket
 import ssl as ssl_module
@@ -105,10 +107,12 @@ class Connection:
         self._fragments = threading.Lock()
         self._sent_reason = ""
         # Received messages (or frames of a fragmented one): (data, final).
-        self._cond = threading.Condition()
-        self._queue: deque[tuple[Data, bool]] = deque()
+        # (A SimpleQueue: put and get are C calls, cheaper than a Condition.)
+        self._items: queue.SimpleQueue[tuple[Data, bool] | None] = queue.SimpleQueue()
+        self._recv_lock = threading.Lock()  # held by the thread in recv()
+        self._room = threading.Event()  # set when the reader may go on (see _wait_for_room)
+        self._reader_waiting = False
         self._parts: list[Data] = []  # the start of a message, kept by a recv() that timed out
-        self._recv_busy = False
         self._ended = False  # the reader is done: nothing more will be queued
         self._aborted = False  # _abort() was called: the reader must stop
         # Pings: payload -> (event set on its pong, time sent).
@@ -186,10 +190,8 @@ class Connection:
             ConcurrencyError: another thread is in :meth:`recv`.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            if self._recv_busy:
-                raise ConcurrencyError("recv() is already running in another thread")
-            self._recv_busy = True
+        if not self._recv_lock.acquire(blocking=False):
+            raise ConcurrencyError("recv() is already running in another thread")
         try:
             while True:
                 data, final = self._take(deadline)
@@ -205,8 +207,7 @@ class Connection:
                     self._parts = []
                     break
         finally:
-            with self._cond:
-                self._recv_busy = False
+            self._recv_lock.release()
         return self._decoded(data, decode)
 
     def recv_streaming(self, decode: bool | None = None) -> Iterator[Data]:
@@ -216,10 +217,8 @@ class Connection:
             ConnectionClosed: the connection closed before the message ended.
             ConcurrencyError: another thread is receiving.
         """
-        with self._cond:
-            if self._recv_busy:
-                raise ConcurrencyError("recv() is already running in another thread")
-            self._recv_busy = True
+        if not self._recv_lock.acquire(blocking=False):
+            raise ConcurrencyError("recv() is already running in another thread")
         try:
             parts, self._parts = self._parts, []
             yield from (self._decoded(p, decode) for p in parts)
@@ -229,8 +228,7 @@ class Connection:
                 if final:
                     return
         finally:
-            with self._cond:
-                self._recv_busy = False
+            self._recv_lock.release()
 
     def __iter__(self) -> Iterator[Data]:
         """Each message until the connection closes normally.
@@ -254,30 +252,31 @@ class Connection:
         return data
 
     def _take(self, deadline: float | None) -> tuple[Data, bool]:
-        if not self._queue:
+        items = self._items
+        if items.empty():
             self._answering = False
             if self._hold:
                 self._release_hold()  # every message before the failure was answered
-        with self._cond:
-            while not self._queue:
-                if self._ended:
-                    raise closed_exception(self.protocol, self._sent_reason)
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError("timed out waiting for a message")
-                self._cond.wait(remaining)
-            item = self._queue.popleft()
-            self._answering = True
-            if len(self._queue) <= self._max_queue // 4:
-                self._cond.notify_all()  # the reader may go on
-            return item
+        if deadline is None:
+            item = items.get()
+        else:
+            try:
+                item = items.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError("timed out waiting for a message") from None
+        if item is None:  # the end: leave it for the next call
+            items.put(None)
+            raise closed_exception(self.protocol, self._sent_reason)
+        self._answering = True
+        if self._reader_waiting and items.qsize() <= self._max_queue // 4:
+            self._room.set()  # the reader may go on
+        return item
 
     def _on_message(self, data: Data, final: bool) -> bool:
         # Called by the state machine from receive_data() in the reader thread.
-        with self._cond:
-            self._queue.append((data, final))
-            self._cond.notify_all()
-            return len(self._queue) >= self._max_queue
+        items = self._items
+        items.put((data, final))
+        return items.qsize() >= self._max_queue
 
     # -- sending ------------------------------------------------------------
 
@@ -425,9 +424,8 @@ class Connection:
 
     def _abort(self) -> None:
         """End the connection now (the reader sees the socket shut down)."""
-        with self._cond:
-            self._aborted = True
-            self._cond.notify_all()
+        self._aborted = True
+        self._room.set()
         try:
             self.socket.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -509,11 +507,9 @@ class Connection:
 
     def _run(self) -> None:
         sock = self.socket
-        selector = selectors.DefaultSelector()
-        selector.register(sock, selectors.EVENT_READ)
         assert self._wake is not None
         wake = self._wake[0]
-        selector.register(wake, selectors.EVENT_READ)
+        waiter = _Waiter(sock, wake)
         close_deadline: float | None = None
         try:
             while True:
@@ -522,10 +518,10 @@ class Connection:
                 timeout = self._timeout(close_deadline)
                 pending = isinstance(sock, ssl_module.SSLSocket) and sock.pending() > 0
                 if not pending:
-                    ready = {key.fileobj for key, _ in selector.select(timeout)}
-                    if wake in ready:
+                    ready = waiter.wait(timeout)
+                    if ready & 2:  # woken by _abort()
                         break
-                    if sock not in ready:
+                    if not ready & 1:
                         if close_deadline is not None and time.monotonic() >= close_deadline:
                             break
                         if self._hold and time.monotonic() >= self._hold_deadline:
@@ -554,7 +550,7 @@ class Connection:
         except Exception:  # pragma: no cover - bug guard: never die silently
             self.logger.error("the connection's reader failed", exc_info=True)
         finally:
-            selector.close()
+            waiter.close()
             self._finish()
 
     def _timeout(self, close_deadline: float | None) -> float | None:
@@ -628,7 +624,7 @@ class Connection:
         proto = self.protocol
         if (
             proto.close_exc is not None
-            and (self._queue or self._answering)
+            and (not self._items.empty() or self._answering)
             and proto.state is State.OPEN
         ):
             # The peer broke the protocol after messages the application has
@@ -659,11 +655,15 @@ class Connection:
 
     def _wait_for_room(self) -> bool:
         """The queue is full: wait until recv() made room, then parse what was kept."""
-        with self._cond:
-            while len(self._queue) > self._max_queue // 4:
+        self._reader_waiting = True
+        try:
+            while self._items.qsize() > self._max_queue // 4:
                 if self._aborted:
                     return False
-                self._cond.wait()
+                self._room.wait()
+                self._room.clear()
+        finally:
+            self._reader_waiting = False
         with self._lock:
             self.protocol.resume_receiving()
             self._events()
@@ -692,9 +692,46 @@ class Connection:
                     s.close()
                 except OSError:
                     pass
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
+        self._ended = True
+        self._items.put(None)  # wakes recv(), which raises ConnectionClosed
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.state.name} id={self.id}>"
+
+
+class _Waiter:
+    """Waits until the socket (1) or the wake-up socket (2) is readable.
+
+    ``select.poll`` where it exists (one C call per wait), else a selector.
+    """
+
+    def __init__(self, sock: socket.socket, wake: socket.socket) -> None:
+        self._sock_fd = sock.fileno()
+        self._wake_fd = wake.fileno()
+        self._poll: Any = None
+        self._selector: selectors.BaseSelector | None = None
+        if hasattr(select, "poll"):
+            self._poll = select.poll()
+            self._poll.register(self._sock_fd, select.POLLIN)
+            self._poll.register(self._wake_fd, select.POLLIN)
+        else:  # pragma: no cover - Windows
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(sock, selectors.EVENT_READ, 1)
+            self._selector.register(wake, selectors.EVENT_READ, 2)
+
+    def wait(self, timeout: float | None) -> int:
+        """Bit 1: the socket is readable (or closed); bit 2: the wake-up socket is."""
+        ready = 0
+        if self._poll is not None:
+            ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
+            for fd, _ in self._poll.poll(ms):
+                ready |= 1 if fd == self._sock_fd else 2
+            return ready
+        assert self._selector is not None  # pragma: no cover - Windows
+        for key, _ in self._selector.select(timeout):  # pragma: no cover
+            ready |= key.data
+        return ready  # pragma: no cover
+
+    def close(self) -> None:
+        if self._selector is not None:  # pragma: no cover - Windows
+            self._selector.close()

@@ -206,7 +206,7 @@ def test_a_full_queue_stops_reading() -> None:
 
     with Running(flood) as srv, connect(srv.uri, max_queue=8) as ws:
         time.sleep(0.5)
-        assert len(ws._queue) <= 8
+        assert ws._items.qsize() <= 8
         assert [ws.recv(timeout=10)[:2] for _ in range(3)] == ["0y", "1y", "2y"]
         for _ in range(1997):
             ws.recv(timeout=10)
