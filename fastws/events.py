@@ -108,7 +108,7 @@ class Headers:
             ValueError: the header cannot be sent as is (see
                 :func:`fastws.handshake.check_header`).
         """
-        from fastws.handshake import check_header  # noqa: PLC0415 - handshake imports this module
+        from fastws.handshake import check_header
 
         check_header(name, value, "Headers")
         self._flat = (*self._flat, name, value)

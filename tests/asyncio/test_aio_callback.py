@@ -79,12 +79,12 @@ def test_queued_messages_are_delivered_first_and_in_order(run: Any) -> None:
             async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
                 for message in ("one", b"two", ["thr", "ee"]):
                     await ws.send(message)
-                await ws.ping()  # the server has read everything sent before
+                await (await ws.ping())  # the server has read everything sent before
                 arrived.set()
                 await asyncio.sleep(0.05)
                 assert got == ["one", b"two", "three"]
                 await ws.send("four")
-                await ws.ping()
+                await (await ws.ping())
                 assert got[-1] == "four"
 
     run(main())
@@ -211,11 +211,11 @@ def test_fragment_in_progress_moves_between_modes(run: Any) -> None:
         async with serve(handler, "127.0.0.1", 0) as server:
             async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
                 assert ws.transport is not None
-                await ws.ping()
+                await (await ws.ping())
                 (srv,) = conns
                 srv.on_message(got.append)
                 ws.transport.write(masked_frame(1, b"ab", fin=False))
-                await ws.ping()
+                await (await ws.ping())
                 srv.on_message(None)  # the first piece goes back to the queue
                 ws.transport.write(masked_frame(0, b"cd"))
                 assert await asyncio.wait_for(srv.recv(), 5) == "abcd"
@@ -226,7 +226,7 @@ def test_fragment_in_progress_moves_between_modes(run: Any) -> None:
                 await stream.aclose()
                 srv.on_message(got.append)
                 ws.transport.write(masked_frame(0, b"y") + masked_frame(1, b"next"))
-                await ws.ping()
+                await (await ws.ping())
                 assert got == ["next"]
 
     run(main())
