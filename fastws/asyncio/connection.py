@@ -69,7 +69,7 @@ from fastws.protocol import MessageQueue, Role, State
 if TYPE_CHECKING:
     from fastws.protocol import ClientProtocol, ServerProtocol
 
-__all__ = ["Connection", "Data", "LoggerLike", "State"]
+__all__ = ["Connection", "Data", "LoggerLike", "State", "broadcast"]
 
 #: A message: ``str`` for text, ``bytes`` for binary.
 Data = str | bytes
@@ -1564,3 +1564,140 @@ class Connection(asyncio.BufferedProtocol):
             f"<{type(self).__name__} {self.state.name} "
             f"local={self.local_address!r} remote={self.remote_address!r}>"
         )
+
+
+if sys.version_info >= (3, 11):
+    import builtins
+
+    _ExceptionGroup = builtins.ExceptionGroup
+else:  # pragma: no cover - Python 3.10
+
+    class _ExceptionGroup(Exception):
+        """The failures of a broadcast (``ExceptionGroup`` from Python 3.11)."""
+
+        def __init__(self, message: str, exceptions: list[Exception]) -> None:
+            super().__init__(message, exceptions)
+            self.message = message
+            self.exceptions = tuple(exceptions)
+
+
+class _SkipLog:
+    """Counts messages that broadcast() skipped and logs them at most every ``interval`` s."""
+
+    __slots__ = ("count", "interval", "next")
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.next = 0.0
+        self.count = 0
+
+    def add(self, count: int, conn: Connection) -> None:
+        self.count += count
+        now = time.monotonic()
+        if now >= self.next:
+            conn.logger.warning(
+                "broadcast skipped %d message(s) for connections whose write buffer is full "
+                "(this warning comes at most every %g s)",
+                self.count,
+                self.interval,
+            )
+            self.count = 0
+            self.next = now + self.interval
+
+
+_skipped = _SkipLog(10.0)
+
+
+def broadcast(
+    connections: Iterable[Connection],
+    message: Data | bytearray | memoryview,
+    *,
+    text: bool | None = None,
+    raise_exceptions: bool = False,
+) -> int:
+    """Send ``message`` to every open connection of ``connections``, without waiting.
+
+    The message is framed once and the same bytes are written to every
+    server connection (with permessage-deflate, once per set of negotiated
+    settings when the server's compressor has no context takeover, see
+    ``DeflateOptions.server_no_context_takeover``; else it is compressed
+    for each connection). Client connections mask their frames: each frames
+    its own.
+
+    Connections that are not open are skipped silently, as are those whose
+    write buffer is above its high-water mark (``write_limit``): a slow
+    client loses the message instead of making the server's memory grow.
+    Those are counted: the count is returned and a warning says how many,
+    at most every 10 seconds. A connection in the middle of sending a
+    fragmented message is skipped with a warning (or a
+    :class:`ConcurrencyError` with ``raise_exceptions``).
+
+    Args:
+        connections: the connections, e.g. :attr:`Server.connections`.
+        message: ``str`` for a text message, bytes-like for binary.
+        text: force a text (``True``) or binary (``False``) message, as in
+            :meth:`Connection.send`.
+        raise_exceptions: collect the failures and raise them at the end in
+            an ``ExceptionGroup`` instead of logging them.
+
+    Returns:
+        How many open connections were skipped because their write buffer
+        was full.
+
+    Raises:
+        TypeError: ``message`` is not ``str`` or bytes-like.
+        ExceptionGroup: with ``raise_exceptions``, the connections that failed.
+    """
+    if isinstance(message, str):
+        payload: bytes | bytearray | memoryview = message.encode()
+        is_text = text is not False
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        payload = message
+        is_text = text is True
+    else:
+        raise TypeError(f"cannot broadcast {type(message).__name__}; send str or bytes")
+    _check.boolean("text", text, none=True)
+    _check.boolean("raise_exceptions", raise_exceptions)
+    frames: dict[tuple[object, ...], bytes] = {}
+    errors: list[Exception] = []
+    skipped = 0
+    slow: Connection | None = None
+    for conn in connections:
+        proto = conn._proto
+        if conn._lost or proto.state is not _OPEN:
+            continue
+        if conn._fragment_waiter is not None:
+            if raise_exceptions:
+                errors.append(ConcurrencyError("skipped broadcast: sending a fragmented message"))
+            else:
+                conn.logger.warning("skipped broadcast: sending a fragmented message")
+            continue
+        if conn._write_paused:
+            skipped += 1
+            slow = conn
+            continue
+        try:
+            key = proto.broadcast_key()
+            if key is None:
+                if is_text:
+                    proto.send_text(payload)
+                else:
+                    proto.send_binary(payload)
+            else:
+                frame = frames.get(key)
+                if frame is None:
+                    frame = frames[key] = proto.encode_message(payload, text=is_text)
+                proto.send_encoded(frame)
+            conn._flush()
+        except Exception as exc:
+            if raise_exceptions:
+                error = RuntimeError("skipped broadcast: failed to write the message")
+                error.__cause__ = exc
+                errors.append(error)
+            else:
+                conn.logger.warning("skipped broadcast: failed to write the message: %r", exc)
+    if slow is not None:
+        _skipped.add(skipped, slow)
+    if errors:
+        raise _ExceptionGroup("skipped broadcast", errors)
+    return skipped

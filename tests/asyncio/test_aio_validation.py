@@ -46,8 +46,13 @@ SERVE_BAD: dict[str, tuple[Any, Any]] = {
     "subprotocols": ("chat", ["two words"]),
     "select_subprotocol": ("chat", None),
     "process_request": (42, None),
+    "process_response": ("no", None),
     "extra_headers": ("X-A: b", {"X-A": "b\r\nInjected: 1"}),
+    "server_header": (1, "fastws\r\nX-Injected: 1"),
     "stream_messages": ("yes", None),
+    "start_serving": (1, None),
+    "logger": ("fastws.server", None),
+    "create_connection": (int, None),
 }
 
 CONNECT_BAD: dict[str, tuple[Any, Any]] = {
@@ -69,6 +74,8 @@ CONNECT_BAD: dict[str, tuple[Any, Any]] = {
     "open_timeout": ("10", -1),
     "close_timeout": ("10", -1),
     "stream_messages": (1, None),
+    "logger": ("fastws.client", None),
+    "create_connection": (42, None),
 }
 
 
