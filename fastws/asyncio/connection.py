@@ -756,7 +756,6 @@ class Connection(asyncio.BufferedProtocol):
     async def send(
         self,
         message: Data | bytearray | memoryview | Iterable[Data] | AsyncIterable[Data],
-        *,
         text: bool | None = None,
     ) -> None:
         """Send a message.
