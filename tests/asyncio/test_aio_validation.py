@@ -301,14 +301,21 @@ def test_a_wss_client_on_a_plain_port_is_told_so_at_once(run: Any) -> None:
 
 
 def test_a_ws_client_on_a_server_that_is_not_http_is_told_so_at_once(run: Any) -> None:
-    async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"\x15\x03\x03\x00\x02\x02\x46")  # a TLS alert
-        await writer.drain()
-        await asyncio.sleep(5)
-        writer.close()
-
     async def main() -> None:
+        # The peer's handler ends when told to, closing its side: a handler
+        # task cancelled instead leaves its transport open on uvloop, which
+        # then cannot close the loop.
+        stop = asyncio.Event()
+
+        async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"\x15\x03\x03\x00\x02\x02\x46")  # a TLS alert
+                await writer.drain()
+                await stop.wait()
+            finally:
+                writer.close()
+
         server = await asyncio.start_server(not_http, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
@@ -317,10 +324,9 @@ def test_a_ws_client_on_a_server_that_is_not_http_is_told_so_at_once(run: Any) -
                 await connect(f"ws://127.0.0.1:{port}/", open_timeout=20)
             assert asyncio.get_running_loop().time() - started < 2
         finally:
+            stop.set()
             server.close()
-            for task in asyncio.all_tasks():
-                if task.get_coro().__name__ == "not_http":  # type: ignore[union-attr]
-                    task.cancel()
             await server.wait_closed()
+            await asyncio.sleep(0.05)  # the handler closes its side
 
     run(main())
