@@ -168,10 +168,11 @@ def test_callback_error_closes_1011_and_stops_delivery(
                     await ws.recv()
                 assert info.value.code == 1011
 
-    with caplog.at_level(logging.ERROR, logger="fastws.asyncio"):
+    with caplog.at_level(logging.ERROR, logger="fastws"):
         run(main())
     assert got == ["ok", "bad"]
-    assert "on_message callback failed" in caplog.text
+    failed = [r for r in caplog.records if r.getMessage() == "on_message callback failed"]
+    assert failed and failed[0].name == "fastws.server" and failed[0].exc_info is not None
 
 
 def test_callback_can_return_to_recv_within_a_batch(run: Any) -> None:
@@ -376,7 +377,7 @@ def test_messages_before_a_close_frame_reach_the_callback(
             ws.transport.write(burst("x", "y") + masked_frame(8, b"\x03\xe8"))
             await ws.wait_closed()
 
-    with caplog.at_level(logging.ERROR, logger="fastws.asyncio"):
+    with caplog.at_level(logging.ERROR, logger="fastws"):
         run(main())
     assert got == ["x", "y"]
     assert "failed" not in caplog.text
