@@ -3,6 +3,8 @@
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosedError
+from websockets.frames import CloseCode
+from websockets.protocol import State
 
 
 async def chat(websocket):
@@ -19,7 +21,7 @@ async def handler(websocket):
     elif websocket.request.path.startswith("/news"):
         await news(websocket)
     else:
-        await websocket.close(1008, "unknown path")
+        await websocket.close(CloseCode.POLICY_VIOLATION, "unknown path")
 
 
 async def main(port):
@@ -31,4 +33,5 @@ async def main(port):
                     results[path] = await websocket.recv()
                 except ConnectionClosedError:
                     results[path] = (websocket.close_code, websocket.close_reason)
+            results[f"{path} closed"] = websocket.state is State.CLOSED
     return results
