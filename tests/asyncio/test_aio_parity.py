@@ -26,6 +26,7 @@ from fastws.asyncio import connection as connection_module
 from fastws.events import Headers, Request, Response
 from fastws.exceptions import InvalidStatus
 from fastws.extensions.permessage_deflate import DeflateOptions
+from fastws.protocol import ServerProtocol
 
 
 def test_recv_decode(run: Any) -> None:
@@ -495,7 +496,7 @@ def test_broadcast_raise_exceptions_during_a_fragmented_send(run: Any) -> None:
 
 def test_shared_frames_follow_the_negotiated_settings() -> None:
     """Connections share a broadcast frame only when they frame every message alike."""
-    from fastws.protocol import ClientProtocol, ServerProtocol
+    from fastws.protocol import ClientProtocol
 
     def opened(options: DeflateOptions | None, offer: bool = True) -> ServerProtocol:
         server = ServerProtocol(compression=options)
@@ -525,3 +526,41 @@ def test_shared_frames_follow_the_negotiated_settings() -> None:
     assert b"".join(b.data_to_send()) == frame
     a.send_encoded(frame)
     assert b"".join(a.data_to_send()) == frame
+
+
+@pytest.mark.parametrize(
+    ("compression", "encodings"),
+    [
+        (None, 1),
+        (DeflateOptions(server_no_context_takeover=True, threshold=0), 1),
+        ("deflate", 0),  # context takeover: each connection compresses its own
+    ],
+    ids=["plain", "deflate-no-takeover", "deflate-takeover"],
+)
+def test_broadcast_frames_once_where_it_can(
+    run: Any, monkeypatch: pytest.MonkeyPatch, compression: Any, encodings: int
+) -> None:
+    calls: list[int] = []
+    original = ServerProtocol.encode_message
+
+    def counting(self: ServerProtocol, data: Any, *, text: bool) -> bytes:
+        calls.append(len(data))
+        return original(self, data, text=text)
+
+    monkeypatch.setattr(ServerProtocol, "encode_message", counting)
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0, compression=compression) as server:
+            clients = [await connect(f"ws://127.0.0.1:{server.port}/") for _ in range(4)]
+            while len(server.connections) < 4:
+                await asyncio.sleep(0.01)
+            broadcast(server.connections, "news " * 100)
+            for ws in clients:
+                assert await ws.recv() == "news " * 100
+                await ws.close()
+
+    run(main())
+    assert len(calls) == encodings
