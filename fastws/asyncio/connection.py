@@ -75,7 +75,10 @@ __all__ = ["Connection", "Data", "LoggerLike", "State", "broadcast"]
 Data = str | bytes
 
 #: What the ``logger`` option takes: a logger or a logger adapter.
-LoggerLike: TypeAlias = "logging.Logger | logging.LoggerAdapter[Any]"
+if TYPE_CHECKING:
+    LoggerLike: TypeAlias = logging.Logger | logging.LoggerAdapter[Any]
+else:  # LoggerAdapter is subscriptable from Python 3.11 only
+    LoggerLike = logging.Logger | logging.LoggerAdapter
 
 #: The loggers of the two roles (``logger=None``).
 SERVER_LOGGER = logging.getLogger("fastws.server")
