@@ -34,6 +34,11 @@ class Headers:
     """A case-insensitive multi-dict of HTTP headers.
 
     Built from ``(name, value)`` pairs; keeps their order and spelling.
+    ``headers[name] = value`` adds a header (an existing one of the same name
+    stays, as in websockets) and ``del headers[name]`` removes every header of
+    that name: a ``process_response`` callback may edit the response's
+    headers before it is sent. The hash follows the contents: do not edit
+    headers used as a key.
 
     Args:
         items: the header pairs.
@@ -42,9 +47,9 @@ class Headers:
     __slots__ = ("_flat",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        # One flat tuple (name, value, name, value, ...): headers are
-        # immutable, and every open connection keeps its handshake's headers,
-        # so this is about 60 bytes per header smaller than a list of pairs.
+        # One flat tuple (name, value, name, value, ...), replaced on the
+        # rare edit: every open connection keeps its handshake's headers, so
+        # this is about 60 bytes per header smaller than a list of pairs.
         flat: list[str] = []
         for k, v in items:
             flat.append(str(k))
@@ -95,6 +100,31 @@ class Headers:
     def __len__(self) -> int:
         return len(self._flat) // 2
 
+    def __setitem__(self, name: str, value: str) -> None:
+        """Add the header ``name: value`` after the others.
+
+        Raises:
+            TypeError: ``name`` or ``value`` is not a ``str``.
+            ValueError: the header cannot be sent as is (see
+                :func:`fastws.handshake.check_header`).
+        """
+        from fastws.handshake import check_header
+
+        check_header(name, value, "Headers")
+        self._flat = (*self._flat, name, value)
+
+    def __delitem__(self, name: str) -> None:
+        """Remove every header called ``name`` (case-insensitive).
+
+        Raises:
+            KeyError: there is none.
+        """
+        lname = name.lower()
+        kept = [(k, v) for k, v in self._pairs() if k.lower() != lname]
+        if len(kept) == len(self):
+            raise KeyError(name)
+        self._flat = tuple(item for pair in kept for item in pair)
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
             return [(k.lower(), v) for k, v in self._pairs()] == [
@@ -139,6 +169,16 @@ class Response:
     reason: str
     headers: Headers
     body: bytes = field(default=b"")
+
+    @property
+    def status_code(self) -> int:
+        """:attr:`status`, under the name websockets gives it."""
+        return self.status
+
+    @property
+    def reason_phrase(self) -> str:
+        """:attr:`reason`, under the name websockets gives it."""
+        return self.reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,9 @@ _DEFAULT_DEFLATE = DeflateOptions()
 #: recent ping answered in place of the previous one.
 MAX_UNSENT_PONGS = 64
 
+# The headers of a 101 response that say what was negotiated.
+_NEGOTIATED = ("Sec-WebSocket-Accept", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol")
+
 
 def _is_origin(value: str) -> bool:
     # An Origin is "null" or scheme://host[:port], without path or spaces.
@@ -650,6 +653,69 @@ class Protocol:
             return False
         return True
 
+    def broadcast_key(self) -> tuple[object, ...] | None:
+        """What connections must share to send any message as the same bytes; ``None`` if none can.
+
+        A server's frames are not masked, so two open server connections
+        frame a message alike, unless permessage-deflate was negotiated: then
+        only those whose compressor starts afresh with every message
+        (``server_no_context_takeover``) and that compress with the same
+        settings do. A client's frames are masked: ``None``, as for a
+        compressor that keeps its context from message to message.
+        """
+        if not self._is_server:
+            return None
+        deflate = self._deflate
+        if deflate is None:
+            return ()
+        if not deflate.local_no_context_takeover:
+            return None
+        return (
+            deflate.local_max_window_bits,
+            deflate.compress_level,
+            deflate.mem_level,
+            deflate.threshold,
+        )
+
+    def encode_message(self, data: _Bytes, *, text: bool) -> bytes:
+        """Frame a whole message as this connection sends it, without sending it.
+
+        For :meth:`send_encoded` on the connections whose
+        :meth:`broadcast_key` equals this one's (a broadcast frames its
+        message once). Compressed as :meth:`send_text` would compress it.
+
+        Args:
+            data: the payload (UTF-8 for a text message).
+            text: a text message, else binary.
+
+        Raises:
+            InvalidState: the connection is not open, a fragmented message is
+                in progress, or :meth:`broadcast_key` is ``None``.
+        """
+        if self.state is not _OPEN or self._send_opcode:
+            raise InvalidState("cannot encode a message now: not open, or a message is in progress")
+        if self.broadcast_key() is None:
+            raise InvalidState("this connection's frames cannot be shared")
+        opcode = OP_TEXT if text else OP_BINARY
+        deflate = self._deflate
+        if deflate is not None and len(data) >= deflate.threshold:
+            # The compressor restarts after the message: no state carries over.
+            return encode_frame(True, opcode, deflate.compress(data, True), None, RSV1)
+        return encode_frame(True, opcode, data, None, 0)
+
+    def send_encoded(self, frame: bytes) -> None:
+        """Send a message framed by :meth:`encode_message` of a connection with the same key.
+
+        Raises:
+            InvalidState: the connection is not open, or a fragmented message
+                is in progress.
+        """
+        if self.state is not _OPEN:
+            raise InvalidState(f"cannot send data in state {self.state.name}")
+        if self._send_opcode:
+            raise InvalidState("a fragmented message is in progress")
+        self._out.append(frame)
+
     # ------------------------------------------------------------ received frames
 
     def _control(self, opcode: int, payload: bytes) -> bool:
@@ -977,15 +1043,27 @@ class ServerProtocol(Protocol):
     def send_response(self, response: Response) -> None:
         """Queue the response; a 101 from :meth:`accept` opens the connection.
 
+        A 101 response must come from :meth:`accept`, or replace the one it
+        built with the same ``Sec-WebSocket-Accept``, ``-Extensions`` and
+        ``-Protocol`` headers (what was negotiated); other headers may differ.
+
         Raises:
-            InvalidState: not in the handshake, or a 101 response that
-                :meth:`accept` did not build.
+            InvalidState: not in the handshake, or a 101 response that does
+                not carry what :meth:`accept` negotiated.
         """
         if self.state is not _CONNECTING or self.response is not None:
             raise InvalidState("the handshake response was already sent")
         if response.status == 101:
-            if self._accepted is None or self._accepted[0] is not response:
+            if self._accepted is None:
                 raise InvalidState("a 101 response must come from accept()")
+            accepted = self._accepted[0]
+            if response is not accepted and any(
+                response.headers.get_all(name) != accepted.headers.get_all(name)
+                for name in _NEGOTIATED
+            ):
+                raise InvalidState(
+                    "a 101 response must keep the Sec-WebSocket-* headers of accept()"
+                )
             _, self._deflate, self.subprotocol = self._accepted
             self._reader.deflate = self._deflate
             if self._deflate is not None:

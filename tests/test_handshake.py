@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from fastws.events import Headers, Request, Response
-from fastws.exceptions import InvalidHandshake
+from fastws.exceptions import InvalidHandshake, InvalidState
 from fastws.handshake import (
     HttpHeadParser,
     accept_key,
@@ -531,3 +531,43 @@ def test_idna_host() -> None:
 
     request = build_request("ws://b\u00fccher.example/", key="dGhlIHNhbXBsZSBub25jZQ==")
     assert request.headers["Host"] == "xn--bcher-kva.example"
+
+
+def test_headers_can_be_edited_as_in_websockets() -> None:
+    headers = Headers([("Server", "a"), ("X-One", "1")])
+    headers["x-one"] = "2"  # adds: a multi-dict
+    assert headers.get_all("X-One") == ["1", "2"]
+    del headers["X-ONE"]
+    assert "X-One" not in headers and headers.items() == [("Server", "a")]
+    with pytest.raises(KeyError):
+        del headers["X-One"]
+    with pytest.raises(ValueError, match="value"):
+        headers["X-Bad"] = "a\r\nInjected: 1"
+    with pytest.raises(ValueError, match="name"):
+        headers["Bad Name"] = "x"
+    with pytest.raises(TypeError):
+        headers["X-Int"] = 1  # type: ignore[assignment]
+    response = Response(404, "Not Found", headers)
+    assert (response.status_code, response.reason_phrase) == (404, "Not Found")
+
+
+def test_a_replacement_101_must_keep_what_was_negotiated() -> None:
+    extra = ("Sec-WebSocket-Protocol: chat", "Sec-WebSocket-Extensions: permessage-deflate")
+    for keep in (True, False):
+        server = ServerProtocol(subprotocols=["chat"])
+        server.receive_data(request_bytes(*extra))
+        (request,) = server.events_received()
+        assert isinstance(request, Request)
+        accepted = server.accept(request)
+        pairs = [(k, v) for k, v in accepted.headers.items() if k.lower() != "server"]
+        if not keep:
+            pairs = [(k, v) for k, v in pairs if k != "Sec-WebSocket-Protocol"]
+        replacement = Response(101, "Switching Protocols", Headers([*pairs, ("X-New", "1")]))
+        if keep:
+            server.send_response(replacement)
+            assert server.state is State.OPEN and server.subprotocol == "chat"
+            assert b"X-New: 1\r\n" in b"".join(server.data_to_send())
+        else:
+            with pytest.raises(InvalidState, match="Sec-WebSocket"):
+                server.send_response(replacement)
+            assert server.state is State.CONNECTING

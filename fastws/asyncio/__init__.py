@@ -34,7 +34,14 @@ from fastws.asyncio.exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
 )
-from fastws.asyncio.server import Server, ServerConnection, serve, unix_serve
+from fastws.asyncio.server import (
+    Server,
+    ServerConnection,
+    basic_auth,
+    broadcast,
+    serve,
+    unix_serve,
+)
 
 __all__ = [
     "ClientConnection",
@@ -47,6 +54,8 @@ __all__ = [
     "Server",
     "ServerConnection",
     "State",
+    "basic_auth",
+    "broadcast",
     "connect",
     "serve",
     "unix_connect",

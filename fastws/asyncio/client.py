@@ -6,12 +6,12 @@ import asyncio
 import os
 import socket
 import ssl as ssl_module
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from fastws import limits
+from fastws import _check, limits
 from fastws.asyncio._options import Opener, check_endpoint, compression_options, fragments_limit
-from fastws.asyncio.connection import Connection, check_options
+from fastws.asyncio.connection import CLIENT_LOGGER, Connection, LoggerLike, check_options
 from fastws.events import Response
 from fastws.exceptions import InvalidHandshake
 from fastws.handshake import header_pairs, header_value, parse_uri
@@ -110,6 +110,10 @@ class connect(Opener["ClientConnection"]):
         open_timeout: seconds allowed for TCP connect, TLS and the handshake.
         close_timeout: seconds allowed for the closing handshake.
         stream_messages: deliver frames as they arrive (see ``serve``).
+        logger: the connection's logger (default ``fastws.client``).
+        create_connection: the class of the connection (a
+            :class:`ClientConnection` subclass, or a callable that takes the
+            same arguments and returns one).
 
     Raises:
         InvalidHandshake: the server refused the upgrade (``.response`` has
@@ -140,6 +144,8 @@ class connect(Opener["ClientConnection"]):
         open_timeout: float | None = limits.OPEN_TIMEOUT,
         close_timeout: float = limits.CLOSE_TIMEOUT,
         stream_messages: bool = True,
+        logger: LoggerLike | None = None,
+        create_connection: Callable[..., ClientConnection] | None = None,
     ) -> None:
         if not isinstance(uri, str):
             raise TypeError(f"uri must be a str, not {uri!r}")
@@ -169,7 +175,16 @@ class connect(Opener["ClientConnection"]):
             "ping_timeout": ping_timeout,
             "open_timeout": open_timeout,
             "close_timeout": close_timeout,
+            "logger": logger if logger is not None else CLIENT_LOGGER,
         }
+        _check.callable_or_none("create_connection", create_connection)
+        if isinstance(create_connection, type) and not issubclass(
+            create_connection, ClientConnection
+        ):
+            raise TypeError(
+                f"create_connection must be a ClientConnection subclass, not {create_connection!r}"
+            )
+        self._create_connection = create_connection or ClientConnection
         if not isinstance(user_agent, _Default):
             self._protocol_kwargs["user_agent"] = user_agent
         # Every option is checked now, not once the TCP connection is up.
@@ -179,7 +194,7 @@ class connect(Opener["ClientConnection"]):
 
     def _factory(self) -> ClientConnection:
         proto = ClientProtocol(self._uri, **self._protocol_kwargs)
-        return ClientConnection(proto, **self._connection_options)
+        return self._create_connection(proto, **self._connection_options)
 
     async def _open(self) -> ClientConnection:
         loop = asyncio.get_running_loop()

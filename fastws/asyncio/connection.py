@@ -27,6 +27,7 @@ Lifecycle and rules (one connection, both roles):
 from __future__ import annotations
 
 import asyncio
+import codecs
 import inspect
 import logging
 import mmap
@@ -34,8 +35,17 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, cast
+import uuid
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+)
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast, overload
 
 from fastws import _check, limits
 from fastws.asyncio.exceptions import (
@@ -50,20 +60,29 @@ from fastws.frames import (
     CLOSE_ABNORMAL,
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL_ERROR,
+    CLOSE_INVALID_DATA,
     CLOSE_NO_STATUS,
     CLOSE_NORMAL,
 )
-from fastws.protocol import MessageQueue, State
+from fastws.protocol import MessageQueue, Role, State
 
 if TYPE_CHECKING:
     from fastws.protocol import ClientProtocol, ServerProtocol
 
-__all__ = ["Connection", "Data", "State"]
+__all__ = ["Connection", "Data", "LoggerLike", "State", "broadcast"]
 
 #: A message: ``str`` for text, ``bytes`` for binary.
 Data = str | bytes
 
-_logger = logging.getLogger("fastws.asyncio")
+#: What the ``logger`` option takes: a logger or a logger adapter.
+if TYPE_CHECKING:
+    LoggerLike: TypeAlias = logging.Logger | logging.LoggerAdapter[Any]
+else:  # LoggerAdapter is subscriptable from Python 3.11 only
+    LoggerLike = logging.Logger | logging.LoggerAdapter
+
+#: The loggers of the two roles (``logger=None``).
+SERVER_LOGGER = logging.getLogger("fastws.server")
+CLIENT_LOGGER = logging.getLogger("fastws.client")
 _OPEN = State.OPEN
 _CONNECTING = State.CONNECTING
 
@@ -151,6 +170,15 @@ def _joined(parts: list[Data]) -> Data:
     return b"".join(parts)  # type: ignore[arg-type]
 
 
+def _payload(name: str, data: object) -> bytes:
+    """A ping or pong payload as ``bytes`` (``str`` encoded as UTF-8)."""
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"{name} must be str or bytes-like, not {type(data).__name__}")
+
+
 def _discard(message: Data) -> None:
     """The on_message() callback that replaces one that raised."""
 
@@ -179,6 +207,7 @@ def check_options(
     ping_timeout: float | None,
     open_timeout: float | None,
     close_timeout: float,
+    logger: object = None,
 ) -> None:
     """Check the options of :class:`Connection` (``serve()`` and ``connect()`` call it first).
 
@@ -192,6 +221,8 @@ def check_options(
     _check.seconds("ping_timeout", ping_timeout, none=True)
     _check.seconds("open_timeout", open_timeout, none=True)
     _check.seconds("close_timeout", close_timeout)
+    if logger is not None and not isinstance(logger, (logging.Logger, logging.LoggerAdapter)):
+        raise TypeError(f"logger must be a logging.Logger, a LoggerAdapter or None, not {logger!r}")
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -212,10 +243,19 @@ class Connection(asyncio.BufferedProtocol):
         open_timeout: seconds allowed for the opening handshake; ``None``: no limit.
         close_timeout: seconds allowed for the closing handshake and the end of
             the TCP connection before the transport is aborted.
+        logger: where this connection logs (through :attr:`logger`, an
+            adapter that adds ``websocket``, the connection, to each record);
+            ``None``: the ``fastws.server`` or ``fastws.client`` logger.
+
+    Attributes:
+        latency: the round-trip time of the last ping answered by its pong
+            (keepalive pings included) in seconds; ``0.0`` until measured.
     """
 
     __slots__ = (
         "__weakref__",
+        "_adapter",
+        "_base_logger",
         "_close_handle",
         "_close_timeout",
         "_delivering",
@@ -226,6 +266,7 @@ class Connection(asyncio.BufferedProtocol):
         "_fragment_waiter",
         "_hold",
         "_hold_handle",
+        "_id",
         "_keepalive_handle",
         "_keepalive_timeout_handle",
         "_loop",
@@ -256,6 +297,7 @@ class Connection(asyncio.BufferedProtocol):
         "_write_high",
         "_write_low",
         "_write_paused",
+        "latency",
     )
 
     def __init__(
@@ -268,6 +310,7 @@ class Connection(asyncio.BufferedProtocol):
         ping_timeout: float | None = limits.PING_TIMEOUT,
         open_timeout: float | None = limits.OPEN_TIMEOUT,
         close_timeout: float = limits.CLOSE_TIMEOUT,
+        logger: LoggerLike | None = None,
     ) -> None:
         check_options(
             max_queue=max_queue,
@@ -276,8 +319,16 @@ class Connection(asyncio.BufferedProtocol):
             ping_timeout=ping_timeout,
             open_timeout=open_timeout,
             close_timeout=close_timeout,
+            logger=logger,
         )
         self._proto = protocol
+        if logger is None:
+            logger = SERVER_LOGGER if protocol.role is Role.SERVER else CLIENT_LOGGER
+        self._base_logger: LoggerLike = logger
+        # Both made on first use: most connections never log, nor ask their id.
+        self._adapter: logging.LoggerAdapter[Any] | None = None
+        self._id: uuid.UUID | None = None
+        self.latency = 0.0
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._max_queue = max_queue
@@ -338,6 +389,26 @@ class Connection(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------------
     # Public properties
+
+    @property
+    def id(self) -> uuid.UUID:
+        """A unique identifier of the connection (a random UUID), handy in logs."""
+        ident = self._id
+        if ident is None:
+            ident = self._id = uuid.uuid4()
+        return ident
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[Any]:
+        """This connection's logger: an adapter that adds ``websocket`` (the connection)."""
+        adapter = self._adapter
+        if adapter is None:
+            adapter = self._adapter = logging.LoggerAdapter(self._base_logger, {"websocket": self})
+        return adapter
+
+    def _debug_enabled(self) -> bool:
+        """Whether this connection's DEBUG records would be emitted (checked before making one)."""
+        return self._base_logger.isEnabledFor(logging.DEBUG)
 
     @property
     def protocol(self) -> ServerProtocol | ClientProtocol:
@@ -411,18 +482,56 @@ class Connection(asyncio.BufferedProtocol):
     # ------------------------------------------------------------------
     # Receiving
 
-    def recv(self) -> Coroutine[Any, Any, Data]:
+    @overload
+    def recv(self, decode: Literal[True]) -> Coroutine[Any, Any, str]: ...
+
+    @overload
+    def recv(self, decode: Literal[False]) -> Coroutine[Any, Any, bytes]: ...
+
+    @overload
+    def recv(self, decode: bool | None = None) -> Coroutine[Any, Any, Data]: ...
+
+    def recv(self, decode: bool | None = None) -> Coroutine[Any, Any, Data]:
         """Receive the next message (a coroutine: ``await ws.recv()``).
 
+        Args:
+            decode: ``None``: ``str`` for a text message, ``bytes`` for a
+                binary one. ``True``: always ``str`` (a binary message is
+                decoded as UTF-8; invalid UTF-8 fails the connection with
+                1007). ``False``: always ``bytes`` (a text message is returned
+                as its UTF-8 bytes).
+
         Returns:
-            ``str`` for a text message, ``bytes`` for a binary message.
+            ``str`` for a text message, ``bytes`` for a binary message, unless
+            ``decode`` says otherwise.
 
         Raises:
             ConnectionClosedOK: the connection was closed normally.
             ConnectionClosedError: the connection was closed with an error.
             ConcurrencyError: another coroutine is already receiving.
         """
-        return self._receive(False)
+        if decode is None:
+            return self._receive(False)
+        return self._recv_decoded(_check.boolean("decode", decode))
+
+    async def _recv_decoded(self, decode: bool) -> Data:
+        return self._decoded(await self._receive(False), decode)
+
+    def _decoded(self, data: Data, decode: bool) -> Data:
+        """``data`` as ``str`` (``decode``) or as ``bytes``."""
+        if not decode:
+            return data.encode() if isinstance(data, str) else data
+        if isinstance(data, str):
+            return data
+        try:
+            return data.decode()
+        except UnicodeDecodeError as exc:
+            raise self._invalid_utf8(exc) from exc
+
+    def _invalid_utf8(self, exc: UnicodeDecodeError) -> ConnectionClosed:
+        """A binary message asked for as text is not UTF-8: fail with 1007, say why."""
+        self._fail(CLOSE_INVALID_DATA, f"{exc.reason} at position {exc.start}")
+        return self._closed_exception()
 
     async def _receive(self, iterating: bool = True) -> Data:
         """recv(), and with ``iterating`` the next step of ``async for``.
@@ -482,12 +591,26 @@ class Connection(asyncio.BufferedProtocol):
             self._recv_busy = False
         return _joined(parts)
 
-    async def recv_streaming(self) -> AsyncIterator[Data]:
+    @overload
+    def recv_streaming(self, decode: Literal[True]) -> AsyncIterator[str]: ...
+
+    @overload
+    def recv_streaming(self, decode: Literal[False]) -> AsyncIterator[bytes]: ...
+
+    @overload
+    def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]: ...
+
+    async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
         """Receive the next message in pieces, as its frames arrive.
 
         Memory stays bounded by ``max_queue`` frames instead of a whole message.
         The pieces are ``str`` for a text message and ``bytes`` for binary. If
         the iteration stops early, the rest of the message is discarded.
+
+        Args:
+            decode: as for :meth:`recv`: ``True`` yields ``str`` pieces (a
+                binary message is decoded as UTF-8 as it arrives), ``False``
+                yields ``bytes``.
 
         Yields:
             The pieces of one message, in order.
@@ -497,16 +620,29 @@ class Connection(asyncio.BufferedProtocol):
             ConnectionClosedError: the connection was closed with an error.
             ConcurrencyError: another coroutine is already receiving.
         """
+        _check.boolean("decode", decode, none=True)
         if self._recv_busy:
             raise self._busy_error()
         self._recv_busy = True
         done = False
+        decoder: codecs.IncrementalDecoder | None = None
         try:
             if self._skip_partial:
                 await self._discard_partial()
             while not done:
                 data, done = await self._next_item()
-                yield data
+                if decode is False and isinstance(data, str):
+                    yield data.encode()
+                elif decode and isinstance(data, bytes):
+                    if decoder is None:
+                        decoder = codecs.getincrementaldecoder("utf-8")()
+                    try:
+                        text = decoder.decode(data, final=done)
+                    except UnicodeDecodeError as exc:
+                        raise self._invalid_utf8(exc) from exc
+                    yield text
+                else:
+                    yield data
         finally:
             self._recv_busy = False
             if not done:
@@ -623,6 +759,7 @@ class Connection(asyncio.BufferedProtocol):
     async def send(
         self,
         message: Data | bytearray | memoryview | Iterable[Data] | AsyncIterable[Data],
+        text: bool | None = None,
     ) -> None:
         """Send a message.
 
@@ -634,6 +771,9 @@ class Connection(asyncio.BufferedProtocol):
 
         Args:
             message: what to send.
+            text: ``True`` sends bytes-like objects as a text message (they
+                must be UTF-8: they are not checked), ``False`` sends ``str``
+                as a binary message (UTF-8 encoded); ``None`` goes by type.
 
         Raises:
             ConnectionClosed: the connection is closing or closed.
@@ -643,7 +783,10 @@ class Connection(asyncio.BufferedProtocol):
         while self._fragment_waiter is not None:
             await asyncio.shield(self._fragment_waiter)
         try:
-            framed = self._proto.send_message(message)
+            if text is None:
+                framed = self._proto.send_message(message)
+            else:
+                framed = self._send_as(message, _check.boolean("text", text))
         except InvalidState as exc:
             framed = self._refused(exc, message)
         if framed:
@@ -651,10 +794,10 @@ class Connection(asyncio.BufferedProtocol):
         elif isinstance(message, dict):
             raise TypeError("a dict is not a message; send str or bytes")
         elif isinstance(message, AsyncIterable):
-            await self._send_fragments(message.__aiter__(), True)
+            await self._send_fragments(message.__aiter__(), True, text)
             return
         elif isinstance(message, Iterable):
-            await self._send_fragments(iter(message), False)
+            await self._send_fragments(iter(message), False, text)
             return
         else:
             raise TypeError(f"cannot send {type(message).__name__}; send str or bytes")
@@ -672,6 +815,22 @@ class Connection(asyncio.BufferedProtocol):
         self._flush()
         if self._write_paused:
             await self._drain()
+
+    def _send_as(self, message: object, text: bool) -> bool:
+        """Send a ``str`` or bytes-like ``message`` as text or binary; ``False`` for other types."""
+        if isinstance(message, str):
+            if text:
+                self._proto.send_text(message)
+            else:
+                self._proto.send_binary(message.encode())
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            if text:
+                self._proto.send_text(message)
+            else:
+                self._proto.send_binary(message)
+        else:
+            return False
+        return True
 
     def send_nowait(self, message: Data | bytearray | memoryview) -> None:
         """Send a whole message now, without waiting: the companion of :meth:`on_message`.
@@ -721,7 +880,7 @@ class Connection(asyncio.BufferedProtocol):
             return  # the resume that comes next writes, or schedules this again
         self._flush()
 
-    async def _send_fragments(self, iterator: Any, is_async: bool) -> None:
+    async def _send_fragments(self, iterator: Any, is_async: bool, force: bool | None) -> None:
         # One item is held back so that the last one goes out with FIN set:
         # n items make n frames, and nothing is sent before the second item
         # arrives (an error in between leaves the connection usable).
@@ -748,10 +907,7 @@ class Connection(asyncio.BufferedProtocol):
                 if pending is not None:
                     self._check_open()
                     started = True
-                    if text:
-                        self._proto.send_text(pending, fin=False)
-                    else:
-                        self._proto.send_binary(pending, fin=False)
+                    self._send_fragment(pending, bool(text) if force is None else force, False)
                     self._flush()
                     if self._write_paused:
                         await self._drain()
@@ -759,10 +915,7 @@ class Connection(asyncio.BufferedProtocol):
             if pending is None:
                 return  # an empty iterable sends nothing
             self._check_open()
-            if text:
-                self._proto.send_text(pending, fin=True)
-            else:
-                self._proto.send_binary(pending, fin=True)
+            self._send_fragment(pending, bool(text) if force is None else force, True)
             self._flush()
         except ConnectionClosed:
             raise
@@ -779,50 +932,65 @@ class Connection(asyncio.BufferedProtocol):
         if self._write_paused:
             await self._drain()
 
-    async def ping(self, data: str | bytes | None = None) -> float:
-        """Send a ping and wait for the matching pong.
+    def _send_fragment(self, chunk: Data | bytearray | memoryview, text: bool, fin: bool) -> None:
+        if text:
+            self._proto.send_text(chunk, fin=fin)
+        else:
+            self._proto.send_binary(chunk.encode() if isinstance(chunk, str) else chunk, fin=fin)
+
+    async def ping(
+        self, data: str | bytes | bytearray | memoryview | None = None
+    ) -> Awaitable[float]:
+        """Send a ping; return a future that the matching pong completes.
+
+        Wait for the pong only if you need to::
+
+            pong_waiter = await ws.ping()
+            latency = await pong_waiter  # seconds
+
+        A pong also answers every ping sent before its own. The future fails
+        with :class:`ConnectionClosed` if the connection closes first.
 
         Args:
             data: the ping payload (up to 125 bytes; ``str`` is UTF-8 encoded);
                 random 4 bytes when ``None``.
 
         Returns:
-            The round-trip latency in seconds.
+            A future whose result is the round-trip time in seconds (also
+            stored in :attr:`latency`).
 
         Raises:
-            ConnectionClosed: the connection closed before the pong arrived.
-            ValueError: ``data`` is too long or already used by a pending ping.
+            ConnectionClosed: the connection is closing or closed.
+            ConcurrencyError: a ping with the same payload awaits its pong.
+            ValueError: ``data`` is longer than 125 bytes.
+            TypeError: ``data`` is not ``str``, bytes-like or ``None``.
         """
-        if isinstance(data, str):
-            payload = data.encode()
-        elif data is None:
-            payload = os.urandom(4)
-            while payload in self._pings:
-                payload = os.urandom(4)
-        else:
-            payload = bytes(data)
-        if payload in self._pings:
-            raise ValueError("a ping with this payload is already waiting for its pong")
+        payload = None if data is None else _payload("data", data)
         self._check_open()
+        if payload is not None and payload in self._pings:
+            raise ConcurrencyError("a ping with this payload is already waiting for its pong")
+        while payload is None or payload in self._pings:
+            payload = os.urandom(4)
         self._proto.send_ping(payload)
         waiter: asyncio.Future[float] = self._loop.create_future()
         self._pings[payload] = (waiter, time.monotonic())
         self._flush()
-        try:
-            return await asyncio.shield(waiter)
-        finally:
-            entry = self._pings.get(payload)
-            if entry is not None and entry[0] is waiter:
-                del self._pings[payload]
+        return waiter
 
-    async def pong(self, data: str | bytes = b"") -> None:
+    async def pong(self, data: str | bytes | bytearray | memoryview = b"") -> None:
         """Send an unsolicited pong (a heartbeat that needs no answer).
 
         Args:
-            data: the payload, up to 125 bytes.
+            data: the payload, up to 125 bytes; ``str`` is UTF-8 encoded.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+            ValueError: ``data`` is longer than 125 bytes.
+            TypeError: ``data`` is not ``str`` or bytes-like.
         """
+        payload = _payload("data", data)
         self._check_open()
-        self._proto.send_pong(data.encode() if isinstance(data, str) else bytes(data))
+        self._proto.send_pong(payload)
         self._flush()
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
@@ -864,6 +1032,19 @@ class Connection(asyncio.BufferedProtocol):
     def abort(self) -> None:
         """Close the TCP connection at once, without a closing handshake."""
         self._abort()
+
+    async def __aenter__(self) -> Connection:  # noqa: PYI034 - no typing.Self on 3.10
+        """``async with ws:`` closes the connection on exit."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close with 1000, or 1011 when the block raised."""
+        await self.close(CLOSE_NORMAL if exc_type is None else CLOSE_INTERNAL_ERROR)
 
     # ------------------------------------------------------------------
     # asyncio.BufferedProtocol callbacks
@@ -1046,7 +1227,7 @@ class Connection(asyncio.BufferedProtocol):
                 self._process_events()
                 self._proto.data_to_send()
             except Exception:  # pragma: no cover - defensive: never raise in a callback
-                _logger.debug("error while finishing the state machine", exc_info=True)
+                self.logger.debug("error while finishing the state machine", exc_info=True)
         self._hold = False
         for handle in (
             self._resume_handle,
@@ -1075,6 +1256,9 @@ class Connection(asyncio.BufferedProtocol):
         if self._lost_waiter is not None and not self._lost_waiter.done():
             self._lost_waiter.set_result(None)
         self._on_lost(exc)
+        if self._debug_enabled():
+            code, reason, _, _ = self._closed_info()
+            self.logger.debug("connection closed: %d %s", code, reason)
 
     def pause_writing(self) -> None:
         """The write buffer went above the high-water mark."""
@@ -1106,6 +1290,8 @@ class Connection(asyncio.BufferedProtocol):
         if self._open_handle is not None:
             self._open_handle.cancel()
             self._open_handle = None
+        if self._debug_enabled():
+            self.logger.debug("connection open")
         if self._ping_interval is not None and not self._lost:
             self._keepalive_handle = self._loop.call_later(
                 self._ping_interval, self._keepalive_ping
@@ -1114,7 +1300,7 @@ class Connection(asyncio.BufferedProtocol):
     def _on_open_timeout(self) -> None:
         self._open_handle = None
         if self._proto.state is State.CONNECTING:
-            _logger.debug("opening handshake timed out")
+            self.logger.debug("opening handshake timed out")
             self._abort()
 
     # ------------------------------------------------------------------
@@ -1162,7 +1348,7 @@ class Connection(asyncio.BufferedProtocol):
         """The on_message() callback raised ``exc``; ``True`` if delivery goes on."""
         if isinstance(exc, ConnectionClosed):
             return True  # e.g. an answer to a message that came just before a close frame
-        _logger.error("on_message callback failed", exc_info=exc)
+        self.logger.error("on_message callback failed", exc_info=exc)
         # Like a server handler that raises: 1011, and nothing more is delivered.
         self._on_message = _discard
         self._proto.set_message_callback(_discard)
@@ -1318,6 +1504,7 @@ class Connection(asyncio.BufferedProtocol):
             elif not waiter.done():
                 waiter.set_result(now - sent)
             if key == data:
+                self.latency = now - sent
                 break
 
     def _keepalive_ping(self) -> None:
@@ -1346,7 +1533,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _on_keepalive_timeout(self) -> None:
         self._keepalive_timeout_handle = None
-        _logger.debug("keepalive ping timed out")
+        self.logger.debug("keepalive ping timed out")
         self._fail(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
 
     def _closed_info(self) -> tuple[int, str, int | None, int | None]:
@@ -1379,3 +1566,140 @@ class Connection(asyncio.BufferedProtocol):
             f"<{type(self).__name__} {self.state.name} "
             f"local={self.local_address!r} remote={self.remote_address!r}>"
         )
+
+
+if sys.version_info >= (3, 11):
+    import builtins
+
+    _ExceptionGroup = builtins.ExceptionGroup
+else:  # pragma: no cover - Python 3.10
+
+    class _ExceptionGroup(Exception):
+        """The failures of a broadcast (``ExceptionGroup`` from Python 3.11)."""
+
+        def __init__(self, message: str, exceptions: list[Exception]) -> None:
+            super().__init__(message, exceptions)
+            self.message = message
+            self.exceptions = tuple(exceptions)
+
+
+class _SkipLog:
+    """Counts messages that broadcast() skipped and logs them at most every ``interval`` s."""
+
+    __slots__ = ("count", "interval", "next")
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.next = 0.0
+        self.count = 0
+
+    def add(self, count: int, conn: Connection) -> None:
+        self.count += count
+        now = time.monotonic()
+        if now >= self.next:
+            conn.logger.warning(
+                "broadcast skipped %d message(s) for connections whose write buffer is full "
+                "(this warning comes at most every %g s)",
+                self.count,
+                self.interval,
+            )
+            self.count = 0
+            self.next = now + self.interval
+
+
+_skipped = _SkipLog(10.0)
+
+
+def broadcast(
+    connections: Iterable[Connection],
+    message: Data | bytearray | memoryview,
+    *,
+    text: bool | None = None,
+    raise_exceptions: bool = False,
+) -> int:
+    """Send ``message`` to every open connection of ``connections``, without waiting.
+
+    The message is framed once and the same bytes are written to every
+    server connection (with permessage-deflate, once per set of negotiated
+    settings when the server's compressor has no context takeover, see
+    ``DeflateOptions.server_no_context_takeover``; else it is compressed
+    for each connection). Client connections mask their frames: each frames
+    its own.
+
+    Connections that are not open are skipped silently, as are those whose
+    write buffer is above its high-water mark (``write_limit``): a slow
+    client loses the message instead of making the server's memory grow.
+    Those are counted: the count is returned and a warning says how many,
+    at most every 10 seconds. A connection in the middle of sending a
+    fragmented message is skipped with a warning (or a
+    :class:`ConcurrencyError` with ``raise_exceptions``).
+
+    Args:
+        connections: the connections, e.g. :attr:`Server.connections`.
+        message: ``str`` for a text message, bytes-like for binary.
+        text: force a text (``True``) or binary (``False``) message, as in
+            :meth:`Connection.send`.
+        raise_exceptions: collect the failures and raise them at the end in
+            an ``ExceptionGroup`` instead of logging them.
+
+    Returns:
+        How many open connections were skipped because their write buffer
+        was full.
+
+    Raises:
+        TypeError: ``message`` is not ``str`` or bytes-like.
+        ExceptionGroup: with ``raise_exceptions``, the connections that failed.
+    """
+    if isinstance(message, str):
+        payload: bytes | bytearray | memoryview = message.encode()
+        is_text = text is not False
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        payload = message
+        is_text = text is True
+    else:
+        raise TypeError(f"cannot broadcast {type(message).__name__}; send str or bytes")
+    _check.boolean("text", text, none=True)
+    _check.boolean("raise_exceptions", raise_exceptions)
+    frames: dict[tuple[object, ...], bytes] = {}
+    errors: list[Exception] = []
+    skipped = 0
+    slow: Connection | None = None
+    for conn in connections:
+        proto = conn._proto
+        if conn._lost or proto.state is not _OPEN:
+            continue
+        if conn._fragment_waiter is not None:
+            if raise_exceptions:
+                errors.append(ConcurrencyError("skipped broadcast: sending a fragmented message"))
+            else:
+                conn.logger.warning("skipped broadcast: sending a fragmented message")
+            continue
+        if conn._write_paused:
+            skipped += 1
+            slow = conn
+            continue
+        try:
+            key = proto.broadcast_key()
+            if key is None:
+                if is_text:
+                    proto.send_text(payload)
+                else:
+                    proto.send_binary(payload)
+            else:
+                frame = frames.get(key)
+                if frame is None:
+                    frame = frames[key] = proto.encode_message(payload, text=is_text)
+                proto.send_encoded(frame)
+            conn._flush()
+        except Exception as exc:
+            if raise_exceptions:
+                error = RuntimeError("skipped broadcast: failed to write the message")
+                error.__cause__ = exc
+                errors.append(error)
+            else:
+                conn.logger.warning("skipped broadcast: failed to write the message: %r", exc)
+    if slow is not None:
+        _skipped.add(skipped, slow)
+    if errors:
+        raise _ExceptionGroup("skipped broadcast", errors)
+    return skipped

@@ -10,8 +10,10 @@ if it raised).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hmac
 import inspect
-import logging
 import os
 import socket
 import ssl as ssl_module
@@ -21,23 +23,30 @@ from typing import Any, Literal
 
 from fastws import _check, limits
 from fastws.asyncio._options import Opener, check_endpoint, compression_options, fragments_limit
-from fastws.asyncio.connection import Connection, check_options
+from fastws.asyncio.connection import (
+    SERVER_LOGGER,
+    Connection,
+    LoggerLike,
+    broadcast,
+    check_options,
+)
 from fastws.asyncio.exceptions import ConnectionClosed
 from fastws.events import Request, Response
-from fastws.exceptions import InvalidHandshake
-from fastws.frames import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR
-from fastws.handshake import header_pairs, serialize_response
+from fastws.exceptions import InvalidHandshake, InvalidState
+from fastws.frames import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, build_close_payload
+from fastws.handshake import header_pairs, header_value, serialize_response
+from fastws.protocol import _USER_AGENT as _SERVER_HEADER
 from fastws.protocol import ServerProtocol, State
 
 __all__ = [
     "HeadersLike",
     "Server",
     "ServerConnection",
+    "basic_auth",
+    "broadcast",
     "serve",
     "unix_serve",
 ]
-
-_logger = logging.getLogger("fastws.asyncio.server")
 
 #: Extra response headers: a mapping, ``(name, value)`` pairs, or a callable
 #: of the request returning either.
@@ -52,17 +61,37 @@ ProcessRequest = Callable[
     ["ServerConnection", Request],
     Awaitable[Response | None] | Response | None,
 ]
+ProcessResponse = Callable[
+    ["ServerConnection", Request, Response],
+    Awaitable[Response | None] | Response | None,
+]
+SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], "str | None"]
+
+_FAILED = "Failed to open a WebSocket connection.\nSee server log for more information.\n"
 
 
 class ServerConnection(Connection):
     """The server side of a WebSocket connection; the handler receives one.
 
     See :class:`~fastws.asyncio.Connection` for receiving, sending and closing.
+    Subclass it and pass the subclass as ``serve(create_connection=...)`` to
+    add attributes or behaviour.
+
+    Args:
+        protocol: the sans-IO state machine.
+        server: the :class:`Server` the connection belongs to.
+        **kwargs: the options of :class:`~fastws.asyncio.Connection`.
+
+    Attributes:
+        username: set by :func:`basic_auth` once the client authenticated
+            (absent until then).
     """
 
-    __slots__ = ("_logged_rejection", "_server", "_task")
+    __slots__ = ("_logged_rejection", "_server", "_task", "username")
 
-    def __init__(self, server: Server, protocol: ServerProtocol, **kwargs: Any) -> None:
+    username: str
+
+    def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
         super().__init__(protocol, **kwargs)
         self._server = server
         self._task: asyncio.Task[None] | None = None
@@ -72,7 +101,7 @@ class ServerConnection(Connection):
         """Log, once, that the opening handshake was answered with an error."""
         if not self._logged_rejection:
             self._logged_rejection = True
-            _logger.info(
+            self.logger.info(
                 "refused a connection from %s with %d: %s", self.remote_address, status, reason
             )
 
@@ -150,20 +179,17 @@ class ServerConnection(Connection):
         return request
 
     async def _answer_plain(self, request: Request, pending: list[bytes]) -> None:
-        result: Response | None = None
-        try:
-            process_request = self._server._process_request
-            assert process_request is not None
-            value = process_request(self, request)
-            result = await value if inspect.isawaitable(value) else value
-        except Exception:
-            _logger.error("process_request failed", exc_info=True)
-            result = self.respond(500, "Internal server error.\n")
+        result = await self._callback("process_request", self._server._process_request, request)
         transport = self._transport
         if transport is None or self._lost:
             return
-        if isinstance(result, Response):
-            transport.write(serialize_response(result))
+        if result is not None:
+            try:
+                head = serialize_response(result)
+            except ValueError:
+                self.logger.error("cannot send the response", exc_info=True)
+                head = serialize_response(self.respond(500, _FAILED))
+            transport.write(head)
         else:
             transport.writelines([chunk for chunk in pending if chunk])
         self._eof_written = True
@@ -187,16 +213,7 @@ class ServerConnection(Connection):
         proto = self._proto
         assert isinstance(proto, ServerProtocol)
         try:
-            response: Response | None = None
-            if server._process_request is not None:
-                try:
-                    result = server._process_request(self, request)
-                    if inspect.isawaitable(result):
-                        result = await result
-                    response = result
-                except Exception:
-                    _logger.error("process_request failed", exc_info=True)
-                    response = proto.reject(500, "Failed to open a WebSocket connection.\n")
+            response = await self._callback("process_request", server._process_request, request)
             if self._lost:
                 return
             if response is None:
@@ -208,9 +225,23 @@ class ServerConnection(Connection):
                 except InvalidHandshake as exc:
                     response = proto.reject(exc.status or 400, f"{exc}\n")
                 except (TypeError, ValueError):
-                    _logger.error("extra_headers failed", exc_info=True)
-                    response = proto.reject(500, "Failed to open a WebSocket connection.\n")
-            proto.send_response(response)
+                    self.logger.error("extra_headers failed", exc_info=True)
+                    response = proto.reject(500, _FAILED)
+            if server._process_response is not None:
+                replaced = await self._callback(
+                    "process_response", server._process_response, request, response
+                )
+                if replaced is not None:
+                    response = replaced
+                if self._lost:
+                    return
+            if response.status == 101 and server._closing:
+                response = proto.reject(503, "Server is shutting down.\n")
+            try:
+                proto.send_response(response)
+            except (InvalidState, TypeError, ValueError):
+                self.logger.error("cannot send the handshake response", exc_info=True)
+                proto.send_response(proto.reject(500, _FAILED))
             self._flush()
             if response.status != 101:
                 self._log_rejection(response.status, response.reason)
@@ -227,7 +258,7 @@ class ServerConnection(Connection):
                 self._fail(CLOSE_INTERNAL_ERROR, "server shutting down")
                 raise
             except Exception:
-                _logger.error("connection handler failed", exc_info=True)
+                self.logger.error("connection handler failed", exc_info=True)
                 await self.close(CLOSE_INTERNAL_ERROR, "internal error")
                 return
             await self.close()
@@ -235,16 +266,39 @@ class ServerConnection(Connection):
             self._abort()
             raise
         except Exception:  # pragma: no cover - bug guard: never leave a task error unseen
-            _logger.error("unexpected error in the connection task", exc_info=True)
+            self.logger.error("unexpected error in the connection task", exc_info=True)
             self._abort()
 
-    def _shutdown(self) -> None:
-        """Start closing for server shutdown: 1001 if open, abort otherwise."""
+    async def _callback(
+        self, name: str, callback: Callable[..., Any] | None, *args: Any
+    ) -> Response | None:
+        """Call ``process_request`` or ``process_response`` (sync or async).
+
+        Returns:
+            Its response, ``None`` to go on, or a 500 response if it raised or
+            returned something else (logged with the traceback).
+        """
+        if callback is None:
+            return None
+        try:
+            result = callback(self, *args)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            self.logger.error("%s failed", name, exc_info=True)
+            return self.respond(500, _FAILED)
+        if result is None or isinstance(result, Response):
+            return result
+        self.logger.error("%s returned %r instead of a Response or None", name, result)
+        return self.respond(500, _FAILED)
+
+    def _shutdown(self, code: int, reason: str) -> None:
+        """Start closing for server shutdown: ``code`` if open, abort otherwise."""
         if self._lost:
             return
         if self._proto.state is State.OPEN:
-            self._sent_reason = "server shutting down"
-            self._proto.send_close(CLOSE_GOING_AWAY, "server shutting down")
+            self._sent_reason = reason
+            self._proto.send_close(code, reason)
             self._flush()
         elif self._proto.state is State.CONNECTING:
             self._abort()
@@ -255,6 +309,9 @@ class Server:
 
     Use it as an async context manager (closes on exit), or call
     :meth:`serve_forever`, :meth:`close` and :meth:`wait_closed`.
+
+    Attributes:
+        logger: the server's logger (``fastws.server`` unless ``serve(logger=...)``).
     """
 
     def __init__(
@@ -262,17 +319,25 @@ class Server:
         handler: Handler,
         *,
         process_request: ProcessRequest | None,
+        process_response: ProcessResponse | None,
+        select_subprotocol: SelectSubprotocol | None,
         extra_headers: HeadersLike | None,
         close_timeout: float,
         protocol_factory: Callable[[], ServerProtocol],
+        create_connection: Callable[..., ServerConnection],
         connection_options: dict[str, Any],
+        logger: LoggerLike,
     ) -> None:
         self._handler = handler
         self._process_request = process_request
+        self._process_response = process_response
+        self._select_subprotocol = select_subprotocol
         self._extra_headers = extra_headers
         self._close_timeout = close_timeout
         self._protocol_factory = protocol_factory
+        self._create_connection = create_connection
         self._connection_options = connection_options
+        self.logger = logger
         self._connections: set[ServerConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -282,7 +347,17 @@ class Server:
         self._close_task: asyncio.Task[None] | None = None
 
     def _make_connection(self) -> ServerConnection:
-        return ServerConnection(self, self._protocol_factory(), **self._connection_options)
+        proto = self._protocol_factory()
+        conn = self._create_connection(proto, self, **self._connection_options)
+        select = self._select_subprotocol
+        if select is not None:
+            # The state machine asks (request, offered); serve() takes
+            # websockets' (connection, offered).
+            def select_subprotocol(request: Request, offered: list[str]) -> str | None:
+                return select(conn, offered)
+
+            proto.select_subprotocol = select_subprotocol
+        return conn
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -300,49 +375,86 @@ class Server:
         return None
 
     @property
-    def connections(self) -> frozenset[ServerConnection]:
-        """The connections currently open (or opening)."""
-        return frozenset(self._connections)
+    def connections(self) -> set[ServerConnection]:
+        """The connections that finished the opening handshake and are not closing.
+
+        A new set each time, e.g. for :func:`broadcast`.
+        """
+        return {conn for conn in self._connections if conn.state is State.OPEN}
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on."""
+        return self._loop
 
     def is_serving(self) -> bool:
         """Whether the server accepts new connections."""
         return self._server is not None and self._server.is_serving()
 
+    async def start_serving(self) -> None:
+        """Start accepting connections (after ``serve(..., start_serving=False)``)."""
+        if self._server is not None and not self._server.is_serving() and not self._closing:
+            await self._server.start_serving()
+            self._log_listening()
+
+    def _log_listening(self) -> None:
+        for sock in self.sockets:
+            name = sock.getsockname()
+            if sock.family == socket.AF_INET:
+                name = f"{name[0]}:{name[1]}"
+            elif sock.family == socket.AF_INET6:
+                name = f"[{name[0]}]:{name[1]}"
+            self.logger.info("server listening on %s", name)
+
     async def serve_forever(self) -> None:
         """Serve until :meth:`close` is called or the calling task is cancelled.
 
-        Cancelling the task that runs this closes the server gracefully.
+        Starts accepting connections first if ``start_serving=False`` was
+        given. Cancelling the task that runs this closes the server gracefully.
         """
         try:
+            await self.start_serving()
             await asyncio.shield(self._closed)
         except asyncio.CancelledError:
             self.close()
             await self.wait_closed()
             raise
 
-    def close(self, close_connections: bool = True) -> None:
+    def close(
+        self,
+        close_connections: bool = True,
+        code: int = CLOSE_GOING_AWAY,
+        reason: str = "server shutting down",
+    ) -> None:
         """Stop accepting connections and close the open ones.
 
-        Every open connection gets a close frame with 1001 (going away); those
-        still open after ``close_timeout`` are aborted, and handlers still
-        running after a further ``close_timeout`` are cancelled.
+        Every open connection gets a close frame with ``code`` (1001, going
+        away, by default; e.g. 1012 for a restart); those still open after
+        ``close_timeout`` are aborted, and handlers still running after a
+        further ``close_timeout`` are cancelled. Idempotent.
 
         Args:
             close_connections: ``False`` only stops listening; the open
                 connections carry on and :meth:`wait_closed` waits for them.
+            code: the close code sent to open connections.
+            reason: the close reason sent with it.
+
+        Raises:
+            ValueError: ``code`` or ``reason`` cannot be sent in a close frame.
         """
         if self._closing:
             return
+        build_close_payload(code, reason)  # checked now, not in each connection
         self._closing = True
+        self.logger.info("server closing")
         if self._server is not None:
             self._server.close()
-        self._close_task = self._loop.create_task(self._close(close_connections))
+        self._close_task = self._loop.create_task(self._close(close_connections, code, reason))
 
-    async def _close(self, close_connections: bool) -> None:
+    async def _close(self, close_connections: bool, code: int, reason: str) -> None:
         try:
             if close_connections:
                 for conn in list(self._connections):
-                    conn._shutdown()
+                    conn._shutdown(code, reason)
                 await self._wait_lost(self._close_timeout)
                 for conn in list(self._connections):
                     conn._abort()
@@ -360,6 +472,7 @@ class Server:
         finally:
             if not self._closed.done():
                 self._closed.set_result(None)
+                self.logger.info("server closed")
 
     async def _wait_lost(self, timeout: float | None) -> None:
         waiters = [conn._lost_future() for conn in self._connections if not conn._lost]
@@ -422,16 +535,35 @@ class serve(Opener["Server"]):
         origins: accepted ``Origin`` header values (``None`` in the list
             accepts requests without one); ``None`` disables the check.
         subprotocols: supported subprotocols in order of preference.
-        select_subprotocol: custom choice: ``(request, offered) -> str | None``.
+        select_subprotocol: custom choice, as in websockets:
+            ``(connection, offered) -> str | None``; the result must be one of
+            ``offered`` (else 500) or ``None`` for no subprotocol.
         process_request: ``(connection, request) -> Response | None``, sync or
             async, called before the handshake. Return a response (see
             :meth:`ServerConnection.respond`) to answer with plain HTTP
             instead of upgrading (health checks, pages, authentication).
+            See :func:`basic_auth`.
+        process_response: ``(connection, request, response) -> Response |
+            None``, sync or async, called with the response about to be sent
+            (the 101, or an error): edit ``response.headers``, or return
+            another response. A replacement 101 must keep the
+            ``Sec-WebSocket-*`` headers of the original. If either callback
+            raises, the client gets a 500 and the error is logged.
         extra_headers: headers added to the 101 response: pairs, or a callable
             of the request that returns pairs.
+        server_header: the ``Server`` header of every response
+            (``fastws/<version>`` by default); ``None`` sends none.
         stream_messages: deliver frames as they arrive (needed by
             :meth:`~fastws.asyncio.Connection.recv_streaming` to stream
             without reassembling first). ``True`` by default.
+        start_serving: ``False`` opens the listening sockets without
+            accepting connections until :meth:`Server.start_serving` or
+            :meth:`Server.serve_forever`.
+        logger: the logger of the server and its connections (default
+            ``fastws.server``).
+        create_connection: the class of the connections (a
+            :class:`ServerConnection` subclass, or a callable that takes the
+            same arguments and returns one).
     """
 
     def __init__(
@@ -456,10 +588,15 @@ class serve(Opener["Server"]):
         compression: str | Any | None = "deflate",
         origins: Sequence[str | None] | None = None,
         subprotocols: Sequence[str] | None = None,
-        select_subprotocol: Callable[[Request, list[str]], str | None] | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
         process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
         extra_headers: HeadersLike | None = None,
+        server_header: str | None = _SERVER_HEADER,
         stream_messages: bool = True,
+        start_serving: bool = True,
+        logger: LoggerLike | None = None,
+        create_connection: Callable[..., ServerConnection] | None = None,
     ) -> None:
         if not callable(handler):
             raise TypeError(f"handler must be a coroutine function, not {handler!r}")
@@ -473,6 +610,16 @@ class serve(Opener["Server"]):
         _check.boolean("reuse_port", reuse_port, none=True)
         _check.integer("backlog", backlog, minimum=1)
         _check.callable_or_none("process_request", process_request)
+        _check.callable_or_none("process_response", process_response)
+        _check.callable_or_none("select_subprotocol", select_subprotocol)
+        _check.boolean("start_serving", start_serving)
+        _check.callable_or_none("create_connection", create_connection)
+        if isinstance(create_connection, type) and not issubclass(
+            create_connection, ServerConnection
+        ):
+            raise TypeError(
+                f"create_connection must be a ServerConnection subclass, not {create_connection!r}"
+            )
         if not callable(extra_headers):
             extra_headers = header_pairs("extra_headers", extra_headers)
         self._handler = handler
@@ -486,8 +633,8 @@ class serve(Opener["Server"]):
         deflate = compression_options(compression, server=True)
         self._protocol_kwargs: dict[str, Any] = {
             "subprotocols": subprotocols,
-            "select_subprotocol": select_subprotocol,
             "origins": origins,
+            "server_header": header_value("server_header", server_header),
             "compression": deflate,
             "max_message_size": max_size,
             "max_fragments": fragments_limit(max_size, max_fragments),
@@ -500,13 +647,18 @@ class serve(Opener["Server"]):
             "ping_timeout": ping_timeout,
             "open_timeout": open_timeout,
             "close_timeout": close_timeout,
+            "logger": logger if logger is not None else SERVER_LOGGER,
         }
         # Every option is checked now, not when the first client connects.
         check_options(**self._connection_options)
         ServerProtocol(**self._protocol_kwargs)
         self._close_timeout = close_timeout
         self._process_request = process_request
+        self._process_response = process_response
+        self._select_subprotocol = select_subprotocol
         self._extra_headers = extra_headers
+        self._start_serving = start_serving
+        self._create_connection = create_connection or ServerConnection
 
     async def _open(self) -> Server:
         loop = asyncio.get_running_loop()
@@ -518,10 +670,14 @@ class serve(Opener["Server"]):
         server = Server(
             self._handler,
             process_request=self._process_request,
+            process_response=self._process_response,
+            select_subprotocol=self._select_subprotocol,
             extra_headers=self._extra_headers,
             close_timeout=self._close_timeout,
             protocol_factory=protocol_factory,
+            create_connection=self._create_connection,
             connection_options=self._connection_options,
+            logger=self._connection_options["logger"],
         )
         if self._path is not None or (
             self._sock is not None and self._sock.family == getattr(socket, "AF_UNIX", None)
@@ -532,6 +688,7 @@ class serve(Opener["Server"]):
                 sock=self._sock,
                 ssl=self._ssl,
                 backlog=self._backlog,
+                start_serving=self._start_serving,
             )
         else:
             tcp_options: dict[str, Any] = {
@@ -539,10 +696,13 @@ class serve(Opener["Server"]):
                 "ssl": self._ssl,
                 "reuse_port": self._reuse_port,
                 "backlog": self._backlog,
+                "start_serving": self._start_serving,
             }
             server._server = await loop.create_server(
                 server._make_connection, self._host, self._port, **tcp_options
             )
+        if self._start_serving:
+            server._log_listening()
         return server
 
     async def _shut(self, opened: Server) -> None:
@@ -561,3 +721,120 @@ def unix_serve(
         **options: any option of :class:`serve`.
     """
     return serve(handler, path=path, **options)
+
+
+def _credential_pairs(credentials: object) -> list[tuple[str, str]]:
+    """``credentials`` (a pair or pairs of ``str``) as a list of pairs."""
+
+    def is_pair(item: object) -> bool:
+        return (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], str)
+        )
+
+    if is_pair(credentials):
+        return [credentials]  # type: ignore[list-item]
+    if isinstance(credentials, Iterable) and not isinstance(credentials, (str, bytes)):
+        pairs = list(credentials)
+        if pairs and all(is_pair(item) for item in pairs):
+            return pairs
+    raise TypeError(
+        "credentials must be a (username, password) pair of str or a list of them, "
+        f"not {credentials!r}"
+    )
+
+
+def _parse_basic(authorization: str) -> tuple[str, str] | None:
+    """The ``(username, password)`` of a ``Basic`` Authorization header, or ``None``."""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    return (username, password) if colon else None
+
+
+def basic_auth(
+    realm: str = "",
+    credentials: tuple[str, str] | Iterable[tuple[str, str]] | None = None,
+    check_credentials: Callable[[str, str], Awaitable[bool] | bool] | None = None,
+) -> Callable[[ServerConnection, Request], Awaitable[Response | None]]:
+    """A ``process_request`` that requires HTTP Basic authentication (RFC 7617).
+
+    ::
+
+        async with serve(handler, "127.0.0.1", 8765,
+                         process_request=basic_auth(realm="dev",
+                                                    credentials=("alice", "s3cret"))):
+            ...
+
+    A client that sends no credentials, credentials that are not ``Basic``,
+    or wrong ones gets a 401 with ``WWW-Authenticate: Basic realm="..."``.
+    Once it authenticated, ``connection.username`` holds its user name.
+    Passwords are compared in constant time.
+
+    Args:
+        realm: the protection space named in the challenge (ASCII).
+        credentials: the accepted ``(username, password)`` pair, or a list of them.
+        check_credentials: ``(username, password) -> bool``, a function or a
+            coroutine function, instead of ``credentials``.
+
+    Returns:
+        The ``process_request`` callable, for :class:`serve`.
+
+    Raises:
+        ValueError: both or neither of ``credentials`` and
+            ``check_credentials`` were given, or ``realm`` cannot be sent.
+        TypeError: an argument of the wrong type.
+    """
+    if not isinstance(realm, str):
+        raise TypeError(f"realm must be a str, not {realm!r}")
+    quoted = realm.replace("\\", "\\\\").replace('"', '\\"')
+    challenge = header_value("realm", f'Basic realm="{quoted}", charset="UTF-8"')
+    if (credentials is None) == (check_credentials is None):
+        raise ValueError("basic_auth() needs either credentials or check_credentials")
+    if check_credentials is None:
+        accepted = [
+            (user.encode(), password.encode()) for user, password in _credential_pairs(credentials)
+        ]
+
+        def check(username: str, password: str) -> bool:
+            # Every pair is compared, in constant time: the time taken does
+            # not tell which user exists or how much of a password matched.
+            user_bytes, password_bytes = username.encode(), password.encode()
+            found = False
+            for user, expected in accepted:
+                same_user = hmac.compare_digest(user, user_bytes)
+                same_password = hmac.compare_digest(expected, password_bytes)
+                found |= same_user & same_password
+            return found
+
+        checker: Callable[[str, str], Awaitable[bool] | bool] = check
+    else:
+        checker = _check.callable_or_none("check_credentials", check_credentials)
+
+    def refuse(connection: ServerConnection, text: str) -> Response:
+        return connection.respond(401, text, [("WWW-Authenticate", challenge)])
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        authorization = request.headers.get("Authorization")
+        if authorization is None:
+            return refuse(connection, "Missing credentials\n")
+        parsed = _parse_basic(authorization)
+        if parsed is None:
+            return refuse(connection, "Unsupported credentials\n")
+        username, password = parsed
+        valid = checker(username, password)
+        if inspect.isawaitable(valid):
+            valid = await valid
+        if not valid:
+            return refuse(connection, "Invalid credentials\n")
+        connection.username = username
+        return None
+
+    return process_request

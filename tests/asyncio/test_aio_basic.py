@@ -194,15 +194,28 @@ def test_ping_latency_and_pong(run: Any) -> None:
     async def main() -> None:
         async with serve(echo_handler, "127.0.0.1", 0) as server:
             async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
-                latency = await ws.ping()
+                assert ws.latency == 0.0
+                pong_waiter = await ws.ping()
+                latency = await pong_waiter
                 assert 0 <= latency < 5
-                assert await ws.ping(b"abc") >= 0
-                assert await ws.ping("text") >= 0
-                results = await asyncio.gather(*(ws.ping() for _ in range(5)))
+                assert ws.latency == latency
+                assert await (await ws.ping(b"abc")) >= 0
+                assert await (await ws.ping("text")) >= 0
+                assert await (await ws.ping(bytearray(b"ba"))) >= 0
+                waiters = [await ws.ping() for _ in range(5)]
+                results = await asyncio.gather(*waiters)
                 assert len(results) == 5
                 await ws.pong(b"unsolicited")
+                await ws.pong("text")
                 with pytest.raises(ValueError):
                     await ws.ping(b"x" * 126)
+                with pytest.raises(TypeError):
+                    await ws.ping(42)  # type: ignore[arg-type]
+                # A payload still waiting for its pong cannot be reused.
+                first = await ws.ping(b"same")
+                with pytest.raises(ConcurrencyError):
+                    await ws.ping(b"same")
+                await first
                 # The connection still works.
                 await ws.send("ok")
                 assert await ws.recv() == "ok"

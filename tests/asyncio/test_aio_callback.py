@@ -79,12 +79,12 @@ def test_queued_messages_are_delivered_first_and_in_order(run: Any) -> None:
             async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
                 for message in ("one", b"two", ["thr", "ee"]):
                     await ws.send(message)
-                await ws.ping()  # the server has read everything sent before
+                await (await ws.ping())  # the server has read everything sent before
                 arrived.set()
                 await asyncio.sleep(0.05)
                 assert got == ["one", b"two", "three"]
                 await ws.send("four")
-                await ws.ping()
+                await (await ws.ping())
                 assert got[-1] == "four"
 
     run(main())
@@ -168,10 +168,11 @@ def test_callback_error_closes_1011_and_stops_delivery(
                     await ws.recv()
                 assert info.value.code == 1011
 
-    with caplog.at_level(logging.ERROR, logger="fastws.asyncio"):
+    with caplog.at_level(logging.ERROR, logger="fastws"):
         run(main())
     assert got == ["ok", "bad"]
-    assert "on_message callback failed" in caplog.text
+    failed = [r for r in caplog.records if r.getMessage() == "on_message callback failed"]
+    assert failed and failed[0].name == "fastws.server" and failed[0].exc_info is not None
 
 
 def test_callback_can_return_to_recv_within_a_batch(run: Any) -> None:
@@ -211,11 +212,11 @@ def test_fragment_in_progress_moves_between_modes(run: Any) -> None:
         async with serve(handler, "127.0.0.1", 0) as server:
             async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
                 assert ws.transport is not None
-                await ws.ping()
+                await (await ws.ping())
                 (srv,) = conns
                 srv.on_message(got.append)
                 ws.transport.write(masked_frame(1, b"ab", fin=False))
-                await ws.ping()
+                await (await ws.ping())
                 srv.on_message(None)  # the first piece goes back to the queue
                 ws.transport.write(masked_frame(0, b"cd"))
                 assert await asyncio.wait_for(srv.recv(), 5) == "abcd"
@@ -226,7 +227,7 @@ def test_fragment_in_progress_moves_between_modes(run: Any) -> None:
                 await stream.aclose()
                 srv.on_message(got.append)
                 ws.transport.write(masked_frame(0, b"y") + masked_frame(1, b"next"))
-                await ws.ping()
+                await (await ws.ping())
                 assert got == ["next"]
 
     run(main())
@@ -376,7 +377,7 @@ def test_messages_before_a_close_frame_reach_the_callback(
             ws.transport.write(burst("x", "y") + masked_frame(8, b"\x03\xe8"))
             await ws.wait_closed()
 
-    with caplog.at_level(logging.ERROR, logger="fastws.asyncio"):
+    with caplog.at_level(logging.ERROR, logger="fastws"):
         run(main())
     assert got == ["x", "y"]
     assert "failed" not in caplog.text

@@ -44,7 +44,7 @@ def test_fastws_client_websockets_server(run: Any, compression: str | None) -> N
                 big = bytes(range(256)) * 2000
                 await ws.send(big)
                 assert await ws.recv() == big
-                assert await ws.ping(b"hi") >= 0
+                assert await (await ws.ping(b"hi")) >= 0
             assert ws.close_code == 1000
 
     run(main())

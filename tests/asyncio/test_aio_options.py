@@ -10,6 +10,7 @@ import ssl
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
 import pytest
@@ -272,7 +273,9 @@ def test_subprotocols(run: Any) -> None:
     async def handler(ws: ServerConnection) -> None:
         await ws.send(ws.subprotocol or "none")
 
-    def select(request: Request, offered: list[str]) -> str | None:
+    def select(ws: ServerConnection, offered: Sequence[str]) -> str | None:
+        # websockets' signature: the connection (its request is known), then the offer.
+        assert isinstance(ws, ServerConnection) and ws.request is not None
         return "b" if "b" in offered else None
 
     async def main() -> None:

@@ -46,8 +46,13 @@ SERVE_BAD: dict[str, tuple[Any, Any]] = {
     "subprotocols": ("chat", ["two words"]),
     "select_subprotocol": ("chat", None),
     "process_request": (42, None),
+    "process_response": ("no", None),
     "extra_headers": ("X-A: b", {"X-A": "b\r\nInjected: 1"}),
+    "server_header": (1, "fastws\r\nX-Injected: 1"),
     "stream_messages": ("yes", None),
+    "start_serving": (1, None),
+    "logger": ("fastws.server", None),
+    "create_connection": (int, None),
 }
 
 CONNECT_BAD: dict[str, tuple[Any, Any]] = {
@@ -69,6 +74,8 @@ CONNECT_BAD: dict[str, tuple[Any, Any]] = {
     "open_timeout": ("10", -1),
     "close_timeout": ("10", -1),
     "stream_messages": (1, None),
+    "logger": ("fastws.client", None),
+    "create_connection": (42, None),
 }
 
 
@@ -294,14 +301,21 @@ def test_a_wss_client_on_a_plain_port_is_told_so_at_once(run: Any) -> None:
 
 
 def test_a_ws_client_on_a_server_that_is_not_http_is_told_so_at_once(run: Any) -> None:
-    async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"\x15\x03\x03\x00\x02\x02\x46")  # a TLS alert, then silence
-        await writer.drain()
-        await reader.read()  # until the client gives up
-        await close_writer(writer)
-
     async def main() -> None:
+        # The peer's handler ends when told to, closing its side: a handler
+        # task cancelled instead leaves its transport open on uvloop, which
+        # then cannot close the loop.
+        stop = asyncio.Event()
+
+        async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"\x15\x03\x03\x00\x02\x02\x46")  # a TLS alert
+                await writer.drain()
+                await stop.wait()
+            finally:
+                writer.close()
+
         server = await asyncio.start_server(not_http, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
@@ -310,8 +324,10 @@ def test_a_ws_client_on_a_server_that_is_not_http_is_told_so_at_once(run: Any) -
                 await connect(f"ws://127.0.0.1:{port}/", open_timeout=20)
             assert asyncio.get_running_loop().time() - started < 2
         finally:
+            stop.set()
             server.close()
             await server.wait_closed()
+            await asyncio.sleep(0.05)  # the handler closes its side
 
     run(main())
 
