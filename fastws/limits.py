@@ -13,6 +13,8 @@ from typing import Final
 __all__ = [
     "BACKLOG",
     "CLOSE_TIMEOUT",
+    "LOG_INTERVAL",
+    "MAX_CONNECTIONS",
     "MAX_FRAGMENTS",
     "MAX_HANDSHAKE_SIZE",
     "MAX_HEADERS",
@@ -55,4 +57,10 @@ OPEN_TIMEOUT: Final = 10.0
 #: Seconds allowed for the closing handshake and the end of the connection.
 CLOSE_TIMEOUT: Final = 10.0
 #: Pending connections the listening socket queues.
-BACKLOG: Final = 1024
+BACKLOG: Final = 100
+#: Connections a server keeps at once (more get 503): "auto" is the
+#: process's file-descriptor limit less an eighth (at least 32) kept for
+#: everything else, so that the server never runs out of descriptors itself.
+MAX_CONNECTIONS: Final = "auto"
+#: Seconds between two log lines about refused connections or failed accepts.
+LOG_INTERVAL: Final = 10.0

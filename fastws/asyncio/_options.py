@@ -12,7 +12,13 @@ from typing import Any, Generic, TypeVar
 from fastws import _check
 from fastws.extensions.permessage_deflate import DeflateOptions
 
-__all__ = ["Opener", "check_endpoint", "compression_options", "fragments_limit"]
+__all__ = [
+    "Opener",
+    "check_endpoint",
+    "compression_options",
+    "connections_limit",
+    "fragments_limit",
+]
 
 _T = TypeVar("_T")
 
@@ -122,3 +128,27 @@ def check_endpoint(
         raise TypeError(f"ssl must be an ssl.SSLContext or None, not {ssl!r}")
     if path is not None and sock is not None:
         raise ValueError("path and sock cannot be given together")
+
+
+def connections_limit(max_connections: int | str | None) -> int | None:
+    """The ``max_connections`` of a server as a number (``None``: no limit).
+
+    ``"auto"`` is the file-descriptor limit of the process less an eighth (at
+    least 32) for everything else; no limit where the platform has none.
+
+    Raises:
+        TypeError, ValueError: anything but a positive int, ``None`` or ``"auto"``.
+    """
+    if max_connections == "auto":
+        try:
+            import resource
+        except ImportError:  # pragma: no cover - Windows
+            return None
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY or soft <= 0:
+            return None
+        return max(1, soft - max(32, soft // 8))
+    if isinstance(max_connections, str):
+        raise ValueError(f"max_connections must be an int, None or 'auto', not {max_connections!r}")
+    result: int | None = _check.integer("max_connections", max_connections, minimum=1, none=True)
+    return result

@@ -22,7 +22,13 @@ from types import TracebackType
 from typing import Any, Literal
 
 from fastws import _check, limits
-from fastws.asyncio._options import Opener, check_endpoint, compression_options, fragments_limit
+from fastws.asyncio._options import (
+    Opener,
+    check_endpoint,
+    compression_options,
+    connections_limit,
+    fragments_limit,
+)
 from fastws.asyncio.connection import (
     SERVER_LOGGER,
     Connection,
@@ -142,8 +148,19 @@ class ServerConnection(Connection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Register with the server, then set up the transport."""
         super().connection_made(transport)
-        self._server._connections.add(self)
-        if self._server._closing:
+        server = self._server
+        limit = server._max_connections
+        if limit is not None and len(server._connections) >= limit:
+            server._refused_connection()
+            proto = self._proto
+            assert isinstance(proto, ServerProtocol)
+            proto.send_response(
+                proto.reject(503, "Too many connections: try again later.\n", {"Retry-After": "5"})
+            )
+            self._flush()
+            return
+        server._connections.add(self)
+        if server._closing:
             self._abort()
 
     def _intercept_handshake(self, data: bytes | memoryview) -> bool:
@@ -327,6 +344,7 @@ class Server:
         create_connection: Callable[..., ServerConnection],
         connection_options: dict[str, Any],
         logger: LoggerLike,
+        max_connections: int | None = None,
     ) -> None:
         self._handler = handler
         self._process_request = process_request
@@ -345,6 +363,14 @@ class Server:
         self._loop = asyncio.get_running_loop()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._close_task: asyncio.Task[None] | None = None
+        self._max_connections = max_connections
+        # Refused connections and failed accepts: counted, logged at most
+        # once per limits.LOG_INTERVAL.
+        self._refused = 0
+        self._accept_errors = 0
+        self._last_log = -limits.LOG_INTERVAL
+        self._exception_handler: Any = None
+        self._last_error: object = None
 
     def _make_connection(self) -> ServerConnection:
         proto = self._protocol_factory()
@@ -396,6 +422,68 @@ class Server:
             await self._server.start_serving()
             self._log_listening()
 
+    def _refused_connection(self) -> None:
+        self._refused += 1
+        self._log_overload()
+
+    def _log_overload(self) -> None:
+        now = self._loop.time()
+        if now - self._last_log < limits.LOG_INTERVAL:
+            return
+        self._last_log = now
+        if self._refused:
+            self.logger.warning(
+                "refused %d connections with 503: max_connections (%s) reached",
+                self._refused,
+                self._max_connections,
+            )
+        if self._accept_errors:
+            self.logger.error(
+                "accepting connections failed %d times (%s)", self._accept_errors, self._last_error
+            )
+        self._refused = self._accept_errors = 0
+
+    def _filter_accept_errors(self) -> None:
+        """Count the event loop's errors in accepting our connections instead of logging each.
+
+        When the process runs out of file descriptors, the loop reports every
+        failed accept(), thousands of times a second. Reports about our
+        listening sockets are counted and logged on the server's logger at
+        most once per limits.LOG_INTERVAL; every other report goes to the
+        loop's handler as before, and that handler is put back when the
+        server closes (unless someone replaced ours meanwhile).
+        """
+        loop = self._loop
+        previous = loop.get_exception_handler()
+        ours = {s.fileno() for s in self.sockets}
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            sock = context.get("socket")
+            fileno = getattr(sock, "fileno", None)
+            if fileno is not None and "accept" in str(context.get("message", "")):
+                try:
+                    mine = fileno() in ours
+                except OSError:  # pragma: no cover - a closed socket
+                    mine = False
+                if mine:
+                    self._accept_errors += 1
+                    self._last_error = context.get("exception") or context.get("message")
+                    self._log_overload()
+                    return
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        self._exception_handler = (handler, previous)
+        loop.set_exception_handler(handler)
+
+    def _unfilter_accept_errors(self) -> None:
+        installed = self._exception_handler
+        if installed is not None and self._loop.get_exception_handler() is installed[0]:
+            self._loop.set_exception_handler(installed[1])
+        self._exception_handler = None
+
     def _log_listening(self) -> None:
         for sock in self.sockets:
             name = sock.getsockname()
@@ -446,6 +534,7 @@ class Server:
         build_close_payload(code, reason)  # checked now, not in each connection
         self._closing = True
         self.logger.info("server closing")
+        self._unfilter_accept_errors()
         if self._server is not None:
             self._server.close()
         self._close_task = self._loop.create_task(self._close(close_connections, code, reason))
@@ -515,6 +604,10 @@ class serve(Opener["Server"]):
         ssl: a server :class:`ssl.SSLContext` to serve ``wss://``.
         reuse_port: set ``SO_REUSEPORT`` (several processes share the port).
         backlog: the listen backlog.
+        max_connections: connections kept at once; a client above it gets
+            503 (counted, logged at most every 10 s). ``"auto"`` (the
+            default) keeps a margin below the process's file-descriptor
+            limit; ``None``: no limit.
         max_size: largest accepted message in bytes (after decompression);
             larger ones close the connection with 1009. ``None``: unlimited.
         max_fragments: most frames in one message (1009 above). ``"auto"``:
@@ -577,6 +670,7 @@ class serve(Opener["Server"]):
         ssl: ssl_module.SSLContext | None = None,
         reuse_port: bool | None = None,
         backlog: int = limits.BACKLOG,
+        max_connections: int | Literal["auto"] | None = limits.MAX_CONNECTIONS,
         max_size: int | None = limits.MAX_MESSAGE_SIZE,
         max_fragments: int | Literal["auto"] | None = "auto",
         max_queue: int = limits.MAX_QUEUE,
@@ -609,6 +703,7 @@ class serve(Opener["Server"]):
                 raise ValueError(f"port must be in 0..65535, got {port!r}")
         _check.boolean("reuse_port", reuse_port, none=True)
         _check.integer("backlog", backlog, minimum=1)
+        self._max_connections = connections_limit(max_connections)
         _check.callable_or_none("process_request", process_request)
         _check.callable_or_none("process_response", process_response)
         _check.callable_or_none("select_subprotocol", select_subprotocol)
@@ -678,6 +773,7 @@ class serve(Opener["Server"]):
             create_connection=self._create_connection,
             connection_options=self._connection_options,
             logger=self._connection_options["logger"],
+            max_connections=self._max_connections,
         )
         if self._path is not None or (
             self._sock is not None and self._sock.family == getattr(socket, "AF_UNIX", None)
@@ -701,6 +797,7 @@ class serve(Opener["Server"]):
             server._server = await loop.create_server(
                 server._make_connection, self._host, self._port, **tcp_options
             )
+        server._filter_accept_errors()
         if self._start_serving:
             server._log_listening()
         return server

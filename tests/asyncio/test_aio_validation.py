@@ -33,6 +33,7 @@ SERVE_BAD: dict[str, tuple[Any, Any]] = {
     "ssl": (True, None),
     "reuse_port": ("yes", None),
     "backlog": ("100", 0),
+    "max_connections": (1.5, 0),
     "max_size": ("1", -1),
     "max_fragments": (1.5, 0),
     "max_queue": (None, 0),
@@ -361,3 +362,81 @@ def test_by_default_only_the_servers_own_origin_is_accepted(
             assert line.split()[1] == status
 
     run(main())
+
+
+# ------------------------------------------------------------ overload
+
+
+def test_max_connections_refuses_with_503_and_logs_once(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fastws.exceptions import InvalidStatus
+
+    async def hold(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with serve(hold, "127.0.0.1", 0, max_connections=2) as server:
+            uri = f"ws://127.0.0.1:{server.port}/"
+            first = await connect(uri)
+            second = await connect(uri)
+            for _ in range(3):
+                with pytest.raises(InvalidStatus) as info:
+                    await connect(uri, open_timeout=5)
+                assert info.value.response is not None
+                assert info.value.response.status == 503
+            await first.close()
+            await asyncio.sleep(0.05)
+            third = await connect(uri)  # room again
+            await third.close()
+            await second.close()
+
+    with caplog.at_level(logging.WARNING, logger="fastws"):
+        run(main())
+    refusals = [r for r in caplog.records if "max_connections" in r.getMessage()]
+    assert len(refusals) == 1  # three refusals, one line
+
+
+def test_failed_accepts_are_counted_not_logged_each(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: seen.append(context))
+        async with serve(echo_handler, "127.0.0.1", 0) as server:
+            error = OSError(24, "Too many open files")
+            for _ in range(1000):
+                loop.call_exception_handler(
+                    {
+                        "message": "socket.accept() out of system resource",
+                        "exception": error,
+                        "socket": server.sockets[0],
+                    }
+                )
+            loop.call_exception_handler({"message": "something else"})
+        # Closed: the loop's own handler is back.
+        loop.call_exception_handler({"message": "after"})
+        loop.set_exception_handler(None)
+
+    with caplog.at_level(logging.ERROR, logger="fastws"):
+        run(main())
+    assert [c["message"] for c in seen] == ["something else", "after"]
+    lines = [r for r in caplog.records if "accepting connections failed" in r.getMessage()]
+    assert len(lines) == 1 and "1 times" in lines[0].getMessage()
+
+
+def test_the_automatic_connection_limit_stays_below_the_descriptor_limit() -> None:
+    resource = pytest.importorskip("resource")
+    from fastws.asyncio._options import connections_limit
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = connections_limit("auto")
+    if soft == resource.RLIM_INFINITY:
+        assert limit is None
+    else:
+        assert limit is not None and 1 <= limit <= soft - 32
+    assert connections_limit(None) is None and connections_limit(5) == 5
+    with pytest.raises(ValueError, match="max_connections"):
+        connections_limit("many")
