@@ -95,3 +95,19 @@ def test_readme_links_work_on_a_package_index_page() -> None:
         if target.startswith((prefix + "blob/main/", prefix + "tree/main/", raw)):
             path = target.split("/main/", 1)[1].split("#", 1)[0]
             assert (ROOT / path).exists(), target
+
+
+def test_links_between_the_docs_pages_resolve() -> None:
+    docs = ROOT / "docs"
+    if not docs.exists():
+        pytest.skip("an installed wheel is tested without the checkout")
+    broken = []
+    for page in sorted(docs.glob("*.md")):
+        text = page.read_text("utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:|#", target):
+                continue
+            path = target.split("#", 1)[0]
+            if not (page.parent / path).exists():
+                broken.append(f"{page.name}: {target}")
+    assert broken == []
