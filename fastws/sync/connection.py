@@ -475,30 +475,29 @@ class Connection:
         for the write lock: a thread blocked writing to a peer that does not
         read must not stop us from reading that peer.
         """
-        while True:
-            if not self._write_lock.acquire(block):
-                return
+        outbox = self._outbox
+        # (len() of a deque is atomic: a chunk queued after this check is
+        # written by the thread that queued it.)
+        while outbox and self._write_lock.acquire(block):
             try:
-                while True:
+                while outbox:
                     with self._lock:
-                        if not self._outbox:
-                            break
-                        chunks = list(self._outbox)
-                        self._outbox.clear()
+                        chunks = list(outbox)
+                        outbox.clear()
                     self._write(chunks)
             finally:
                 self._write_lock.release()
-            with self._lock:
-                if not self._outbox:
-                    return
             block = False  # queued after we looked: write it unless someone else does
 
     def _write(self, chunks: list[bytes]) -> None:
         sock = self.socket
         try:
+            if len(chunks) == 1 and chunks[0]:
+                sock.sendall(chunks[0])  # the usual case
+                return
             data = [c for c in chunks if c]
             if data:
-                sock.sendall(data[0] if len(data) == 1 else b"".join(data))
+                sock.sendall(b"".join(data))
             if len(data) != len(chunks):  # b"": end our side of the TCP connection
                 sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -554,6 +553,8 @@ class Connection:
             self._finish()
 
     def _timeout(self, close_deadline: float | None) -> float | None:
+        if self._ping_interval is None and close_deadline is None and not self._hold:
+            return None  # the usual case without keepalive: wait for data
         now = time.monotonic()
         hold = self._hold_deadline if self._hold else None
         deadlines = [d for d in (close_deadline, hold, self._keepalive_deadline()) if d is not None]
