@@ -10,8 +10,13 @@ Hierarchy::
     │   └── PayloadTooBig    a size limit was exceeded (close code 1009)
     ├── InvalidHandshake     the HTTP upgrade failed; carries the status / response
     │   ├── InvalidMessage   (client) the server's answer is not a valid HTTP/1.1 response
-    │   └── InvalidStatus    (client) the server answered with a status other than 101
+    │   ├── InvalidStatus    (client) the server answered with a status other than 101
+    │   ├── SecurityError    (client) a redirect that must not be followed (too many, wss -> ws)
+    │   └── ProxyError       (client) the connection through a proxy failed
+    │       ├── InvalidProxyMessage  the proxy's answer is not a valid HTTP/1.1 response
+    │       └── InvalidProxyStatus   the proxy refused the tunnel (407, 403, 502, ...)
     ├── InvalidURI           (also a ValueError) not a valid ws:// or wss:// URI
+    ├── InvalidProxy         (also a ValueError) not a valid proxy URL
     ├── InvalidState         an operation is not allowed in the connection's state
     ├── ConnectionClosed     the connection is closed (asyncio front-end)
     │   ├── ConnectionClosedOK     ... with 1000 or 1001 both ways
@@ -37,11 +42,16 @@ __all__ = [
     "FastWSError",
     "InvalidHandshake",
     "InvalidMessage",
+    "InvalidProxy",
+    "InvalidProxyMessage",
+    "InvalidProxyStatus",
     "InvalidState",
     "InvalidStatus",
     "InvalidURI",
     "PayloadTooBig",
     "ProtocolError",
+    "ProxyError",
+    "SecurityError",
     "Utf8Error",
 ]
 
@@ -142,6 +152,35 @@ class InvalidStatus(InvalidHandshake):
     """
 
 
+class SecurityError(InvalidHandshake):
+    """Client side: a redirect was not followed because it would be unsafe.
+
+    Raised for a redirect from ``wss://`` to ``ws://`` (a TLS downgrade) and
+    after too many redirects.
+    """
+
+
+class ProxyError(InvalidHandshake):
+    """Client side: the connection through the proxy could not be set up.
+
+    Also raised, with the cause chained, when a SOCKS proxy refuses the
+    connection or answers with something that is not SOCKS.
+    """
+
+
+class InvalidProxyMessage(ProxyError):
+    """Client side: the HTTP proxy's answer to ``CONNECT`` is not valid HTTP/1.1."""
+
+
+class InvalidProxyStatus(ProxyError):
+    """Client side: the HTTP proxy answered ``CONNECT`` with a status other than 2xx.
+
+    ``response`` holds its status and headers (407: authentication required
+    or refused; 403: the destination is not allowed; 502/503: the proxy could
+    not reach the server).
+    """
+
+
 class InvalidURI(FastWSError, ValueError):
     """A URI that is not a valid ``ws://`` or ``wss://`` URI.
 
@@ -157,6 +196,23 @@ class InvalidURI(FastWSError, ValueError):
 
     def __reduce__(self) -> tuple[type[InvalidURI], tuple[str, str]]:
         return (type(self), (self.uri, self.msg))
+
+
+class InvalidProxy(FastWSError, ValueError):
+    """A proxy URL that fastws cannot use.
+
+    Attributes:
+        proxy: the proxy URL (its password, if any, replaced by ``***``).
+        msg: what is wrong with it.
+    """
+
+    def __init__(self, proxy: str, msg: str) -> None:
+        self.proxy = proxy
+        self.msg = msg
+        super().__init__(f"{proxy!r} is not a valid proxy: {msg}")
+
+    def __reduce__(self) -> tuple[type[InvalidProxy], tuple[str, str]]:
+        return (type(self), (self.proxy, self.msg))
 
 
 class InvalidState(FastWSError):

@@ -12,6 +12,10 @@ from typing import Final
 
 __all__ = [
     "BACKLOG",
+    "BACKOFF_FACTOR",
+    "BACKOFF_INITIAL_DELAY",
+    "BACKOFF_MAX_DELAY",
+    "BACKOFF_MIN_DELAY",
     "CLOSE_TIMEOUT",
     "LOG_INTERVAL",
     "MAX_CONNECTIONS",
@@ -21,6 +25,7 @@ __all__ = [
     "MAX_HEADER_LINE",
     "MAX_MESSAGE_SIZE",
     "MAX_QUEUE",
+    "MAX_REDIRECTS",
     "MAX_REQUEST_LINE",
     "OPEN_TIMEOUT",
     "PING_INTERVAL",
@@ -64,3 +69,17 @@ BACKLOG: Final = 100
 MAX_CONNECTIONS: Final = "auto"
 #: Seconds between two log lines about refused connections or failed accepts.
 LOG_INTERVAL: Final = 10.0
+#: Reconnecting (``async for ws in connect(...)``): the first delay after a
+#: failure is a random fraction of this many seconds (spreads the clients of
+#: a restarted server). The environment variable
+#: ``FASTWS_BACKOFF_INITIAL_DELAY`` (or ``WEBSOCKETS_BACKOFF_INITIAL_DELAY``)
+#: overrides it, as the next three.
+BACKOFF_INITIAL_DELAY: Final = 5.0
+#: Reconnecting: the second delay, in seconds.
+BACKOFF_MIN_DELAY: Final = 3.1
+#: Reconnecting: each later delay is the previous one times this factor ...
+BACKOFF_FACTOR: Final = 1.618
+#: ... up to this many seconds.
+BACKOFF_MAX_DELAY: Final = 90.0
+#: Most HTTP redirects the client follows for one connection.
+MAX_REDIRECTS: Final = 10

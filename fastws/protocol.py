@@ -1293,6 +1293,7 @@ class ClientProtocol(Protocol):
         if self._status is not None:
             self._finish_error_response(bytes(self._body))
         else:
-            self._handshake_failed(
-                InvalidMessage("connection closed before the server's response was complete")
-            )
+            exc = InvalidMessage("connection closed before the server's response was complete")
+            # As a network error: a client that reconnects tries again.
+            exc.__cause__ = EOFError("the server closed the connection")
+            self._handshake_failed(exc)
