@@ -1,23 +1,59 @@
-"""The asyncio WebSocket client: :func:`connect` and :class:`ClientConnection`."""
+"""The asyncio WebSocket client: :func:`connect` and :class:`ClientConnection`.
+
+``connect()`` opens one connection (``await connect(uri)``, ``async with
+connect(uri) as ws``) or, iterated (``async for ws in connect(uri)``), a new
+one each time the previous one is closed or fails to open, waiting longer
+and longer between failed attempts. It follows HTTP redirects and goes
+through HTTP and SOCKS proxies (see :mod:`fastws.asyncio._proxy`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import random
 import socket
 import ssl as ssl_module
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import traceback
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from fastws import _check, limits
 from fastws.asyncio._options import Opener, check_endpoint, compression_options, fragments_limit
+from fastws.asyncio._proxy import (
+    Proxy,
+    check_socks_available,
+    connect_http_proxy,
+    connect_socks_proxy,
+    environment_proxy,
+    is_tls_in_tls_error,
+    parse_proxy,
+)
 from fastws.asyncio.connection import CLIENT_LOGGER, Connection, LoggerLike, check_options
 from fastws.events import Response
-from fastws.exceptions import InvalidHandshake
+from fastws.exceptions import (
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidProxyMessage,
+    InvalidProxyStatus,
+    InvalidStatus,
+    InvalidURI,
+    ProxyError,
+    SecurityError,
+)
 from fastws.handshake import header_pairs, header_value, parse_uri
 from fastws.protocol import ClientProtocol
 
-__all__ = ["ClientConnection", "connect", "unix_connect"]
+__all__ = ["ClientConnection", "backoff", "connect", "process_exception", "unix_connect"]
+
+#: Statuses whose ``Location`` the client follows.
+_REDIRECTS = frozenset({300, 301, 302, 303, 307, 308})
+#: Statuses that :func:`process_exception` takes for a passing server or proxy failure.
+_TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+#: Request headers not sent on to another origin after a redirect.
+_CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 class _Default:
@@ -82,11 +118,119 @@ class ClientConnection(Connection):
         self._abort()
 
 
-class connect(Opener["ClientConnection"]):
-    """Open a WebSocket client connection.
+def process_exception(exc: Exception) -> Exception | None:
+    """Tell whether a failed connection attempt is worth retrying (the default).
 
-    Use as ``async with connect(uri) as ws:`` (closed on exit) or
-    ``ws = await connect(uri)``.
+    ``async for ws in connect(uri)`` calls the ``process_exception`` option
+    with each error that made a connection attempt fail. Returning ``None``
+    means "transient: wait and try again"; returning an exception (``exc``
+    itself or another one) means "fatal": it is raised and the loop ends.
+
+    Transient here: network errors (:class:`OSError`, except TLS errors such
+    as a certificate that does not verify), timeouts, a server or proxy that
+    closed the connection before answering, and HTTP statuses 500, 502, 503
+    and 504 from the server or the proxy. Everything else is fatal: an
+    invalid URI, a 4xx answer, a TLS failure, a refused redirect.
+
+    Args:
+        exc: the error.
+
+    Returns:
+        ``None`` to retry, or the exception to raise.
+    """
+    if isinstance(exc, ssl_module.SSLError):
+        return exc
+    if isinstance(exc, (OSError, TimeoutError, asyncio.TimeoutError)):
+        return None
+    if isinstance(exc, (InvalidMessage, InvalidProxyMessage)) and isinstance(
+        exc.__cause__, (EOFError, OSError)
+    ):
+        return None
+    if isinstance(exc, (InvalidStatus, InvalidProxyStatus)) and exc.status in _TRANSIENT_STATUSES:
+        return None
+    return exc
+
+
+def backoff(
+    initial_delay: float = limits.BACKOFF_INITIAL_DELAY,
+    min_delay: float = limits.BACKOFF_MIN_DELAY,
+    max_delay: float = limits.BACKOFF_MAX_DELAY,
+    factor: float = limits.BACKOFF_FACTOR,
+) -> Iterator[float]:
+    """The delays, in seconds, between reconnection attempts (exponential backoff).
+
+    The first is a random fraction of ``initial_delay``, so that the clients
+    of a restarted server do not all come back at once; then ``min_delay``,
+    multiplied by ``factor`` each time up to ``max_delay``, which repeats.
+    :class:`connect` uses it with the defaults of :mod:`fastws.limits` or the
+    ``FASTWS_BACKOFF_*`` (else ``WEBSOCKETS_BACKOFF_*``) environment variables.
+
+    Yields:
+        How long to wait before the next attempt.
+    """
+    yield random.random() * initial_delay
+    delay = min_delay
+    while delay < max_delay:
+        yield delay
+        delay *= factor
+    while True:
+        yield max_delay
+
+
+def _environment_number(name: str, default: float, *, minimum: float = 0.0) -> float:
+    for prefix in ("FASTWS_", "WEBSOCKETS_"):
+        variable = prefix + name
+        text = os.environ.get(variable)
+        if text is None:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{variable} must be a number, got {text!r}") from None
+        _check.seconds(variable, value)
+        if value < minimum:
+            raise ValueError(f"{variable} must be at least {minimum}, got {text!r}")
+        return value
+    return default
+
+
+def _default_delays() -> Callable[[], Iterator[float]]:
+    """:func:`backoff` with the settings of the environment (read at the call)."""
+    return functools.partial(
+        backoff,
+        _environment_number("BACKOFF_INITIAL_DELAY", limits.BACKOFF_INITIAL_DELAY),
+        _environment_number("BACKOFF_MIN_DELAY", limits.BACKOFF_MIN_DELAY),
+        _environment_number("BACKOFF_MAX_DELAY", limits.BACKOFF_MAX_DELAY),
+        _environment_number("BACKOFF_FACTOR", limits.BACKOFF_FACTOR, minimum=1.0),
+    )
+
+
+def _redirect_uri(uri: str, location: str) -> str:
+    """Resolve a ``Location`` against ``uri``; ``http``/``https`` become ``ws``/``wss``."""
+    parts = urlsplit(uri)
+    # Resolve as HTTP URLs: urljoin() knows their rules on every Python.
+    base = urlunsplit(parts._replace(scheme="https" if parts.scheme == "wss" else "http"))
+    target = urlsplit(urljoin(base, location.strip()))
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(target.scheme.lower())
+    if scheme is None:
+        raise InvalidURI(location, "a redirect to a scheme other than ws, wss, http or https")
+    return urlunsplit(target._replace(scheme=scheme, fragment=""))
+
+
+class connect(Opener["ClientConnection"]):
+    """Open a WebSocket client connection, or keep one open.
+
+    Use as ``async with connect(uri) as ws:`` (closed on exit),
+    ``ws = await connect(uri)``, or ``async for ws in connect(uri):`` to get
+    a new connection each time the previous one is closed or fails to open
+    (see :func:`process_exception` and :func:`backoff`).
+
+    Redirects (300, 301, 302, 303, 307, 308 with a ``Location``) are
+    followed, up to :data:`fastws.limits.MAX_REDIRECTS` times, within
+    ``open_timeout``; ``http``/``https`` locations become ``ws``/``wss``;
+    a redirect from ``wss`` to ``ws`` is refused (:class:`SecurityError`);
+    ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` headers are
+    not sent on to another host, port or scheme.
 
     Args:
         uri: ``ws://`` or ``wss://`` URI.
@@ -98,26 +242,48 @@ class connect(Opener["ClientConnection"]):
         server_hostname: the host name for TLS verification (default: the URI's host).
         origin: value of the ``Origin`` header.
         additional_headers: extra request headers: a mapping or ``(name, value)`` pairs.
-        user_agent: ``User-Agent`` header; ``None`` to send none.
+        user_agent_header: ``User-Agent`` header (default ``fastws/<version>``);
+            ``None`` to send none. Also sent to an HTTP proxy.
+        user_agent: the same as ``user_agent_header`` (give one of them).
         subprotocols: subprotocols to offer, in order of preference.
         compression: ``"deflate"``, a ``DeflateOptions``, or ``None``.
+        proxy: ``True`` (default): the proxy the environment gives for the
+            URI (``https_proxy``, ``no_proxy``, ...); a proxy URL
+            (``http://``, ``https://``, ``socks5h://``, ``socks5://``,
+            ``socks4a://``, ``socks4://``; SOCKS needs ``python-socks``);
+            ``None``: connect directly. Not used with ``path`` or ``sock``.
+        proxy_ssl: :class:`ssl.SSLContext` for an ``https://`` proxy.
+        proxy_server_hostname: host name to verify the ``https://`` proxy's
+            certificate for (default: the proxy's host).
+        proxy_headers: extra headers of the ``CONNECT`` request to an HTTP proxy.
+        process_exception: ``(exc) -> exception or None``: when iterating,
+            whether an error is retried (``None``) or raised (see
+            :func:`process_exception`, the default).
+        reconnect_delays: when iterating, a callable returning the delays
+            between attempts (default: :func:`backoff`).
         max_size: largest accepted message in bytes; larger ones close with 1009.
         max_fragments: most frames in one message; see :class:`fastws.asyncio.serve`.
         max_queue: see :class:`fastws.asyncio.serve`.
         write_limit: see :class:`fastws.asyncio.serve`.
         ping_interval: seconds between keepalive pings (``None``: off).
         ping_timeout: seconds to wait for a keepalive pong before closing with 1011.
-        open_timeout: seconds allowed for TCP connect, TLS and the handshake.
+        open_timeout: seconds allowed for opening: proxy, TCP connect, TLS,
+            redirects and the handshake.
         close_timeout: seconds allowed for the closing handshake.
         stream_messages: deliver frames as they arrive (see ``serve``).
-        logger: the connection's logger (default ``fastws.client``).
+        logger: the connection's logger (default ``fastws.client``); a
+            reconnecting loop logs its failed attempts there.
         create_connection: the class of the connection (a
             :class:`ClientConnection` subclass, or a callable that takes the
             same arguments and returns one).
 
     Raises:
-        InvalidHandshake: the server refused the upgrade (``.response`` has
+        InvalidStatus: the server refused the upgrade (``.response`` has
             its answer).
+        InvalidHandshake: the opening handshake failed.
+        ProxyError: the proxy refused the connection (:class:`InvalidProxyStatus`)
+            or did not answer as one (:class:`InvalidProxyMessage`).
+        SecurityError: a redirect that is not followed.
         TimeoutError: the connection did not open within ``open_timeout``.
         OSError: the TCP connection failed.
     """
@@ -132,9 +298,16 @@ class connect(Opener["ClientConnection"]):
         server_hostname: str | None = None,
         origin: str | None = None,
         additional_headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        user_agent_header: str | None = _USER_AGENT,
         user_agent: str | None = _USER_AGENT,
         subprotocols: Sequence[str] | None = None,
         compression: str | Any | None = "deflate",
+        proxy: str | Literal[True] | None = True,
+        proxy_ssl: ssl_module.SSLContext | None = None,
+        proxy_server_hostname: str | None = None,
+        proxy_headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        process_exception: Callable[[Exception], Exception | None] = process_exception,
+        reconnect_delays: Callable[[], Iterable[float]] | None = None,
         max_size: int | None = limits.MAX_MESSAGE_SIZE,
         max_fragments: int | Literal["auto"] | None = "auto",
         max_queue: int = limits.MAX_QUEUE,
@@ -154,20 +327,58 @@ class connect(Opener["ClientConnection"]):
         self._secure, self._host, self._port, _ = parse_uri(uri)
         if ssl is not None and not self._secure:
             raise ValueError("ssl= was given for a ws:// URI; use wss://")
-        self._uri = uri
-        self._path = path
-        self._sock = sock
-        self._ssl = ssl
-        self._server_hostname = server_hostname
+        if not isinstance(user_agent_header, _Default) and not isinstance(user_agent, _Default):
+            raise TypeError("give user_agent_header or user_agent, not both")
+        if isinstance(user_agent_header, _Default):
+            user_agent_header = user_agent
+        # The proxy options.
+        if proxy is False:
+            raise TypeError("proxy must be a str, True or None, not False: use proxy=None")
+        self._proxy: Proxy | Literal[True] | None = (
+            proxy if proxy is None or proxy is True else parse_proxy(proxy)
+        )
+        if proxy_ssl is not None and not isinstance(proxy_ssl, ssl_module.SSLContext):
+            raise TypeError(f"proxy_ssl must be an ssl.SSLContext or None, not {proxy_ssl!r}")
+        header_value("proxy_server_hostname", proxy_server_hostname)
+        self._proxy_headers: list[tuple[str, str]] = header_pairs("proxy_headers", proxy_headers)
+        if isinstance(self._proxy, Proxy):
+            if path is not None or sock is not None:
+                raise ValueError("proxy cannot be used with path or sock: set proxy=None")
+            if self._proxy.is_socks:
+                check_socks_available()
+            elif proxy_ssl is not None and self._proxy.scheme != "https":
+                raise ValueError("proxy_ssl was given for an http:// proxy; use https://")
+        self._proxy_ssl: ssl_module.SSLContext | None = proxy_ssl
+        self._proxy_server_hostname: str | None = proxy_server_hostname
+        # Reconnection.
+        _check.callable_or_none("process_exception", process_exception)
+        if process_exception is None:
+            raise TypeError("process_exception must be callable, not None")
+        _check.callable_or_none("reconnect_delays", reconnect_delays)
+        self._process_exception: Callable[[Exception], Exception | None] = process_exception
+        self._reconnect_delays: Callable[[], Iterable[float]] = (
+            reconnect_delays or _default_delays()
+        )
+
+        self._uri: str = uri
+        self._path: str | os.PathLike[str] | None = path
+        self._sock: socket.socket | None = sock
+        self._ssl: ssl_module.SSLContext | None = ssl
+        self._server_hostname: str | None = server_hostname
+        self._headers: list[tuple[str, str]] = header_pairs(
+            "additional_headers", additional_headers
+        )
         self._protocol_kwargs: dict[str, Any] = {
             "origin": origin,
             "subprotocols": subprotocols,
             "compression": compression_options(compression, server=False),
-            "additional_headers": header_pairs("additional_headers", additional_headers),
             "max_message_size": max_size,
             "max_fragments": fragments_limit(max_size, max_fragments),
             "stream_messages": stream_messages,
         }
+        if not isinstance(user_agent_header, _Default):
+            header_value("user_agent_header", user_agent_header)
+            self._protocol_kwargs["user_agent"] = user_agent_header
         self._connection_options: dict[str, Any] = {
             "max_queue": max_queue,
             "write_limit": write_limit,
@@ -177,6 +388,7 @@ class connect(Opener["ClientConnection"]):
             "close_timeout": close_timeout,
             "logger": logger if logger is not None else CLIENT_LOGGER,
         }
+        self._logger: LoggerLike = self._connection_options["logger"]
         _check.callable_or_none("create_connection", create_connection)
         if isinstance(create_connection, type) and not issubclass(
             create_connection, ClientConnection
@@ -184,48 +396,116 @@ class connect(Opener["ClientConnection"]):
             raise TypeError(
                 f"create_connection must be a ClientConnection subclass, not {create_connection!r}"
             )
-        self._create_connection = create_connection or ClientConnection
-        if not isinstance(user_agent, _Default):
-            self._protocol_kwargs["user_agent"] = user_agent
+        self._create_connection: Callable[..., ClientConnection] = (
+            create_connection or ClientConnection
+        )
         # Every option is checked now, not once the TCP connection is up.
         check_options(**self._connection_options)
-        ClientProtocol(uri, **self._protocol_kwargs)
-        self._open_timeout = open_timeout
+        probe = ClientProtocol(uri, additional_headers=self._headers, **self._protocol_kwargs)
+        self._user_agent: str | None = probe.user_agent
+        self._open_timeout: float | None = open_timeout
+        self._default_ssl: ssl_module.SSLContext | None = None
+        self._default_proxy_ssl: ssl_module.SSLContext | None = None
 
-    def _factory(self) -> ClientConnection:
-        proto = ClientProtocol(self._uri, **self._protocol_kwargs)
-        return self._create_connection(proto, **self._connection_options)
+    # -- opening one connection -------------------------------------------
 
     async def _open(self) -> ClientConnection:
-        loop = asyncio.get_running_loop()
-        ssl_context: ssl_module.SSLContext | None = None
-        server_hostname: str | None = None
-        if self._secure:
-            ssl_context = self._ssl or ssl_module.create_default_context()
-            server_hostname = self._server_hostname or self._host
-        kwargs: dict[str, Any] = {"ssl": ssl_context, "server_hostname": server_hostname}
-        if self._path is not None:
-            coro = loop.create_unix_connection(self._factory, os.fspath(self._path), **kwargs)
-        elif self._sock is not None:
-            if self._sock.family == getattr(socket, "AF_UNIX", None):
-                coro = loop.create_unix_connection(self._factory, sock=self._sock, **kwargs)
-            else:
-                coro = loop.create_connection(self._factory, sock=self._sock, **kwargs)
-        else:
-            coro = loop.create_connection(self._factory, self._host, self._port, **kwargs)
+        if self._open_timeout is None:
+            return await self._follow_redirects()
         try:
-            if self._open_timeout is None:
-                _, conn = await coro
-            else:
+            return await asyncio.wait_for(self._follow_redirects(), self._open_timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError("timed out while opening the connection") from None
+
+    async def _follow_redirects(self) -> ClientConnection:
+        uri, headers = self._uri, self._headers
+        for _ in range(limits.MAX_REDIRECTS):
+            try:
+                return await self._open_one(uri, headers)
+            except InvalidStatus as exc:
+                uri, headers = self._redirect(uri, headers, exc)
+        try:
+            return await self._open_one(uri, headers)
+        except InvalidStatus as exc:
+            if exc.status not in _REDIRECTS:
+                raise
+            raise SecurityError(f"more than {limits.MAX_REDIRECTS} redirects") from exc
+
+    def _redirect(
+        self, uri: str, headers: list[tuple[str, str]], exc: InvalidStatus
+    ) -> tuple[str, list[tuple[str, str]]]:
+        """The URI and headers of the next attempt, or ``exc`` raised when it is not a redirect."""
+        response = exc.response
+        location = response.headers.get("Location") if response is not None else None
+        if response is None or response.status not in _REDIRECTS or location is None:
+            raise exc
+        try:
+            new_uri = _redirect_uri(uri, location)
+            secure, host, port, _ = parse_uri(new_uri)
+        except InvalidURI as error:
+            raise error from exc
+        old_secure, old_host, old_port, _ = parse_uri(uri)
+        if old_secure and not secure:
+            raise SecurityError(f"redirect from wss:// to ws:// refused: {new_uri}") from exc
+        if self._sock is not None:
+            raise ValueError(f"cannot follow the redirect to {new_uri}: sock= was used") from exc
+        if (secure, host, port) != (old_secure, old_host, old_port):
+            if self._path is not None:
+                raise ValueError(
+                    f"cannot follow the redirect to another host ({new_uri}) over a unix socket"
+                ) from exc
+            headers = [(k, v) for k, v in headers if k.lower() not in _CREDENTIALS]
+        return new_uri, headers
+
+    def _tls(self, secure: bool, host: str) -> dict[str, Any]:
+        if not secure:
+            return {"ssl": None, "server_hostname": None}
+        context = self._ssl
+        if context is None:
+            if self._default_ssl is None:
+                self._default_ssl = ssl_module.create_default_context()
+            context = self._default_ssl
+        return {"ssl": context, "server_hostname": self._server_hostname or host}
+
+    def _proxy_for(self, secure: bool, host: str, port: int) -> Proxy | None:
+        if self._path is not None or self._sock is not None or self._proxy is None:
+            return None
+        if self._proxy is not True:
+            return self._proxy
+        url = environment_proxy(secure, host, port)
+        return None if url is None else parse_proxy(url)
+
+    async def _open_one(self, uri: str, headers: list[tuple[str, str]]) -> ClientConnection:
+        secure, host, port, _ = parse_uri(uri)
+        proto = ClientProtocol(uri, additional_headers=headers, **self._protocol_kwargs)
+        conn = self._create_connection(proto, **self._connection_options)
+        tls = self._tls(secure, host)
+        proxy = self._proxy_for(secure, host, port)
+        loop = asyncio.get_running_loop()
+        try:
+            if self._path is not None:
+                await loop.create_unix_connection(lambda: conn, os.fspath(self._path), **tls)
+            elif self._sock is not None:
+                if self._sock.family == getattr(socket, "AF_UNIX", None):
+                    await loop.create_unix_connection(lambda: conn, sock=self._sock, **tls)
+                else:
+                    await loop.create_connection(lambda: conn, sock=self._sock, **tls)
+            elif proxy is None:
+                await loop.create_connection(lambda: conn, host, port, **tls)
+            elif proxy.is_socks:
+                tunnel = await connect_socks_proxy(proxy, host, port)
                 try:
-                    _, conn = await asyncio.wait_for(coro, self._open_timeout)
-                except asyncio.TimeoutError:
-                    raise TimeoutError("timed out while opening the connection") from None
+                    await loop.create_connection(lambda: conn, sock=tunnel, **tls)
+                except BaseException:
+                    tunnel.close()
+                    raise
+            else:
+                await self._through_http_proxy(conn, proxy, host, port, tls)
         except ssl_module.SSLCertVerificationError:
             raise
         except ssl_module.SSLError as exc:
             raise InvalidHandshake(
-                f"the TLS handshake with {self._host}:{self._port} failed ({exc.reason or exc}): "
+                f"the TLS handshake with {host}:{port} failed ({exc.reason or exc}): "
                 "the server does not seem to speak TLS (a plain server? then use ws://)"
             ) from exc
         try:
@@ -235,8 +515,97 @@ class connect(Opener["ClientConnection"]):
             raise
         return conn
 
+    async def _through_http_proxy(
+        self, conn: ClientConnection, proxy: Proxy, host: str, port: int, tls: dict[str, Any]
+    ) -> None:
+        proxy_ssl = None
+        if proxy.scheme == "https":
+            proxy_ssl = self._proxy_ssl
+            if proxy_ssl is None:
+                if self._default_proxy_ssl is None:
+                    self._default_proxy_ssl = ssl_module.create_default_context()
+                proxy_ssl = self._default_proxy_ssl
+        transport, rest = await connect_http_proxy(
+            proxy,
+            host,
+            port,
+            ssl=proxy_ssl,
+            server_hostname=self._proxy_server_hostname,
+            user_agent=self._user_agent,
+            headers=self._proxy_headers,
+        )
+        try:
+            if tls["ssl"] is None:
+                transport.set_protocol(conn)
+                conn.connection_made(transport)
+                transport.resume_reading()
+                if rest:
+                    conn.data_received(rest)
+                return
+            if rest:
+                raise InvalidProxyMessage(f"the proxy {proxy.url} sent data before TLS started")
+            loop = asyncio.get_running_loop()
+            try:
+                secured = await loop.start_tls(transport, conn, **tls)
+            except TypeError as exc:
+                if not is_tls_in_tls_error(exc):
+                    raise
+                raise ProxyError(
+                    "wss:// through an https:// proxy (TLS in TLS) needs Python 3.11 or later "
+                    "on this event loop"
+                ) from exc
+            assert secured is not None
+            conn.connection_made(secured)
+        except BaseException:
+            transport.abort()
+            raise
+
     async def _shut(self, opened: ClientConnection) -> None:
         await opened.close()
+
+    # -- reconnecting -----------------------------------------------------
+
+    async def __aiter__(self) -> AsyncIterator[ClientConnection]:
+        """A new connection each time the previous one is closed or fails to open.
+
+        Errors that :func:`process_exception` (the option) calls transient
+        are retried after the next of ``reconnect_delays``; the delays
+        start again after a connection opened. Others are raised. Each
+        connection is closed when the loop moves on to the next one (or
+        ends: ``break`` closes it once the iterator is dropped).
+        """
+        delays: Iterator[float] | None = None
+        while True:
+            try:
+                conn = await self._open()
+            except Exception as exc:
+                try:
+                    decision = self._process_exception(exc)
+                except Exception as raised:  # raising instead of returning is forgiven
+                    decision = raised
+                if decision is exc:
+                    raise
+                if decision is not None:
+                    if not isinstance(decision, BaseException):
+                        raise TypeError(
+                            f"process_exception must return None or an exception, not {decision!r}"
+                        ) from exc
+                    raise decision from exc
+                if delays is None:
+                    delays = iter(self._reconnect_delays())
+                delay = _check.seconds("a delay of reconnect_delays", next(delays))
+                self._logger.info(
+                    "connect failed; reconnecting in %.1f seconds: %s",
+                    delay,
+                    traceback.format_exception_only(type(exc), exc)[-1].strip(),
+                )
+                await asyncio.sleep(delay)
+                continue
+            delays = None
+            try:
+                yield conn
+            finally:
+                await conn.close()
 
 
 def unix_connect(
