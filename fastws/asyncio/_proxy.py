@@ -333,4 +333,4 @@ async def connect_socks_proxy(proxy: Proxy, host: str, port: int) -> socket.sock
 
 def is_tls_in_tls_error(exc: BaseException) -> bool:
     """Whether ``start_tls`` refused a TLS transport (TLS in TLS before Python 3.11)."""
-    return isinstance(exc, TypeError) and "start_tls" in str(exc)
+    return isinstance(exc, TypeError) and "not supported by start_tls" in str(exc)

@@ -546,7 +546,9 @@ class connect(Opener["ClientConnection"]):
                 raise InvalidProxyMessage(f"the proxy {proxy.url} sent data before TLS started")
             loop = asyncio.get_running_loop()
             try:
-                secured = await loop.start_tls(transport, conn, **tls)
+                secured = await loop.start_tls(
+                    transport, conn, tls["ssl"], server_hostname=tls["server_hostname"]
+                )
             except TypeError as exc:
                 if not is_tls_in_tls_error(exc):
                     raise

@@ -33,15 +33,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 Runner = Callable[..., Any]
 
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "ws_proxy", "wss_proxy", "socks_proxy", "all_proxy")
+_PROXY_VARIABLES = ("http", "https", "ws", "wss", "socks", "all", "no")
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """connect() uses the environment's proxy by default: the tests set their own."""
-    for name in _PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
+    for scheme in _PROXY_VARIABLES:
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
 
 
 @pytest.fixture(params=LOOPS)

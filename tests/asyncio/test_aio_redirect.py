@@ -123,6 +123,7 @@ def test_a_redirect_with_a_socket_given_is_refused(run: Any) -> None:
     async def main() -> None:
         handler = moved(301, "/new")
         async with serve(path_and_headers, "127.0.0.1", 0, process_request=handler) as server:
+            assert server.port is not None
             sock = socket.create_connection(("127.0.0.1", server.port))
             sock.setblocking(False)
             with pytest.raises(ValueError, match="sock"):
