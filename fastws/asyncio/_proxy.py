@@ -277,6 +277,8 @@ async def connect_http_proxy(
 
     Raises:
         OSError: the proxy cannot be reached.
+        ssl.SSLCertVerificationError: the https proxy's certificate does not verify.
+        ProxyError: the TLS handshake with the https proxy failed.
         InvalidProxyStatus: the proxy refused the tunnel.
         InvalidProxyMessage: the proxy's answer is not valid HTTP.
     """
@@ -285,9 +287,17 @@ async def connect_http_proxy(
     tls: dict[str, Any] = {}
     if proxy.scheme == "https":
         tls = {"ssl": ssl, "server_hostname": server_hostname or proxy.host}
-    transport, tunnel = await loop.create_connection(
-        lambda: _Tunnel(request, proxy), proxy.host, proxy.port, **tls
-    )
+    try:
+        transport, tunnel = await loop.create_connection(
+            lambda: _Tunnel(request, proxy), proxy.host, proxy.port, **tls
+        )
+    except ssl_module.SSLCertVerificationError:
+        raise
+    except ssl_module.SSLError as exc:
+        raise ProxyError(
+            f"the TLS handshake with the proxy {proxy.url} failed ({exc.reason or exc}): "
+            "it does not seem to speak TLS (an http:// proxy?)"
+        ) from exc
     try:
         rest = await tunnel.answer
     except BaseException:

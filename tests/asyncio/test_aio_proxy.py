@@ -344,6 +344,24 @@ def test_https_proxy(run: Any) -> None:
                     await connect(url, proxy=secure)
                 assert len(proxy.seen) == 2
 
+            # an https:// proxy that speaks plain HTTP
+            async def plain_http(
+                reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+            ) -> None:
+                await reader.read(1)
+                writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                writer.close()
+
+            plain = await asyncio.start_server(plain_http, "127.0.0.1", 0)
+            wrong = f"https://localhost:{plain.sockets[0].getsockname()[1]}"
+            try:
+                with pytest.raises(ProxyError, match="TLS") as info:
+                    await connect(url, proxy=wrong, proxy_ssl=client_ctx)
+                assert process_exception(info.value) is info.value
+            finally:
+                plain.close()
+                await plain.wait_closed()
+
     run(main())
     gc.collect()
 
