@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import pytest
 from aio_helpers import (
@@ -21,6 +21,7 @@ from aio_helpers import (
     handshake_request,
     masked_frame,
     raw_open,
+    tolerate_sslproto_leak,
 )
 
 from fastws.asyncio import (
@@ -401,23 +402,7 @@ def test_client_headers_values(run: Any) -> None:
     assert seen == [{"Origin": "https://me.example", "User-Agent": "tester/1.0", "X-Extra": "yes"}]
 
 
-T = TypeVar("T")
-
-
-def _tolerate_sslproto_leak(test: T) -> T:
-    """Python 3.10's asyncio.sslproto leaves unclosed the wrapper transport of a
-    connection whose TLS handshake failed (rewritten in 3.11): ignore the
-    warning that comes when it is collected (the test collects it itself)."""
-    if sys.version_info >= (3, 11):
-        return test
-    mark = pytest.mark.filterwarnings(
-        "ignore:Exception ignored in.*_SSLProtocolTransport.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    )
-    return cast(T, mark(test))
-
-
-@_tolerate_sslproto_leak
+@tolerate_sslproto_leak
 def test_tls(run: Any) -> None:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
@@ -440,7 +425,7 @@ def test_tls(run: Any) -> None:
                 await connect(f"wss://localhost:{server.port}/", ssl=ssl.create_default_context())
 
     run(main())
-    gc.collect()  # see _tolerate_sslproto_leak()
+    gc.collect()  # see tolerate_sslproto_leak()
 
 
 def test_ssl_with_ws_uri_is_an_error() -> None:

@@ -9,6 +9,7 @@ import ssl
 from typing import Any
 
 import pytest
+from aio_helpers import tolerate_sslproto_leak
 
 from fastws import limits
 from fastws.asyncio import ServerConnection, connect, serve
@@ -133,6 +134,7 @@ def test_a_redirect_with_a_socket_given_is_refused(run: Any) -> None:
     run(main())
 
 
+@tolerate_sslproto_leak
 def test_a_redirect_from_wss_to_ws_is_refused(run: Any) -> None:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
