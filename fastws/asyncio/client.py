@@ -597,9 +597,10 @@ class connect(Opener["ClientConnection"]):
                     delays = iter(self._reconnect_delays())
                 delay = _check.seconds("a delay of reconnect_delays", next(delays))
                 self._logger.info(
-                    "connect failed; reconnecting in %.1f seconds: %s",
-                    delay,
+                    "could not connect to %s (%s); next attempt in %.2f s",
+                    self._uri,
                     traceback.format_exception_only(type(exc), exc)[-1].strip(),
+                    delay,
                 )
                 await asyncio.sleep(delay)
                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import logging
 import ssl
 from collections.abc import Iterator
 from typing import Any
@@ -37,7 +38,10 @@ async def hello(ws: ServerConnection) -> None:
     await ws.wait_closed()
 
 
-def test_a_refusing_server_is_retried_until_it_accepts(run: Any) -> None:
+def test_a_refusing_server_is_retried_until_it_accepts(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "fastws.client")
     attempts: list[str] = []
 
     def refuse_three(ws: ServerConnection, request: Request) -> Response | None:
@@ -54,6 +58,9 @@ def test_a_refusing_server_is_retried_until_it_accepts(run: Any) -> None:
 
     run(main())
     assert attempts == ["/"] * 4
+    retries = [r.getMessage() for r in caplog.records if r.name == "fastws.client"]
+    assert len(retries) == 3
+    assert "InvalidStatus" in retries[0] and "503" in retries[0] and "0.01 s" in retries[0]
 
 
 def test_the_environment_sets_the_backoff(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
