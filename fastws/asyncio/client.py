@@ -351,9 +351,8 @@ class connect(Opener["ClientConnection"]):
         self._proxy_ssl: ssl_module.SSLContext | None = proxy_ssl
         self._proxy_server_hostname: str | None = proxy_server_hostname
         # Reconnection.
-        _check.callable_or_none("process_exception", process_exception)
-        if process_exception is None:
-            raise TypeError("process_exception must be callable, not None")
+        if not callable(process_exception):
+            raise TypeError(f"process_exception must be callable, not {process_exception!r}")
         _check.callable_or_none("reconnect_delays", reconnect_delays)
         self._process_exception: Callable[[Exception], Exception | None] = process_exception
         self._reconnect_delays: Callable[[], Iterable[float]] = (
@@ -419,17 +418,14 @@ class connect(Opener["ClientConnection"]):
 
     async def _follow_redirects(self) -> ClientConnection:
         uri, headers = self._uri, self._headers
-        for _ in range(limits.MAX_REDIRECTS):
+        for followed in range(limits.MAX_REDIRECTS + 1):
             try:
                 return await self._open_one(uri, headers)
             except InvalidStatus as exc:
-                uri, headers = self._redirect(uri, headers, exc)
-        try:
-            return await self._open_one(uri, headers)
-        except InvalidStatus as exc:
-            if exc.status not in _REDIRECTS:
-                raise
-            raise SecurityError(f"more than {limits.MAX_REDIRECTS} redirects") from exc
+                uri, headers = self._redirect(uri, headers, exc)  # or raises
+                if followed == limits.MAX_REDIRECTS:
+                    raise SecurityError(f"more than {limits.MAX_REDIRECTS} redirects") from exc
+        raise AssertionError("unreachable")
 
     def _redirect(
         self, uri: str, headers: list[tuple[str, str]], exc: InvalidStatus
