@@ -101,6 +101,7 @@ cdef extern from "_recycle.h":
     # that file and in docs/kernels.md.
     PyObject *fws_new_bytes(Py_ssize_t n)
     void fws_recycled_stats(Py_ssize_t *count, Py_ssize_t *nbytes)
+    void fws_recycled_clear()
     enum:
         FWS_RECYCLE
         FWS_RECYCLE_MIN
@@ -847,6 +848,11 @@ def _recycled() -> tuple[int, int, int, int, int]:
     if not FWS_RECYCLE:
         return (0, 0, 0, 0, 0)
     return (count, nbytes, FWS_RECYCLE_MIN, FWS_RECYCLE_SLOTS, FWS_RECYCLE_BYTES)
+
+
+def _recycled_clear() -> None:
+    """Empty the cache of large payloads (tests only)."""
+    fws_recycled_clear()
 
 
 def _force_isa(name: str) -> bool:
