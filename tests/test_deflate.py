@@ -143,6 +143,18 @@ def test_server_accept_parameters() -> None:
     resp, ext = server_accept([("server_no_context_takeover", None)], opts)  # type: ignore[misc]
     assert resp == [("server_no_context_takeover", None), ("server_max_window_bits", "12")]
     assert ext.local_no_context_takeover
+    # client_no_context_takeover offered is repeated (gorilla/websocket
+    # refuses a response without it); the decompressor keeps its context.
+    offer = [("server_no_context_takeover", None), ("client_no_context_takeover", None)]
+    resp, ext = server_accept(offer, DeflateOptions())  # type: ignore[misc]
+    assert resp == [
+        ("server_no_context_takeover", None),
+        ("client_no_context_takeover", None),
+        ("server_max_window_bits", "12"),
+    ]
+    assert ext.local_no_context_takeover and not ext.remote_no_context_takeover
+    resp, _ = server_accept([("client_no_context_takeover", None)], DeflateOptions())  # type: ignore[misc]
+    assert ("client_no_context_takeover", None) in resp
     # client_max_window_bits only constrains a client that offered it.
     resp, _ = server_accept([], opts)  # type: ignore[misc]
     assert ("client_max_window_bits", "10") not in resp

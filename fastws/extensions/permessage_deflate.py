@@ -366,8 +366,11 @@ def server_accept(
     server_nct = options.server_no_context_takeover or "server_no_context_takeover" in p
     if server_nct:
         response.append(("server_no_context_takeover", None))
+    # Repeated when the client offered it (RFC 7692 section 7.1.1.2 allows
+    # it; some clients, gorilla/websocket among them, reject a response
+    # without it), or required when we ask for it.
     client_nct = options.client_no_context_takeover
-    if client_nct:
+    if client_nct or "client_no_context_takeover" in p:
         response.append(("client_no_context_takeover", None))
     server_bits = 15
     if options.server_max_window_bits is not None:
@@ -385,8 +388,8 @@ def server_accept(
             response.append(("client_max_window_bits", str(client_bits)))
     ext = PerMessageDeflate(
         local_no_context_takeover=server_nct,
-        # A client_no_context_takeover in the offer is only a hint and some
-        # clients keep their context anyway: rely on it only when we required it.
+        # Some clients keep their context after offering client_no_context_takeover:
+        # our decompressor relies on it only when we required it.
         remote_no_context_takeover=client_nct,
         local_max_window_bits=server_bits,
         remote_max_window_bits=client_bits,
