@@ -604,9 +604,15 @@ class Reader:
         opcode = self.asm_opcode
         try:
             if not self.asm_rsv and (
-                opcode == OP_TEXT or (opcode == OP_CONTINUATION and self.msg_opcode == OP_TEXT)
+                opcode == OP_TEXT
+                or (
+                    opcode == OP_CONTINUATION
+                    and self.msg_opcode == OP_TEXT
+                    and not self.msg_compressed
+                )
             ):
-                # Text: validate the bytes as they arrive (fail fast).
+                # Uncompressed text: validate the bytes as they arrive (fail
+                # fast). Only the first frame of a compressed message has RSV1.
                 with asm.view(self.early) as chunk:
                     self._validate_arrived(chunk, opcode == OP_TEXT)
             if asm.filled == asm.size:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import tracemalloc
 import zlib
 
@@ -230,3 +231,27 @@ def test_rsv1_on_continuation_is_1002() -> None:
     m = b"\x00\x00\x00\x00"
     server.receive_data(encode_frame(False, 1, b"a", m) + encode_frame(True, 0, b"b", m, 4))
     assert server.close_code_sent == 1002
+
+
+@pytest.mark.parametrize("read_size", [4096, 65536, 1 << 20])
+def test_large_compressed_text_fragments_arriving_in_pieces(read_size: int) -> None:
+    """Continuation frames of 64 KiB and more of a compressed text message.
+
+    Such a frame is assembled as it arrives; its bytes are compressed data, not
+    UTF-8 (only the first frame of the message has RSV1), so they must not be
+    validated as text on arrival. gorilla/websocket sends a large compressed
+    message in frames of its write buffer's size.
+    """
+    client, server = connect(DeflateOptions(), DeflateOptions(), max_message_size=4 << 20)
+    rnd = random.Random(7)
+    parts = ["".join(rnd.choice("abcdefghé€ \n{}") for _ in range(150_000)) for _ in range(3)]
+    for i, part in enumerate(parts):
+        client.send_text(part, fin=i == len(parts) - 1)
+    data = b"".join(client.data_to_send())
+    assert len(data) > 3 * (64 << 10)  # the continuation frames are assembled
+    events = []
+    for at in range(0, len(data), read_size):
+        server.receive_data(data[at : at + read_size])
+        events += server.events_received()
+    assert server.close_code_sent is None
+    assert events == [TextMessage("".join(parts))]
