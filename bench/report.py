@@ -15,7 +15,7 @@ Steps:
    writes ``bench/results/kernels_interleaved.json`` and, when valgrind is
    installed, ``bench/results/kernels_interleaved_callgrind.json``;
 3. the echo benchmark (``bench/echo/run.py``), when present, writes
-   ``bench/results/echo.json``;
+   ``bench/results/echo.json`` and, with compression, ``echo_deflate.json``;
 4. ``bench/RESULTS.md`` is rebuilt from whatever JSON files exist (a missing
    or broken one is reported in the file, never fatal), with the date, the
    CPU and its SIMD flags, Python and every library version, one table of
@@ -727,6 +727,18 @@ def echo_markdown(echo: dict[str, Any] | None, error: str) -> list[str]:
     return [*body[: heading + 1], "", *headline, *body[heading + 1 :], ""]
 
 
+def echo_deflate_markdown() -> list[str]:
+    """The Echo with permessage-deflate section, as the echo benchmark renders it."""
+    data, _error = load_json(RESULTS / "echo_deflate.json")
+    module = _load_echo_module()
+    if data is None or module is None or not hasattr(module, "markdown"):
+        return []
+    try:
+        return [*str(module.markdown(data)).rstrip("\n").split("\n"), ""]
+    except Exception:
+        return []
+
+
 def _echo_rates(echo: dict[str, Any]) -> dict[str, dict[str, float]]:
     """scenario -> server -> msgs/s."""
     out: dict[str, dict[str, float]] = {}
@@ -822,6 +834,7 @@ def render(
     if not any(suite.name == "kernels" for suite in suites):
         lines += interleaved_markdown(charts)
     lines += echo_markdown(echo[0], echo[1])
+    lines += echo_deflate_markdown()
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -1134,7 +1147,8 @@ def build_report(notes: list[str]) -> Path:
     names = [name for name, _ in bench_files()]
     # Those have sections of their own; callgrind_echo and kernels_percall are
     # summarized by hand in the kept sections (see _kept_sections).
-    skip = [*names, "echo", *INTERLEAVED_JSON, "callgrind_echo", "kernels_percall"]
+    skip = [*names, "echo", "echo_deflate", *INTERLEAVED_JSON, "callgrind_echo"]
+    skip.append("kernels_percall")
     names += [p.stem for p in sorted(RESULTS.glob("*.json")) if p.stem not in skip]
     suites = [load_suite(name) for name in names]
     echo_data, echo_error = load_json(RESULTS / "echo.json")

@@ -1,9 +1,12 @@
 """Echo servers for the load benchmark, one per library.
 
-Usage: ``python bench/echo/servers.py KIND PORT``; prints ``READY <pid>`` when
-listening, runs until SIGTERM/SIGINT. Every server echoes text as text and
-binary as binary, without compression, with message size limits above 16 MiB
-and without keepalive pings, so that all do the same work.
+Usage: ``python bench/echo/servers.py KIND PORT [--deflate]``; prints
+``READY <pid>`` when listening, runs until SIGTERM/SIGINT. Every server echoes
+text as text and binary as binary, with message size limits above 16 MiB and
+without keepalive pings, so that all do the same work. Without ``--deflate``
+compression is off; with it, every server accepts permessage-deflate with
+its library's default settings (what a user of each gets), and the kinds
+that cannot compress (picows, raw-*) refuse to start.
 
 Kinds: ``fastws-asyncio``, ``fastws-uvloop`` (an ``async for`` handler),
 ``fastws-cb-asyncio``, ``fastws-cb-uvloop`` (the ``on_message`` callback),
@@ -28,6 +31,8 @@ from typing import Any
 from fastws import apply_mask
 
 MAX = 64 << 20
+#: Set by ``--deflate``: accept permessage-deflate.
+DEFLATE = False
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -50,7 +55,7 @@ async def _fastws_serve(port: int, handler: Callable[[Any], Awaitable[None]]) ->
         handler,
         "127.0.0.1",
         port,
-        compression=None,
+        compression="deflate" if DEFLATE else None,
         max_size=MAX,
         ping_interval=None,
     ):
@@ -88,7 +93,14 @@ async def websockets_server(port: int) -> None:
         async for message in ws:
             await ws.send(message)
 
-    async with serve(echo, "127.0.0.1", port, compression=None, max_size=MAX, ping_interval=None):
+    async with serve(
+        echo,
+        "127.0.0.1",
+        port,
+        compression="deflate" if DEFLATE else None,
+        max_size=MAX,
+        ping_interval=None,
+    ):
         _ready()
         await _until_signal()
 
@@ -98,7 +110,7 @@ async def aiohttp_server(port: int) -> None:
     from aiohttp import WSMsgType, web
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(compress=False, max_msg_size=MAX, autoping=True)
+        ws = web.WebSocketResponse(compress=DEFLATE, max_msg_size=MAX, autoping=True)
         await ws.prepare(request)
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -221,6 +233,16 @@ async def raw_server(port: int) -> None:
         server.close()
 
 
+#: The kinds that support permessage-deflate (picows has no permessage-deflate).
+DEFLATE_SERVERS = (
+    "fastws-asyncio",
+    "fastws-uvloop",
+    "fastws-cb-asyncio",
+    "fastws-cb-uvloop",
+    "websockets",
+    "aiohttp",
+)
+
 SERVERS: dict[str, tuple[Callable[[int], Awaitable[None]], bool]] = {
     "fastws-asyncio": (fastws_server, False),
     "fastws-uvloop": (fastws_server, True),
@@ -235,8 +257,12 @@ SERVERS: dict[str, tuple[Callable[[int], Awaitable[None]], bool]] = {
 
 
 def main() -> None:
-    """Run one server: ``servers.py KIND PORT``."""
+    """Run one server: ``servers.py KIND PORT [--deflate]``."""
+    global DEFLATE
     kind, port = sys.argv[1], int(sys.argv[2])
+    DEFLATE = "--deflate" in sys.argv[3:]
+    if DEFLATE and kind not in DEFLATE_SERVERS:
+        sys.exit(f"{kind} cannot compress (no permessage-deflate)")
     func, use_uvloop = SERVERS[kind]
     if use_uvloop:
         import uvloop
