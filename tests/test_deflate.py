@@ -10,6 +10,7 @@ import zlib
 
 import pytest
 
+from fastws import limits
 from fastws.events import BinaryMessage, Request, TextMessage
 from fastws.exceptions import InvalidHandshake, PayloadTooBig
 from fastws.extensions.permessage_deflate import (
@@ -148,11 +149,7 @@ def test_server_accept_parameters() -> None:
     # refuses a response without it); the decompressor keeps its context.
     offer = [("server_no_context_takeover", None), ("client_no_context_takeover", None)]
     resp, ext = server_accept(offer, DeflateOptions())  # type: ignore[misc]
-    assert resp == [
-        ("server_no_context_takeover", None),
-        ("client_no_context_takeover", None),
-        ("server_max_window_bits", "12"),
-    ]
+    assert resp == [("server_no_context_takeover", None), ("client_no_context_takeover", None)]
     assert ext.local_no_context_takeover and not ext.remote_no_context_takeover
     resp, _ = server_accept([("client_no_context_takeover", None)], DeflateOptions())  # type: ignore[misc]
     assert ("client_no_context_takeover", None) in resp
@@ -255,3 +252,81 @@ def test_large_compressed_text_fragments_arriving_in_pieces(read_size: int) -> N
         events += server.events_received()
     assert server.close_code_sent is None
     assert events == [TextMessage("".join(parts))]
+
+
+def test_defaults_come_from_limits() -> None:
+    opts = DeflateOptions()
+    assert opts.compress_level == limits.DEFLATE_LEVEL == 1
+    assert opts.mem_level == limits.DEFLATE_MEM_LEVEL
+    assert opts.threshold == limits.DEFLATE_THRESHOLD
+    assert opts.server_max_window_bits is None
+    ext = PerMessageDeflate()
+    assert (ext.compress_level, ext.mem_level) == (opts.compress_level, opts.mem_level)
+
+
+def test_server_window_small_when_kept_full_when_shared() -> None:
+    # A compressor kept for the connection's life: 2^12, announced.
+    resp, ext = server_accept([("client_max_window_bits", None)], DeflateOptions())  # type: ignore[misc]
+    assert ("server_max_window_bits", "12") in resp
+    assert ext.local_max_window_bits == limits.DEFLATE_KEPT_WINDOW_BITS == 12
+    # Without context takeover the compressor is shared: the full window.
+    resp, ext = server_accept([("server_no_context_takeover", None)], DeflateOptions())  # type: ignore[misc]
+    assert resp == [("server_no_context_takeover", None)]
+    assert ext.local_max_window_bits == 15
+    # What the client asks for still bounds it; an explicit setting wins.
+    offer = [("server_no_context_takeover", None), ("server_max_window_bits", "10")]
+    resp, ext = server_accept(offer, DeflateOptions())  # type: ignore[misc]
+    assert ("server_max_window_bits", "10") in resp and ext.local_max_window_bits == 10
+    resp, ext = server_accept(offer[:1], DeflateOptions(server_max_window_bits=11))  # type: ignore[misc]
+    assert ("server_max_window_bits", "11") in resp and ext.local_max_window_bits == 11
+    # The client role asks for no limit unless told to.
+    assert all(name != "server_max_window_bits" for name, _ in client_offer(DeflateOptions()))
+
+
+def test_no_context_takeover_compressors_are_shared_and_forget() -> None:
+    """Without context takeover a connection holds no compressor between
+    messages; the pooled streams are reset, so every message inflates alone."""
+    a = PerMessageDeflate(local_no_context_takeover=True)
+    b = PerMessageDeflate(local_no_context_takeover=True)
+    text = b'{"id": 1, "name": "a fairly repetitive record"}, ' * 100
+    outputs = []
+    for ext in (a, b, a, b):
+        outputs.append(ext.compress(text))
+        assert ext._compressor is None
+    # A fragmented message holds its stream until its last frame.
+    parts = [a.compress(text, fin=False), a.compress(text, fin=True)]
+    assert a._compressor is None
+    for out in outputs:
+        assert zlib.decompressobj(-15).decompress(out + b"\x00\x00\xff\xff") == text
+    assert zlib.decompressobj(-15).decompress(b"".join(parts) + b"\x00\x00\xff\xff") == text * 2
+    # The same message compresses the same every time: nothing carried over.
+    assert len(set(outputs)) == 1
+    # The stream a ended with is the one b takes next (none created per message).
+    from fastws.extensions.permessage_deflate import _POOLS
+
+    pool = _POOLS[(a.compress_level, 15, a.mem_level)]
+    last = pool[-1]
+    b.compress(text, fin=False)
+    assert b._compressor is last
+    b.compress(b"", fin=True)
+    assert pool[-1] is last
+    # With context takeover the second message refers to the first.
+    kept = PerMessageDeflate()
+    first, second = kept.compress(text), kept.compress(text)
+    assert len(second) < len(first)
+
+
+@pytest.mark.parametrize("limit", [None, 1000])
+def test_small_compressed_frame_inflating_large_is_bounded(limit: int | None) -> None:
+    """A final frame under 4 KiB is inflated in one call with its tail: still bounded."""
+    data = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = data.compress(bytes(1 << 20)) + data.flush(zlib.Z_SYNC_FLUSH)
+    bomb = bomb[:-4]
+    assert len(bomb) < 4096
+    ext = PerMessageDeflate()
+    if limit is None:
+        assert ext.decompress(bomb, True, None) == bytes(1 << 20)
+    else:
+        with pytest.raises(PayloadTooBig):
+            ext.decompress(bomb, True, limit)
+        assert ext.decompress(b"\x4a\x04\x00", True, limit) == b"a"  # a fresh stream

@@ -350,7 +350,7 @@ def accept_for(data: bytes) -> str:
             "Upgrade: websocket",
             "Connection: Upgrade",
             "Sec-WebSocket-Accept: {accept}",
-            "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=13",
+            "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16",
         ],
         [
             "Upgrade: websocket",

@@ -17,6 +17,13 @@ produces only refers back 256 bytes or less and a peer inflating with an
 any stream made with a smaller one, including streams from peers that ignore a
 ``client_max_window_bits`` they agreed to (some do).
 
+Compressing without context takeover, each message is compressed by a zlib
+stream taken from a small pool shared by every connection with the same
+settings and ended with ``Z_FULL_FLUSH`` (which empties the stream's history,
+so the next message never refers back to this one), instead of a stream
+created and freed for each message: the connection holds no compressor
+between messages and no message pays for setting one up.
+
 Decompression is bounded: the output of each frame is produced with
 ``decompressobj.decompress(data, max_length)`` where ``max_length`` is what
 is left of the message size limit plus one, so a decompression bomb is
@@ -29,6 +36,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from fastws import limits
 from fastws.exceptions import InvalidHandshake, PayloadTooBig, ProtocolError
 from fastws.frames import CLOSE_INVALID_DATA
 
@@ -43,6 +51,12 @@ __all__ = [
 
 EXTENSION_NAME = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"
+# Below this many compressed bytes, a final frame is inflated in one call with
+# the tail appended (a copy is cheaper than a second call).
+_JOIN_TAIL_BELOW = 4096
+# Idle compressors for messages without context takeover, per (level, window
+# bits, memLevel). list.pop() and list.append() are atomic: threads share them.
+_POOLS: dict[tuple[int, int, int], list[zlib._Compress]] = {}
 _PARAMS = frozenset(
     {
         "server_no_context_takeover",
@@ -57,19 +71,26 @@ _PARAMS = frozenset(
 class DeflateOptions:
     """Settings for permessage-deflate.
 
-    The defaults keep memory modest: the server compresses with a 4 KiB window
-    and ``mem_level=5`` (about 16 KiB of compressor state instead of about
-    256 KiB with zlib's defaults) at a small cost in compression ratio.
-    Decompression always uses a 32 KiB window (about 40 KiB of state).
+    The defaults favour CPU and keep memory modest: level 1 (zlib's fastest,
+    as aiohttp and gorilla/websocket use), ``mem_level=5``; a server keeping
+    its compressor between messages uses a 4 KiB window (about 32 KiB of
+    compressor state per connection instead of about 256 KiB with zlib's
+    defaults), one without context takeover shares compressors with a 32 KiB
+    window between connections. Decompression always uses a 32 KiB window
+    (about 40 KiB of state).
 
     Attributes:
         server_no_context_takeover: server role: reset our compressor after
             every message and say so; client role: ask the server to do so.
         client_no_context_takeover: server role: require the client to reset
             its compressor after every message; client role: reset ours and say so.
-        server_max_window_bits: 8-15 or ``None`` (15). Server role: the largest
-            window our compressor uses (announced in the response). Client role:
-            the largest window we ask the server to use (sent in the offer).
+        server_max_window_bits: 8-15 or ``None``. Server role: the largest
+            window our compressor uses (announced in the response); ``None``:
+            2^12 (``limits.DEFLATE_KEPT_WINDOW_BITS``, announced) when the
+            compressor keeps its context, 2^15 with
+            ``server_no_context_takeover``, lowered to what the client asks.
+            Client role: the largest window we ask the server to use (sent in
+            the offer; ``None``: no limit asked).
         client_max_window_bits: 8-15 or ``None``. Server role: the largest window
             we ask the client to use, when the client offers to honour it.
             Client role: the largest window our compressor uses; ``None`` still
@@ -82,11 +103,11 @@ class DeflateOptions:
 
     server_no_context_takeover: bool = False
     client_no_context_takeover: bool = False
-    server_max_window_bits: int | None = 12
+    server_max_window_bits: int | None = None
     client_max_window_bits: int | None = None
-    compress_level: int = 6
-    mem_level: int = 5
-    threshold: int = 128
+    compress_level: int = limits.DEFLATE_LEVEL
+    mem_level: int = limits.DEFLATE_MEM_LEVEL
+    threshold: int = limits.DEFLATE_THRESHOLD
 
     def __post_init__(self) -> None:
         for name in ("server_max_window_bits", "client_max_window_bits"):
@@ -137,9 +158,9 @@ class PerMessageDeflate:
         remote_no_context_takeover: bool = False,
         local_max_window_bits: int = 15,
         remote_max_window_bits: int = 15,
-        compress_level: int = 6,
-        mem_level: int = 5,
-        threshold: int = 128,
+        compress_level: int = limits.DEFLATE_LEVEL,
+        mem_level: int = limits.DEFLATE_MEM_LEVEL,
+        threshold: int = limits.DEFLATE_THRESHOLD,
     ) -> None:
         self.local_no_context_takeover = local_no_context_takeover
         self.remote_no_context_takeover = remote_no_context_takeover
@@ -172,18 +193,28 @@ class PerMessageDeflate:
         """
         c = self._compressor
         if c is None:
-            c = self._compressor = zlib.compressobj(
-                self.compress_level,
-                zlib.DEFLATED,
-                -max(self.local_max_window_bits, 9),
-                self.mem_level,
-            )
-        out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
-        if fin:
-            if out.endswith(_TAIL):
-                out = out[:-4]
-            if self.local_no_context_takeover:
-                self._compressor = None
+            settings = (self.compress_level, max(self.local_max_window_bits, 9), self.mem_level)
+            pool = _POOLS.get(settings) if self.local_no_context_takeover else None
+            if pool:
+                try:
+                    c = pool.pop()
+                except IndexError:  # another thread took the last one
+                    pool = None
+            if c is None:
+                c = zlib.compressobj(settings[0], zlib.DEFLATED, -settings[1], settings[2])
+            self._compressor = c
+        if fin and self.local_no_context_takeover:
+            # The stream forgets this message: ready for the next one, of any connection.
+            out = c.compress(data) + c.flush(zlib.Z_FULL_FLUSH)
+            self._compressor = None
+            settings = (self.compress_level, max(self.local_max_window_bits, 9), self.mem_level)
+            pool = _POOLS.setdefault(settings, [])
+            if len(pool) < limits.DEFLATE_POOL:
+                pool.append(c)
+        else:
+            out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        if fin and out.endswith(_TAIL):
+            out = out[:-4]
         return out
 
     def decompress(
@@ -211,7 +242,12 @@ class PerMessageDeflate:
             # that ignore a client_max_window_bits they agreed to.
             d = self._decompressor = zlib.decompressobj(-15)
         try:
-            if max_size is None:
+            if fin and len(data) < _JOIN_TAIL_BELOW:
+                # One call: the tail copied after the data is cheaper than a second call.
+                out = d.decompress(bytes(data) + _TAIL, 0 if max_size is None else max_size + 1)
+                if max_size is not None and (len(out) > max_size or d.unconsumed_tail):
+                    raise PayloadTooBig("decompressed message exceeds the size limit")
+            elif max_size is None:
                 out = d.decompress(data)
                 if fin:
                     out += d.decompress(_TAIL)
@@ -375,6 +411,9 @@ def server_accept(
     server_bits = 15
     if options.server_max_window_bits is not None:
         server_bits = options.server_max_window_bits
+    elif not server_nct:
+        # A compressor kept for the connection's life: a small window.
+        server_bits = limits.DEFLATE_KEPT_WINDOW_BITS
     if server_req is not None:
         server_bits = min(server_bits, server_req)
     if server_bits < 15 or server_req is not None:
