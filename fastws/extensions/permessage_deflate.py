@@ -140,6 +140,7 @@ class PerMessageDeflate:
     __slots__ = (
         "_compressor",
         "_decompressor",
+        "_pool",
         "compress_level",
         "local_max_window_bits",
         "local_no_context_takeover",
@@ -171,6 +172,11 @@ class PerMessageDeflate:
         self.threshold = threshold
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
+        # Without context takeover: the idle compressors with our settings.
+        self._pool: list[zlib._Compress] | None = None
+        if local_no_context_takeover:
+            key = (compress_level, max(local_max_window_bits, 9), mem_level)
+            self._pool = _POOLS.setdefault(key, [])
 
     def __repr__(self) -> str:
         return (
@@ -192,29 +198,33 @@ class PerMessageDeflate:
             The compressed bytes to put in the frame.
         """
         c = self._compressor
+        pool = self._pool
         if c is None:
-            settings = (self.compress_level, max(self.local_max_window_bits, 9), self.mem_level)
-            pool = _POOLS.get(settings) if self.local_no_context_takeover else None
             if pool:
                 try:
                     c = pool.pop()
                 except IndexError:  # another thread took the last one
-                    pool = None
+                    pass
             if c is None:
-                c = zlib.compressobj(settings[0], zlib.DEFLATED, -settings[1], settings[2])
+                c = zlib.compressobj(
+                    self.compress_level,
+                    zlib.DEFLATED,
+                    -max(self.local_max_window_bits, 9),
+                    self.mem_level,
+                )
             self._compressor = c
-        if fin and self.local_no_context_takeover:
+        if not fin:
+            return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        if pool is None:
+            out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        else:
             # The stream forgets this message: ready for the next one, of any connection.
             out = c.compress(data) + c.flush(zlib.Z_FULL_FLUSH)
             self._compressor = None
-            settings = (self.compress_level, max(self.local_max_window_bits, 9), self.mem_level)
-            pool = _POOLS.setdefault(settings, [])
             if len(pool) < limits.DEFLATE_POOL:
                 pool.append(c)
-        else:
-            out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
-        if fin and out.endswith(_TAIL):
-            out = out[:-4]
+        if out.endswith(_TAIL):
+            return out[:-4]
         return out
 
     def decompress(
