@@ -389,11 +389,13 @@ def _before_after(results: dict[str, Any]) -> list[str]:
     pairs = [k for k in results["servers"] if k + BASE in results["servers"]]
     if not pairs:
         return []
+    label = results.get("baseline_label")
     lines = [
         "### Before and after",
         "",
-        "Server CPU time per message (us), the baseline checkout (`@base`) and "
-        "this one, measured in the same run (`after / before`: below 1 is faster).",
+        "Server CPU time per message (us), the baseline checkout (`@base`"
+        + (f": {label}" if label else "")
+        + ") and this one, measured in the same run (`after / before`: below 1 is faster).",
         "",
         "| scenario | server | before | after | after / before |",
         "|---|---|---:|---:|---:|",
@@ -543,6 +545,7 @@ def main() -> int:
         type=Path,
         help="another fastws checkout (built in place): its fastws servers run too, as KIND@base",
     )
+    parser.add_argument("--baseline-label", default="", help="what the baseline is (for reports)")
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--idle", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3, help="runs per cell (median kept)")
@@ -563,6 +566,8 @@ def main() -> int:
         if baseline is not None:
             servers += [s + BASE for s in servers if s.startswith("fastws")]
         results = run(servers, args.duration, args.idle, max(args.repeat, 1), deflate, baseline)
+        if baseline is not None and args.baseline_label:
+            results["baseline_label"] = args.baseline_label
         if not args.no_write:
             write_results(results)
         print(markdown(results))
