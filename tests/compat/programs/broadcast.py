@@ -25,7 +25,9 @@ async def main(port):
         broadcast(CONNECTIONS, "tick 1")
         broadcast(server.connections, b"tick 2")
         broadcast(CONNECTIONS, "x" * 1000)
-        received = [[await ws.recv() for _ in range(3)] for ws in clients]
+        received = []
+        for ws in clients:
+            received.append([await ws.recv() for _ in range(3)])
         for ws in clients[:10]:
             await ws.close()
         await asyncio.sleep(0.05)
