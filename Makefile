@@ -82,6 +82,9 @@ conformance: build
 	STACK=sync PYTHON=$(PY) compliance/run.sh client '*' '12.*,13.*'
 	STACK=sync PYTHON=$(PY) compliance/run.sh client '$(AB_DEFLATE)'
 	STACK=sync FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
+	STACK=uvicorn PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
+	STACK=uvicorn PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
+	STACK=uvicorn HTTP=h11 UVLOOP=1 PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
 
 # Bounded fuzzing: the protocol (both roles, both kernel implementations) with
 # atheris, and the UTF-8 kernels (every ISA against references) under ASan+UBSan.
