@@ -80,6 +80,7 @@ _QUEUE_BYTES = 1 << 20
 # messages that came just before it, before the close frame goes out anyway.
 _HOLD_FAILURE = 0.5
 _INTERNAL_ERROR_BODY = "Internal Server Error"
+_MIN_FRAGMENTS = 1 << 16
 
 _uvicorn_checked = False
 
@@ -187,13 +188,17 @@ class FastWSProtocol(asyncio.Protocol):
         self._last_rtt = 0.0
 
         self._subprotocol = _Subprotocol()
+        max_size: int | None = config.ws_max_size
         self._core = ServerProtocol(
             # Like uvicorn's other implementations, no Origin check here:
             # the application decides (see docs/fastapi.md).
             origins=["*"],
             select_subprotocol=self._subprotocol,
             compression=DeflateOptions() if config.ws_per_message_deflate else None,
-            max_message_size=config.ws_max_size,
+            max_message_size=max_size,
+            # Fragments of 64 bytes up to ws_max_size (at least the core's
+            # default), as fastws's own server does with max_fragments="auto".
+            max_fragments=None if max_size is None else max(_MIN_FRAGMENTS, max_size // 64),
             server_header=None,  # server_state.default_headers has it
         )
         self._queue = MessageQueue(max(1, int(config.ws_max_queue)), _QUEUE_BYTES)
