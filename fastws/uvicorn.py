@@ -170,6 +170,7 @@ class FastWSProtocol(asyncio.Protocol):
         self.default_headers: list[tuple[bytes, bytes]] = server_state.default_headers
 
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # connection_made
+        self._writelines: Callable[[list[bytes]], None] | None = None
         self.server: tuple[str, int] | None = None
         self.client: tuple[str, int] | None = None
         self.scheme = "ws"
@@ -227,6 +228,7 @@ class FastWSProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """The HTTP protocol hands over its transport."""
         self.transport = cast(asyncio.Transport, transport)
+        self._writelines = getattr(transport, "writelines", None)
         self.connections.add(self)
         self.server = _address(transport.get_extra_info("sockname"))
         self.client = _address(transport.get_extra_info("peername"))
@@ -386,9 +388,9 @@ class FastWSProtocol(asyncio.Protocol):
             return  # sent with the close frame, once the application took every message
         chunks = core.data_to_send()
         if len(chunks) == 1 and chunks[0] and not self._eof_written:
-            self.transport.write(chunks[0])
+            self.transport.write(chunks[0])  # the usual message: one frame, one write
         elif chunks:
-            self._write_out(chunks)
+            self._write_out(chunks)  # a large message: its header and its payload
 
     def _close(self, message: Message) -> None:
         code = message.get("code")
@@ -710,19 +712,29 @@ class FastWSProtocol(asyncio.Protocol):
         """Write ``chunks`` from the core; ``b""`` ends the connection."""
         if self._lost or self._eof_written:
             return
-        transport = self.transport
         pending: list[bytes] = []
         for chunk in chunks:
             if chunk:
                 pending.append(chunk)
                 continue
             if pending:
-                transport.write(b"".join(pending) if len(pending) > 1 else pending[0])
+                self._write(pending)
                 pending = []
             self._end()
             return
         if pending:
-            transport.write(b"".join(pending) if len(pending) > 1 else pending[0])
+            self._write(pending)
+
+    def _write(self, chunks: list[bytes]) -> None:
+        """Write ``chunks`` (non-empty), without joining them where the transport can."""
+        if len(chunks) == 1:
+            self.transport.write(chunks[0])
+        elif self._writelines is not None:
+            # A large payload goes out as it is (uvloop: one writev; asyncio
+            # 3.12+: one sendmsg), not copied into a joined bytes.
+            self._writelines(chunks)
+        else:
+            self.transport.write(b"".join(chunks))
 
     def _end(self) -> None:
         """The core is done with the connection: close TCP.
