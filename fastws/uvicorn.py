@@ -217,6 +217,7 @@ class FastWSProtocol(asyncio.Protocol):
         self._eof_written = False
         self._hold = False
         self._hold_timer: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
         # A denial response: status, headers and, when the application gave
         # no Content-Length, the body parts kept until the last one.
         self._deny_status = 0
@@ -247,10 +248,17 @@ class FastWSProtocol(asyncio.Protocol):
         """The connection is gone: tell the application, wake every waiter."""
         self._lost = True
         self.connections.discard(self)
-        for timer in (self.close_timer, self.ping_timer, self._pong_timer, self._hold_timer):
-            if timer is not None:
-                timer.cancel()
+        for handle in (
+            self.close_timer,
+            self.ping_timer,
+            self._pong_timer,
+            self._hold_timer,
+            self._flush_handle,
+        ):
+            if handle is not None:
+                handle.cancel()
         self.close_timer = self.ping_timer = self._pong_timer = self._hold_timer = None
+        self._flush_handle = None
         self._hold = False
         core = self._core
         core.receive_eof()
@@ -313,11 +321,14 @@ class FastWSProtocol(asyncio.Protocol):
                     self._release_hold()
                     self._flush()
                 return dict(self._disconnect)
-            waiter = self._waiter = self.loop.create_future()
+            waiter = self._waiter
+            if waiter is None:  # (else another receive() is waiting too: share its future)
+                waiter = self._waiter = self.loop.create_future()
             try:
                 await waiter
             finally:
-                self._waiter = None
+                if self._waiter is waiter:
+                    self._waiter = None
 
     async def send(self, message: Message) -> None:
         """The application's ``send()``.
@@ -386,6 +397,13 @@ class FastWSProtocol(asyncio.Protocol):
         core.send_message(data)
         if self._hold:
             return  # sent with the close frame, once the application took every message
+        if self._queue:
+            # More messages wait for the application, which is answering a
+            # batch: its answers go out together, in one write, after its
+            # last answer or at the next turn of the event loop.
+            if self._flush_handle is None:
+                self._flush_handle = self.loop.call_soon(self._scheduled_flush)
+            return
         chunks = core.data_to_send()
         if len(chunks) == 1 and chunks[0] and not self._eof_written:
             self.transport.write(chunks[0])  # the usual message: one frame, one write
@@ -701,6 +719,11 @@ class FastWSProtocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     # ------------------------------------------------------------ writing
+
+    def _scheduled_flush(self) -> None:
+        self._flush_handle = None
+        if not self._hold:
+            self._flush()
 
     def _flush(self) -> None:
         """Write what the core has queued."""
