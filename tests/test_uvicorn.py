@@ -625,3 +625,73 @@ def test_imports_without_uvicorn_and_says_what_is_missing() -> None:
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
     ).stdout
     assert "uvicorn" in out and "pip install" in out
+
+
+class RecordingTransport(asyncio.Transport):
+    """A transport that records what is written, one entry per write call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def writelines(self, chunks: Any) -> None:
+        self.writes.append(b"".join(chunks))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+def test_answers_to_a_batch_go_out_in_one_write(run: Runner) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": message["text"]})
+
+    async def main() -> None:
+        config = uvicorn.Config(app, ws=FastWSProtocol, lifespan="off")
+        config.load()
+        state = uvicorn.server.ServerState()
+        protocol = FastWSProtocol(config=config, server_state=state, app_state={})
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert transport.writes[0].startswith(b"HTTP/1.1 101 ")
+        del transport.writes[:]
+        # Ten messages in one read: ten answers in one write.
+        protocol.data_received(b"".join(masked(0x1, b"m%d" % i) for i in range(10)))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert transport.writes == [b"".join(b"\x81\x02m%d" % i for i in range(10))]
+        assert transport.reading
+        # One message: answered at once.
+        protocol.data_received(masked(0x1, b"xx"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert transport.writes[1:] == [b"\x81\x02xx"]
+        protocol.connection_lost(None)
+        await asyncio.gather(*state.tasks)
+
+    run(main())
