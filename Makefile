@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: setup build build-base echo coverage actionlint test test-c test-uvicorn test-python test-kernels-c sanitize conformance fuzz test-versions lint stubtest bench clean
+.PHONY: setup build build-base echo coverage actionlint test test-c test-uvicorn test-python test-kernels-c sanitize conformance fuzz test-versions lint stubtest bench bench-uvicorn clean
 
 # The package and its build tools only: what the echo server needs.
 $(VENV)/.stamp-base: pyproject.toml setup.py
@@ -135,6 +135,13 @@ coverage: build
 bench: build
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/report.py
+
+# uvicorn with each --ws implementation (fastws.uvicorn, websockets-sansio,
+# websockets, wsproto) under a Starlette echo endpoint and a bare ASGI one:
+# bench/uvicorn/RESULTS.md.
+bench-uvicorn: build
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) bench/uvicorn/run.py
 
 clean:
 	rm -rf build dist *.egg-info fastws/*.so fastws/_speedups.c
