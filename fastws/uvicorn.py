@@ -81,6 +81,8 @@ _QUEUE_BYTES = 1 << 20
 _HOLD_FAILURE = 0.5
 _INTERNAL_ERROR_BODY = "Internal Server Error"
 _MIN_FRAGMENTS = 1 << 16
+# At most this many answers wait for one write (see send()).
+_MAX_DEFERRED = 64
 
 _uvicorn_checked = False
 
@@ -218,6 +220,7 @@ class FastWSProtocol(asyncio.Protocol):
         self._hold = False
         self._hold_timer: asyncio.TimerHandle | None = None
         self._flush_handle: asyncio.Handle | None = None
+        self._deferred = 0  # frames sent since the last write
         # A denial response: status, headers and, when the application gave
         # no Content-Length, the body parts kept until the last one.
         self._deny_status = 0
@@ -397,13 +400,17 @@ class FastWSProtocol(asyncio.Protocol):
         core.send_message(data)
         if self._hold:
             return  # sent with the close frame, once the application took every message
-        if self._queue:
+        if self._queue and self._deferred < _MAX_DEFERRED:
             # More messages wait for the application, which is answering a
             # batch: its answers go out together, in one write, after its
-            # last answer or at the next turn of the event loop.
+            # last answer or at the next turn of the event loop (or once
+            # there are _MAX_DEFERRED of them: the transport's flow control
+            # must see what an application that never yields sends).
+            self._deferred += 1
             if self._flush_handle is None:
                 self._flush_handle = self.loop.call_soon(self._scheduled_flush)
             return
+        self._deferred = 0
         chunks = core.data_to_send()
         if len(chunks) == 1 and chunks[0] and not self._eof_written:
             self.transport.write(chunks[0])  # the usual message: one frame, one write
@@ -727,6 +734,7 @@ class FastWSProtocol(asyncio.Protocol):
 
     def _flush(self) -> None:
         """Write what the core has queued."""
+        self._deferred = 0
         chunks = self._core.data_to_send()
         if chunks:
             self._write_out(chunks)

@@ -695,3 +695,42 @@ def test_answers_to_a_batch_go_out_in_one_write(run: Runner) -> None:
         await asyncio.gather(*state.tasks)
 
     run(main())
+
+
+def test_an_application_that_never_yields_still_writes_as_it_sends(run: Runner) -> None:
+    """Answers wait for one write only up to a bound: flow control sees the rest."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()  # one message; another one stays in the queue
+        for i in range(1000):
+            await send({"type": "websocket.send", "bytes": i.to_bytes(2, "big")})
+        await receive()
+
+    async def main() -> None:
+        config = uvicorn.Config(app, ws=FastWSProtocol, lifespan="off")
+        config.load()
+        state = uvicorn.server.ServerState()
+        protocol = FastWSProtocol(config=config, server_state=state, app_state={})
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        for _ in range(5):
+            await asyncio.sleep(0)
+        del transport.writes[:]
+        protocol.data_received(masked(0x2, b"a") + masked(0x2, b"b"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert b"".join(transport.writes) == b"".join(
+            b"\x82\x02" + i.to_bytes(2, "big") for i in range(1000)
+        )
+        assert len(transport.writes) >= 1000 // 65
+        assert max(len(w) for w in transport.writes) <= 65 * 4
+        protocol.connection_lost(None)
+        await asyncio.gather(*state.tasks)
+
+    run(main())
