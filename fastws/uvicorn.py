@@ -10,8 +10,10 @@ ASGI ``websocket`` scope and messages as with uvicorn's ``websockets-sansio``
 and ``wsproto`` implementations (ASGI spec version 2.4, with the
 ``websocket.http.response`` extension for denial responses).
 
-How a connection runs: the sans-IO :class:`fastws.protocol.ServerProtocol`
-parses the upgrade request and every frame; received messages go straight
+How a connection runs: the transport reads into a receive buffer shared by
+the connections of the thread (a buffered protocol: no ``bytes`` per read);
+the sans-IO :class:`fastws.protocol.ServerProtocol` parses the upgrade
+request and every frame; received messages go straight
 from the frame reader into a bounded :class:`fastws.protocol.MessageQueue`
 (``config.ws_max_queue`` messages), which the application's ``receive()``
 drains. Reading from the socket is paused while messages wait that the
@@ -45,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
@@ -84,6 +87,8 @@ _MIN_FRAGMENTS = 1 << 16
 # At most this many answers wait for one write (see send()).
 _MAX_DEFERRED = 64
 
+_READ_BUFFER_SIZE = 256 << 10
+_thread_state = threading.local()
 _uvicorn_checked = False
 
 
@@ -138,7 +143,20 @@ class _Subprotocol:
         return self.value
 
 
-class FastWSProtocol(asyncio.Protocol):
+def _read_buffer() -> memoryview:
+    """This thread's receive buffer, shared by its connections.
+
+    Each read is parsed before the next one starts, and the core keeps no
+    reference to what it was given, so one buffer per event loop thread is
+    enough: no ``bytes`` object is made (and copied into) per read.
+    """
+    view: memoryview | None = getattr(_thread_state, "read_buffer", None)
+    if view is None:
+        view = _thread_state.read_buffer = memoryview(bytearray(_READ_BUFFER_SIZE))
+    return view
+
+
+class FastWSProtocol(asyncio.BufferedProtocol):
     """One WebSocket connection under uvicorn, driven by fastws's sans-IO core.
 
     Built by uvicorn's HTTP protocol on an upgrade request (see the module
@@ -173,6 +191,7 @@ class FastWSProtocol(asyncio.Protocol):
 
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # connection_made
         self._writelines: Callable[[list[bytes]], None] | None = None
+        self._read_view: memoryview | None = None
         self.server: tuple[str, int] | None = None
         self.client: tuple[str, int] | None = None
         self.scheme = "ws"
@@ -239,8 +258,22 @@ class FastWSProtocol(asyncio.Protocol):
         self.scheme = "wss" if transport.get_extra_info("sslcontext") else "ws"
 
     def data_received(self, data: bytes) -> None:
-        """Feed bytes to the core (the first call brings the upgrade request)."""
+        """Feed bytes to the core (uvicorn's HTTP protocol passes the upgrade request so)."""
         self._core.receive_data(data)
+        self._after_receive(True)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the transport reads into (the thread's shared receive buffer)."""
+        view = self._read_view
+        if view is None:
+            view = self._read_view = _read_buffer()
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` were read into the buffer of :meth:`get_buffer`: feed them to the core."""
+        view = self._read_view
+        assert view is not None
+        self._core.receive_data(view[:nbytes])
         self._after_receive(True)
 
     def eof_received(self) -> bool | None:

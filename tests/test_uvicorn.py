@@ -734,3 +734,27 @@ def test_an_application_that_never_yields_still_writes_as_it_sends(run: Runner) 
         await asyncio.gather(*state.tasks)
 
     run(main())
+
+
+def test_the_transport_reads_into_the_shared_buffer(
+    run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the upgrade, both event loops read straight into the receive buffer."""
+    calls: list[int] = []
+    original = FastWSProtocol.buffer_updated
+
+    def counting(self: FastWSProtocol, nbytes: int) -> None:
+        calls.append(nbytes)
+        original(self, nbytes)
+
+    monkeypatch.setattr(FastWSProtocol, "buffer_updated", counting)
+    app = Starlette(routes=[WebSocketRoute("/", starlette_echo)])
+
+    async def main() -> None:
+        async with serve(app) as (url, _), connect("fastws", url, compression=None) as ws:
+            for size in (10, 100_000, 1_000_000):
+                await ws.send(b"x" * size)
+                assert await ws.recv() == b"x" * size
+
+    run(main())
+    assert sum(calls) >= 1_100_010
