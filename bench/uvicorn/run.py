@@ -197,6 +197,9 @@ def main() -> None:
             f"on CPU 1; median of {args.repeat} runs of {args.duration} s; load average "
             f"{results['load_average_start']} at the start, {results['load_average_end']} "
             "at the end. Produced by `bench/uvicorn/run.py`.\n\n"
+            "Compare the server CPU time per message: msgs/s is bounded by the load "
+            "generator's core and moves with whatever else the machine runs (every "
+            "run's CPU per message is in `bench/results/uvicorn.json`).\n\n"
         )
         (HERE / "RESULTS.md").write_text(header + table)
 
