@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: setup build build-base echo coverage actionlint test test-c test-python test-kernels-c sanitize conformance fuzz test-versions lint stubtest bench clean
+.PHONY: setup build build-base echo coverage actionlint test test-c test-uvicorn test-python test-kernels-c sanitize conformance fuzz test-versions lint stubtest bench bench-uvicorn clean
 
 # The package and its build tools only: what the echo server needs.
 $(VENV)/.stamp-base: pyproject.toml setup.py
@@ -35,17 +35,24 @@ build: setup build-base
 echo: build-base
 	$(PY) -m fastws echo --host $(HOST) --port $(PORT)
 
-# Everything CI runs: lint (ruff, mypy, stubtest), the suite with the C extension, the suite on the
-# pure-Python kernels, the C kernel tests, the sanitizer build, the Autobahn
-# TestSuite (both roles), bounded fuzzing runs, and the suite with the C
-# extension on the other supported Python versions that the machine has.
-test: lint test-c test-python test-kernels-c sanitize conformance fuzz test-versions
+# Everything CI runs: lint (ruff, mypy, stubtest), the suite with the C
+# extension, the suite on the pure-Python kernels, uvicorn's WebSocket tests
+# against fastws.uvicorn, the C kernel tests, the sanitizer build, the
+# Autobahn TestSuite (both roles), bounded fuzzing runs, and the suite with
+# the C extension on the other supported Python versions that the machine has.
+test: lint test-c test-python test-uvicorn test-kernels-c sanitize conformance fuzz test-versions
 
 test-c: build
 	FASTWS_REQUIRE_EXTENSION=1 $(PY) -m pytest
 
 test-python: setup
 	FASTWS_NO_EXTENSIONS=1 $(PY) -m pytest
+
+# uvicorn's own WebSocket test suite (from its pinned sdist, downloaded once)
+# against fastws.uvicorn.FastWSProtocol, under each of uvicorn's HTTP
+# implementations; about a minute.
+test-uvicorn: setup
+	PYTHON=$(PY) tools/test_uvicorn.sh -q
 
 # Python 3.10, 3.12 and 3.13 (VERSIONS="..." to choose), each in .venv-3.X.
 test-versions:
@@ -75,6 +82,9 @@ conformance: build
 	STACK=sync PYTHON=$(PY) compliance/run.sh client '*' '12.*,13.*'
 	STACK=sync PYTHON=$(PY) compliance/run.sh client '$(AB_DEFLATE)'
 	STACK=sync FASTWS_NO_EXTENSIONS=1 PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
+	STACK=uvicorn PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
+	STACK=uvicorn PYTHON=$(PY) compliance/run.sh server '$(AB_DEFLATE)'
+	STACK=uvicorn HTTP=h11 UVLOOP=1 PYTHON=$(PY) compliance/run.sh server '*' '12.*,13.*'
 
 # Bounded fuzzing: the protocol (both roles, both kernel implementations) with
 # atheris, and the UTF-8 kernels (every ISA against references) under ASan+UBSan.
@@ -125,6 +135,13 @@ coverage: build
 bench: build
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/report.py
+
+# uvicorn with each --ws implementation (fastws.uvicorn, websockets-sansio,
+# websockets, wsproto) under a Starlette echo endpoint and a bare ASGI one:
+# bench/uvicorn/RESULTS.md.
+bench-uvicorn: build
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) bench/uvicorn/run.py
 
 clean:
 	rm -rf build dist *.egg-info fastws/*.so fastws/_speedups.c

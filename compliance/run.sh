@@ -9,8 +9,11 @@
 # env: STACK=asyncio (default: `python -m fastws echo --max-size 16777216` and
 #        compliance/asyncio_client.py) or STACK=sansio (compliance/echo_server.py and
 #        compliance/client.py: the sans-IO core over plain sockets) or STACK=sync
-#        (compliance/sync_server.py and compliance/sync_client.py: fastws.sync),
-#      UVLOOP=1 to run the asyncio stack on uvloop,
+#        (compliance/sync_server.py and compliance/sync_client.py: fastws.sync) or
+#        STACK=uvicorn (server role only: the Starlette echo endpoint of
+#        compliance/uvicorn_echo.py served by uvicorn with --ws fastws.uvicorn:FastWSProtocol;
+#        HTTP=h11 or HTTP=httptools picks uvicorn's HTTP implementation, default httptools),
+#      UVLOOP=1 to run the asyncio stack (or uvicorn) on uvloop,
 #      CALLBACK=1 for the asyncio stack echoing with on_message() and send_nowait(),
 #      FASTWS_NO_EXTENSIONS=1 for the pure-Python kernels,
 #      PYTHON (default: .venv/bin/python if present, else python3),
@@ -22,15 +25,22 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 role="${1:-}"
 case "$role" in SERVER | server | CLIENT | client) ;; *)
-  sed -n '2,19p' "$0" >&2; exit 2 ;;
+  sed -n '2,22p' "$0" >&2; exit 2 ;;
 esac
 cases="${2:-*}"
 exclude="${3:-}"
 stack="${STACK:-asyncio}"
-case "$stack" in asyncio | sansio | sync) ;; *) echo "unknown STACK=$stack" >&2; exit 2 ;; esac
+case "$stack" in asyncio | sansio | sync | uvicorn) ;; *) echo "unknown STACK=$stack" >&2; exit 2 ;; esac
+case "$stack/$role" in uvicorn/CLIENT | uvicorn/client) echo "STACK=uvicorn is a server" >&2; exit 2 ;; esac
 py="${PYTHON:-}"
 if [ -z "$py" ]; then
   if [ -x "$root/.venv/bin/python" ]; then py="$root/.venv/bin/python"; else py=python3; fi
+fi
+if [ "$stack" = uvicorn ] && ! "$py" -c 'import uvicorn, starlette' 2>/dev/null; then
+  if "$py" -c 'import sys; sys.exit(sys.version_info >= (3, 11))'; then
+    echo "STACK=uvicorn skipped: uvicorn needs Python 3.11 or later" >&2; exit 0
+  fi
+  echo "STACK=uvicorn needs uvicorn and starlette (the test extra)" >&2; exit 2
 fi
 uv=()
 [ "$stack" = asyncio ] && [ "${UVLOOP:-0}" = 1 ] && uv=(--uvloop)
@@ -50,6 +60,12 @@ case "$role" in
       server=(-m fastws echo --port "$port" --max-size 16777216 "${uv[@]}")
     elif [ "$stack" = sync ]; then
       server=("$here/sync_server.py" --port "$port")
+    elif [ "$stack" = uvicorn ]; then
+      loop=asyncio
+      [ "${UVLOOP:-0}" = 1 ] && loop=uvloop
+      server=(-m uvicorn uvicorn_echo:app --app-dir "$here" --ws fastws.uvicorn:FastWSProtocol
+              --http "${HTTP:-httptools}" --loop "$loop" --host 127.0.0.1 --port "$port"
+              --ws-max-size 16777216 --log-level warning)
     else
       server=("$here/echo_server.py" --port "$port")
     fi

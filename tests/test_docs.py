@@ -7,6 +7,8 @@ temporary folder that holds a TLS certificate for ``localhost`` (``cert.pem``,
 line ends with a comment, the comment is what it must print (unless it
 starts with "e.g.": an output that depends on the machine). Signatures and
 other text that is not a program are fenced as ``text``, not ``python``.
+An example that imports an optional library (uvicorn, Starlette, FastAPI) is
+skipped where that library is not installed.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import re
 import socket
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Libraries that examples may use and that are not there everywhere the
+# suite runs (uvicorn, Starlette and FastAPI need Python 3.11 or later).
+OPTIONAL = ("uvicorn", "starlette", "fastapi")
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
@@ -62,6 +68,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_example_runs_as_printed(workdir: Path, page: str, line: int, block: str) -> None:
     if "cert.pem" in block and not (workdir / "cert.pem").exists():
         pytest.skip("trustme is needed to make the example's certificate")
+    for module in OPTIONAL:
+        if re.search(rf"^(import|from) {module}\b", block, re.M) and not find_spec(module):
+            pytest.skip(f"{module} is not installed (an optional dependency)")
     script = workdir / "example.py"  # a file, so that multiprocessing can import it
     script.write_text(block.replace("8765", str(_free_port())), "utf-8")
     proc = subprocess.run(

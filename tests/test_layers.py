@@ -50,6 +50,30 @@ def test_no_private_protocol_member_is_used_outside_the_protocol() -> None:
     assert offenders == []
 
 
+def test_every_front_end_is_in_the_scope_of_the_check() -> None:
+    # The asyncio front-end and the uvicorn protocol drive the state machine
+    # through its verbs only; the check above reads both.
+    scanned = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")}
+    assert {"asyncio/connection.py", "uvicorn.py"} <= scanned
+
+
+def test_the_uvicorn_protocol_uses_only_public_members_of_the_core() -> None:
+    # Every attribute fastws.uvicorn reads on its ServerProtocol (self._core,
+    # or a local ``core`` bound to it) is public, whatever its name.
+    tree = ast.parse((PACKAGE / "uvicorn.py").read_text())
+    used = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        owner = node.value
+        if (isinstance(owner, ast.Name) and owner.id == "core") or (
+            isinstance(owner, ast.Attribute) and owner.attr == "_core"
+        ):
+            used.add(node.attr)
+    assert {"receive_data", "data_to_send", "events_received", "resume_receiving"} <= used
+    assert {name for name in used if name.startswith("_")} == set()
+
+
 def test_the_check_finds_a_private_use() -> None:
     # The rule above must be able to fail.
     private = _private_protocol_members()
