@@ -442,6 +442,8 @@ class Server:
         self._broker: Broker = broker if broker is not None else LocalBroker()
         self._max_backpressure = max_backpressure
         self._close_slow = backpressure == "close"
+        self._dropped = 0  # since the last log line about them
+        self._last_drop_log = -limits.LOG_INTERVAL
 
     def _make_connection(self) -> ServerConnection:
         proto = self._protocol_factory()
@@ -647,11 +649,27 @@ class Server:
                 dropped += 1
                 continue
             delivered += 1
-        if slow is not None:
-            for conn in slow:
-                conn.logger.info("closing a slow subscriber (%s)", _SLOW)
-                conn._shutdown(_TRY_AGAIN_LATER, _SLOW)
+        if dropped:
+            self._log_dropped(dropped)
+            if slow is not None:
+                for conn in slow:
+                    conn.logger.info("closing a slow subscriber (%s)", _SLOW)
+                    conn._shutdown(_TRY_AGAIN_LATER, _SLOW)
         return PublishResult(delivered, dropped)
+
+    def _log_dropped(self, count: int) -> None:
+        """Count subscribers a publish skipped; log them at most once per limits.LOG_INTERVAL."""
+        self._dropped += count
+        now = self._loop.time()
+        if now - self._last_drop_log >= limits.LOG_INTERVAL:
+            self._last_drop_log = now
+            self.logger.warning(
+                "publishes skipped %d subscribers (more than max_backpressure=%s bytes "
+                "buffered, or sending a fragmented message)",
+                self._dropped,
+                self._max_backpressure,
+            )
+            self._dropped = 0
 
     def _refused_connection(self) -> None:
         self._refused += 1
