@@ -48,7 +48,7 @@ def _spec(handler: str | Handler) -> str:
     if not callable(handler):
         raise TypeError(f"handler must be 'module:function' or a function, not {handler!r}")
     where: str | None = getattr(handler, "__module__", None)
-    name: str = getattr(handler, "__qualname__", "")
+    name = getattr(handler, "__qualname__", "")  # a str
     if not where or where == "__main__" or "<" in name:
         raise ValueError(
             f"{handler!r} cannot be imported by a worker process: "
