@@ -168,6 +168,7 @@ class RedisBroker(Broker):
         self._max_backoff = max_backoff
         self._origin = os.urandom(_ORIGIN)
         self._channels: set[str] = set()
+        self._commands: set[asyncio.Task[Any]] = set()
         self._pending: collections.deque[tuple[str, bytes]] = collections.deque()
         self._wakeup: asyncio.Event | None = None
         self._client: Any = None
@@ -229,7 +230,14 @@ class RedisBroker(Broker):
             return
         name = ("s" + verb) if self._sharded else verb
         task = asyncio.get_running_loop().create_task(getattr(pubsub, name)(channel))
-        task.add_done_callback(_ignore_result)
+        self._commands.add(task)
+        task.add_done_callback(self._command_done)
+
+    def _command_done(self, task: asyncio.Task[Any]) -> None:
+        self._commands.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The connection broke: _connect() subscribes again to every channel.
+            LOGGER.debug("a Redis (un)subscription failed: %r", task.exception())
 
     def publish(self, topic: str, payload: bytes, text: bool) -> None:
         """Queue the message for Redis, or count it as lost (see :class:`Broker`)."""
@@ -265,12 +273,10 @@ class RedisBroker(Broker):
         """Disconnect from Redis; publishes still waiting are counted as lost."""
         self._closing = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        tasks = [*self._commands, *([task] if task is not None else [])]
+        for pending in tasks:
+            pending.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._count_lost(len(self._pending), "the broker closed")
         self._pending.clear()
         await self._disconnect()
@@ -344,7 +350,8 @@ class RedisBroker(Broker):
             if closing is None:
                 continue
             try:
-                await closing.aclose()
+                aclose = getattr(closing, "aclose", None)  # redis-py 5.0.1 and later
+                await (aclose() if aclose is not None else closing.close())
             except Exception:  # closing a broken connection may fail
                 continue
 
@@ -387,8 +394,3 @@ class RedisBroker(Broker):
             except Exception:
                 self._count_lost(len(batch), "the connection to Redis broke")
                 raise
-
-
-def _ignore_result(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        LOGGER.debug("a Redis (un)subscription failed: %r", task.exception())

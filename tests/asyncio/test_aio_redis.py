@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from aio_helpers import ENV, RedisServer
 
-from fastws.asyncio import ServerConnection, connect, serve
+from fastws.asyncio import ConnectionClosed, ServerConnection, connect, serve
 from fastws.pubsub import RedisBroker
 
 WORKER = Path(__file__).with_name("redis_worker.py")
@@ -167,3 +168,76 @@ def test_redis_restart_reconnects_and_counts_the_lost(
     assert any("reconnecting in" in m for m in messages)
     assert any("lost 1 publish(es)" in m for m in messages)
     assert sum("connected to Redis" in m for m in messages) >= 4
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("policy", ["drop", "close"])
+def test_publishes_from_redis_reach_many_subscribers_and_skip_a_slow_one(
+    run: Any, redis_server: RedisServer, policy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        if ws.request.path == "/slow":
+            # Small kernel buffers: the transport's own buffer fills after a few messages.
+            sock = ws.transport.get_extra_info("socket")  # type: ignore[union-attr]
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ws.subscribe("t")
+        await ws.send("subscribed")
+        await ws.wait_closed()
+
+    async def main() -> None:
+        broker = RedisBroker(redis_server.url, max_backoff=0.3)
+        other = RedisBroker(redis_server.url, max_backoff=0.3)
+        await other.start(lambda *args: None)
+        try:
+            async with serve(
+                handler,
+                "127.0.0.1",
+                0,
+                broker=broker,
+                compression=None,
+                max_backpressure=32 << 10,
+                backpressure=policy,
+            ) as server:
+                url = f"ws://127.0.0.1:{server.port}"
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.setblocking(False)
+                await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+                slow = await connect(f"{url}/slow", sock=sock, max_queue=1, max_size=None)
+                fast = await asyncio.gather(*(connect(f"{url}/") for _ in range(50)))
+                for ws in (slow, *fast):
+                    assert await ws.recv() == "subscribed"
+                await broker.wait_connected()
+                await other.wait_connected()
+                await _until(lambda: _subscribers(redis_server, "fastws:t") == 1)
+                [conn_slow] = [c for c in server.connections if c.request.path == "/slow"]
+                chunk = bytes(16 << 10)
+                for _ in range(200):
+                    other.publish("t", chunk, False)
+                    # Every fast subscriber gets every message.
+                    assert await asyncio.gather(*(ws.recv() for ws in fast)) == [chunk] * 50
+                    if policy == "close" and conn_slow.state.name != "OPEN":
+                        break
+                    if policy == "drop" and any(
+                        "skipped" in r.getMessage() for r in caplog.records
+                    ):
+                        break
+                else:
+                    raise AssertionError("the slow subscriber was never skipped")
+                if policy == "close":
+                    with pytest.raises(ConnectionClosed):
+                        while True:
+                            await slow.recv()
+                    assert slow.close_code == 1013
+                else:
+                    assert conn_slow.state.name == "OPEN"
+                    assert "t" in conn_slow.topics
+                await asyncio.gather(slow.close(), *(ws.close() for ws in fast))
+                await _until(lambda: _subscribers(redis_server, "fastws:t") == 0)
+                assert server.topics() == {}
+        finally:
+            await other.close()
+
+    caplog.set_level("INFO")
+    run(main(), timeout=50)
