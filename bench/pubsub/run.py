@@ -116,7 +116,7 @@ async def _load(port: int, control_port: int, count: int, size: int, publishes: 
             lambda: _Subscriber(request, opened), "127.0.0.1", port
         )
         await opened
-        clients.append((transport, protocol))  # type: ignore[arg-type]
+        clients.append((transport, protocol))
 
     for start in range(0, count, 200):
         await asyncio.gather(*(open_one() for _ in range(start, min(count, start + 200))))
@@ -293,7 +293,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if _pin(1):
         os.sched_setaffinity(0, {1})
-    import websockets
+    from importlib.metadata import version
 
     rows = []
     for count in (int(n) for n in args.subscribers.split(",")):
@@ -313,7 +313,7 @@ def main() -> int:
         f"{platform.python_version()}, {platform.system()}",
         "size": args.size,
         "publishes": args.publishes,
-        "websockets": websockets.__version__,
+        "websockets": version("websockets"),
         "rows": rows,
     }
     if args.no_write:
