@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aio_helpers import ENV, ROOT, EchoServer, RedisServer, free_port
+from aio_helpers import ENV, ROOT, EchoServer, free_port
+from redis_helpers import RedisServer
 
 from fastws.asyncio import ClientConnection, connect
 

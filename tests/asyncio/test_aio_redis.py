@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aio_helpers import ENV, RedisServer
+from aio_helpers import ENV
+from redis_helpers import RedisServer
 
 from fastws.asyncio import ConnectionClosed, ServerConnection, connect, serve
 from fastws.pubsub import RedisBroker

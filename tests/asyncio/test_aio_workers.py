@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from aio_helpers import CMD, ENV, RedisServer, free_port
+from aio_helpers import CMD, ENV, free_port
+from redis_helpers import RedisServer
 
 from fastws import workers
 from fastws.asyncio import ClientConnection, ConnectionClosed, connect
