@@ -1,9 +1,11 @@
-"""Command line: ``python -m fastws echo`` and ``python -m fastws connect URI``.
+"""Command line: ``python -m fastws echo``, ``connect URI`` and ``serve module:handler``.
 
 ``echo`` runs an echo server (text back as text, binary as binary) that also
 serves the browser echo page on a plain ``GET /``. ``connect`` is an
 interactive client: each line read from stdin is sent as a text message and
 each received message is printed; end of input closes the connection with 1000.
+``serve`` runs a handler in several worker processes sharing one port (see
+:mod:`fastws.workers`).
 """
 
 from __future__ import annotations
@@ -150,6 +152,37 @@ def _build_parser() -> argparse.ArgumentParser:
         "--no-compression", action="store_true", help="do not offer permessage-deflate"
     )
     connect.add_argument("--uvloop", action="store_true", help="run on uvloop")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve module:handler from several worker processes sharing one port",
+        description="Serve a handler (a coroutine function, given as module:function and "
+        "imported by each worker) from N worker processes that share the port with "
+        "SO_REUSEPORT. A worker that dies is restarted; SIGINT or SIGTERM stops them all, "
+        "each closing its connections with 1001.",
+    )
+    serve.add_argument("handler", metavar="MODULE:FUNCTION", help="the connection handler")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument("--port", type=_port, default=8765, help="TCP port (default: %(default)s)")
+    serve.add_argument(
+        "--workers",
+        type=_size,
+        default=None,
+        metavar="N",
+        help="worker processes (default: the number of CPUs)",
+    )
+    serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share publishes between workers (and machines) through this Redis, "
+        "e.g. redis://127.0.0.1:6379",
+    )
+    serve.add_argument(
+        "--no-compression", action="store_true", help="do not negotiate permessage-deflate"
+    )
+    serve.add_argument("--uvloop", action="store_true", help="run the workers on uvloop")
     return parser
 
 
@@ -320,6 +353,33 @@ def _run(coro_fn: Any, args: argparse.Namespace) -> int:
     return int(asyncio.run(coro_fn(args)))
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from fastws import workers
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # module:function from the current folder
+    options: dict[str, Any] = {}
+    if args.no_compression:
+        options["compression"] = None
+    try:
+        return workers.run(
+            args.handler,
+            args.host,
+            args.port,
+            workers=args.workers,
+            redis=args.redis,
+            uvloop=args.uvloop,
+            **options,
+        )
+    except (ImportError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -334,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    if args.command == "serve":
+        return _run_serve(args)
     runner = _run_echo if args.command == "echo" else _run_connect
     try:
         return _run(runner, args)

@@ -23,6 +23,7 @@ __all__ = [
     "DEFLATE_POOL",
     "DEFLATE_THRESHOLD",
     "LOG_INTERVAL",
+    "MAX_BACKPRESSURE",
     "MAX_CONNECTIONS",
     "MAX_FRAGMENTS",
     "MAX_HANDSHAKE_SIZE",
@@ -72,6 +73,9 @@ BACKLOG: Final = 100
 #: process's file-descriptor limit less an eighth (at least 32) kept for
 #: everything else, so that the server never runs out of descriptors itself.
 MAX_CONNECTIONS: Final = "auto"
+#: Bytes a subscriber's transport may hold before a publish skips it
+#: (``serve(max_backpressure=...)``).
+MAX_BACKPRESSURE: Final = 1 << 20
 #: Seconds between two log lines about refused connections or failed accepts.
 LOG_INTERVAL: Final = 10.0
 #: Reconnecting (``async for ws in connect(...)``): the first delay after a

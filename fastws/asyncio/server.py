@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import hmac
 import inspect
 import os
@@ -39,10 +40,16 @@ from fastws.asyncio.connection import (
 from fastws.asyncio.exceptions import ConnectionClosed
 from fastws.events import Request, Response
 from fastws.exceptions import InvalidHandshake, InvalidState
-from fastws.frames import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, build_close_payload
+from fastws.frames import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CloseCode,
+    build_close_payload,
+)
 from fastws.handshake import header_pairs, header_value, serialize_response
 from fastws.protocol import _USER_AGENT as _SERVER_HEADER
 from fastws.protocol import ServerProtocol, State
+from fastws.pubsub import Broker, LocalBroker, PublishResult
 
 __all__ = [
     "HeadersLike",
@@ -74,6 +81,9 @@ ProcessResponse = Callable[
 SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], "str | None"]
 
 _FAILED = "Failed to open a WebSocket connection.\nSee server log for more information.\n"
+_OPEN = State.OPEN
+_SLOW = "slow subscriber: too much data buffered"
+_TRY_AGAIN_LATER = int(CloseCode.TRY_AGAIN_LATER)
 
 
 class ServerConnection(Connection):
@@ -93,7 +103,7 @@ class ServerConnection(Connection):
             (absent until then).
     """
 
-    __slots__ = ("_logged_rejection", "_server", "_task", "username")
+    __slots__ = ("_logged_rejection", "_server", "_subscriptions", "_task", "username")
 
     username: str
 
@@ -102,6 +112,7 @@ class ServerConnection(Connection):
         self._server = server
         self._task: asyncio.Task[None] | None = None
         self._logged_rejection = False
+        self._subscriptions: set[str] | None = None
 
     def _log_rejection(self, status: int, reason: object) -> None:
         """Log, once, that the opening handshake was answered with an error."""
@@ -120,6 +131,52 @@ class ServerConnection(Connection):
     def server(self) -> Server:
         """The :class:`Server` this connection belongs to."""
         return self._server
+
+    # -- topics -----------------------------------------------------------
+
+    def subscribe(self, topic: str) -> None:
+        """Receive what is published to ``topic`` (see :meth:`Server.publish`).
+
+        Subscribing twice is the same as once. Subscriptions end when the
+        connection closes.
+
+        Raises:
+            TypeError: ``topic`` is not a ``str``.
+            ConnectionClosed: the connection is not open.
+        """
+        _topic(topic)
+        self._check_open()
+        subscriptions = self._subscriptions
+        if subscriptions is None:
+            subscriptions = self._subscriptions = set()
+        elif topic in subscriptions:
+            return
+        subscriptions.add(topic)
+        self._server._subscribe(self, topic, self._proto.broadcast_key())
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop receiving what is published to ``topic`` (nothing if not subscribed).
+
+        Raises:
+            TypeError: ``topic`` is not a ``str``.
+        """
+        _topic(topic)
+        subscriptions = self._subscriptions
+        if subscriptions is not None and topic in subscriptions:
+            subscriptions.discard(topic)
+            self._server._unsubscribe(self, topic)
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topics this connection is subscribed to."""
+        return frozenset(self._subscriptions or ())
+
+    def publish(self, topic: str, message: str | bytes | bytearray | memoryview) -> PublishResult:
+        """Publish ``message`` to every subscriber of ``topic`` but this connection.
+
+        The same as ``ws.server.publish(topic, message, exclude=ws)``.
+        """
+        return self._server.publish(topic, message, exclude=self)
 
     def respond(
         self,
@@ -222,6 +279,12 @@ class ServerConnection(Connection):
 
     def _on_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
+        subscriptions = self._subscriptions
+        if subscriptions:
+            server = self._server
+            for topic in subscriptions:
+                server._unsubscribe(self, topic)
+            subscriptions.clear()
 
     # -- the per-connection task ------------------------------------------
 
@@ -345,6 +408,9 @@ class Server:
         connection_options: dict[str, Any],
         logger: LoggerLike,
         max_connections: int | None = None,
+        broker: Broker | None = None,
+        max_backpressure: int | None = limits.MAX_BACKPRESSURE,
+        backpressure: str = "drop",
     ) -> None:
         self._handler = handler
         self._process_request = process_request
@@ -371,6 +437,13 @@ class Server:
         self._last_log = -limits.LOG_INTERVAL
         self._exception_handler: Any = None
         self._last_error: object = None
+        # Topics: topic -> {subscriber: its broadcast_key()}.
+        self._topics: dict[str, dict[ServerConnection, tuple[object, ...] | None]] = {}
+        self._broker: Broker = broker if broker is not None else LocalBroker()
+        self._max_backpressure = max_backpressure
+        self._close_slow = backpressure == "close"
+        self._dropped = 0  # since the last log line about them
+        self._last_drop_log = -limits.LOG_INTERVAL
 
     def _make_connection(self) -> ServerConnection:
         proto = self._protocol_factory()
@@ -421,6 +494,182 @@ class Server:
         if self._server is not None and not self._server.is_serving() and not self._closing:
             await self._server.start_serving()
             self._log_listening()
+
+    # -- topics -------------------------------------------------------------
+
+    @property
+    def broker(self) -> Broker:
+        """The :class:`~fastws.pubsub.Broker` that relays publishes between processes."""
+        return self._broker
+
+    def topics(self) -> dict[str, int]:
+        """How many local subscribers each topic has (a new dict each time)."""
+        return {topic: len(subscribers) for topic, subscribers in self._topics.items()}
+
+    def _subscribe(
+        self, conn: ServerConnection, topic: str, key: tuple[object, ...] | None
+    ) -> None:
+        subscribers = self._topics.get(topic)
+        if subscribers is None:
+            subscribers = self._topics[topic] = {}
+            self._broker.subscribe(topic)
+        subscribers[conn] = key
+
+    def _unsubscribe(self, conn: ServerConnection, topic: str) -> None:
+        subscribers = self._topics.get(topic)
+        if subscribers is not None and subscribers.pop(conn, 0) != 0 and not subscribers:
+            del self._topics[topic]
+            self._broker.unsubscribe(topic)
+
+    def publish(
+        self,
+        topic: str,
+        message: str | bytes | bytearray | memoryview,
+        *,
+        exclude: ServerConnection | None = None,
+    ) -> PublishResult:
+        """Send ``message`` to every subscriber of ``topic``, without waiting.
+
+        A plain call, on the event loop's thread (from another thread, see
+        :meth:`publish_threadsafe`). The message is framed once (once per
+        set of compression settings; see :func:`broadcast`) and the same
+        bytes are written to each subscriber's transport in one pass. A
+        subscriber whose transport holds more than ``max_backpressure``
+        bytes does not get it: it is counted as dropped and, with
+        ``backpressure="close"``, closed with 1013 (try again later). The
+        broker then sends the message to the other processes (see
+        :mod:`fastws.pubsub`).
+
+        Args:
+            topic: the topic.
+            message: ``str`` for a text message, bytes-like for binary.
+            exclude: a connection that must not receive it (e.g. the sender).
+
+        Returns:
+            ``PublishResult(delivered, dropped)``, counting this process's
+            subscribers.
+
+        Raises:
+            TypeError: ``topic`` is not a ``str``, ``message`` not ``str``
+                or bytes-like, or ``exclude`` not a connection.
+        """
+        _topic(topic)
+        if isinstance(message, str):
+            payload = message.encode()
+            text = True
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            payload = bytes(message)
+            text = False
+        else:
+            raise TypeError(f"cannot publish {type(message).__name__}; send str or bytes")
+        if exclude is not None and not isinstance(exclude, ServerConnection):
+            raise TypeError(f"exclude must be a ServerConnection or None, not {exclude!r}")
+        result = self._fan_out(topic, payload, text, exclude)
+        self._broker.publish(topic, payload, text)
+        return result
+
+    def publish_threadsafe(
+        self,
+        topic: str,
+        message: str | bytes | bytearray | memoryview,
+        *,
+        exclude: ServerConnection | None = None,
+    ) -> concurrent.futures.Future[PublishResult]:
+        """:meth:`publish` from another thread: runs it on the server's event loop.
+
+        Returns:
+            A :class:`concurrent.futures.Future` of the :class:`~fastws.pubsub.PublishResult`
+            (or of the error :meth:`publish` raised).
+        """
+        future: concurrent.futures.Future[PublishResult] = concurrent.futures.Future()
+        if isinstance(message, (bytearray, memoryview)):
+            message = bytes(message)  # the caller may change it before the loop runs
+
+        def publish() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self.publish(topic, message, exclude=exclude))
+            except Exception as exc:
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(publish)
+        return future
+
+    def _deliver(self, topic: str, payload: bytes, text: bool) -> None:
+        """A publish from another process (the broker calls this)."""
+        if topic in self._topics:
+            self._fan_out(topic, payload, text, None)
+
+    def _fan_out(
+        self, topic: str, payload: bytes, text: bool, exclude: ServerConnection | None
+    ) -> PublishResult:
+        subscribers = self._topics.get(topic)
+        if not subscribers:
+            return PublishResult(0, 0)
+        frames: dict[tuple[object, ...], bytes] = {}
+        limit = self._max_backpressure
+        delivered = dropped = 0
+        slow: list[ServerConnection] | None = None
+        for conn, key in subscribers.items():
+            proto = conn._proto
+            if proto.state is not _OPEN or conn is exclude:
+                continue
+            transport = conn._transport
+            assert transport is not None
+            if limit is not None and transport.get_write_buffer_size() > limit:
+                dropped += 1
+                if self._close_slow:
+                    if slow is None:
+                        slow = []
+                    slow.append(conn)
+                continue
+            if conn._fragment_waiter is not None:
+                dropped += 1  # a message cannot go between the frames of another
+                continue
+            try:
+                if key is None:
+                    if text:
+                        proto.send_text(payload)
+                    else:
+                        proto.send_binary(payload)
+                    conn._flush()
+                else:
+                    frame = frames.get(key)
+                    if frame is None:
+                        frame = frames[key] = proto.encode_message(payload, text=text)
+                    if conn._hold or proto.has_data_to_send():
+                        # Keep the order of what the connection queued before.
+                        proto.send_encoded(frame)
+                        conn._flush()
+                    else:
+                        transport.write(frame)
+            except Exception as exc:  # pragma: no cover - a transport that failed under us
+                conn.logger.warning("skipped a publish: failed to write the message: %r", exc)
+                dropped += 1
+                continue
+            delivered += 1
+        if dropped:
+            self._log_dropped(dropped)
+            if slow is not None:
+                for conn in slow:
+                    conn.logger.info("closing a slow subscriber (%s)", _SLOW)
+                    conn._shutdown(_TRY_AGAIN_LATER, _SLOW)
+        return PublishResult(delivered, dropped)
+
+    def _log_dropped(self, count: int) -> None:
+        """Count subscribers a publish skipped; log them at most once per limits.LOG_INTERVAL."""
+        self._dropped += count
+        now = self._loop.time()
+        if now - self._last_drop_log >= limits.LOG_INTERVAL:
+            self._last_drop_log = now
+            self.logger.warning(
+                "publishes skipped %d subscribers (more than max_backpressure=%s bytes "
+                "buffered, or sending a fragmented message)",
+                self._dropped,
+                self._max_backpressure,
+            )
+            self._dropped = 0
 
     def _refused_connection(self) -> None:
         self._refused += 1
@@ -558,6 +807,7 @@ class Server:
                 await asyncio.wait(set(self._tasks))
             if self._server is not None:
                 await self._server.wait_closed()
+            await self._broker.close()
         finally:
             if not self._closed.done():
                 self._closed.set_result(None)
@@ -657,6 +907,15 @@ class serve(Opener["Server"]):
         create_connection: the class of the connections (a
             :class:`ServerConnection` subclass, or a callable that takes the
             same arguments and returns one).
+        broker: relays :meth:`Server.publish` between processes: a
+            :class:`~fastws.pubsub.RedisBroker`, or ``None`` for a
+            :class:`~fastws.pubsub.LocalBroker` (this process only). It
+            starts and closes with the server.
+        max_backpressure: bytes a subscriber's transport may hold before a
+            publish skips it (``None``: no limit).
+        backpressure: what a publish does to a subscriber above
+            ``max_backpressure``: ``"drop"`` skips it (counted as dropped),
+            ``"close"`` also closes it with 1013 (try again later).
     """
 
     def __init__(
@@ -691,6 +950,9 @@ class serve(Opener["Server"]):
         start_serving: bool = True,
         logger: LoggerLike | None = None,
         create_connection: Callable[..., ServerConnection] | None = None,
+        broker: Broker | None = None,
+        max_backpressure: int | None = limits.MAX_BACKPRESSURE,
+        backpressure: Literal["drop", "close"] = "drop",
     ) -> None:
         if not callable(handler):
             raise TypeError(f"handler must be a coroutine function, not {handler!r}")
@@ -717,6 +979,16 @@ class serve(Opener["Server"]):
             )
         if not callable(extra_headers):
             extra_headers = header_pairs("extra_headers", extra_headers)
+        if broker is not None and not isinstance(broker, Broker):
+            raise TypeError(f"broker must be a fastws.pubsub.Broker or None, not {broker!r}")
+        _check.integer("max_backpressure", max_backpressure, minimum=0, none=True)
+        if not isinstance(backpressure, str):
+            raise TypeError(f"backpressure must be 'drop' or 'close', not {backpressure!r}")
+        if backpressure not in ("drop", "close"):
+            raise ValueError(f"backpressure must be 'drop' or 'close', not {backpressure!r}")
+        self._broker = broker
+        self._max_backpressure = max_backpressure
+        self._backpressure = backpressure
         self._handler = handler
         self._host = host
         self._port = port
@@ -774,29 +1046,37 @@ class serve(Opener["Server"]):
             connection_options=self._connection_options,
             logger=self._connection_options["logger"],
             max_connections=self._max_connections,
+            broker=self._broker,
+            max_backpressure=self._max_backpressure,
+            backpressure=self._backpressure,
         )
-        if self._path is not None or (
-            self._sock is not None and self._sock.family == getattr(socket, "AF_UNIX", None)
-        ):
-            server._server = await loop.create_unix_server(
-                server._make_connection,
-                os.fspath(self._path) if self._path is not None else None,
-                sock=self._sock,
-                ssl=self._ssl,
-                backlog=self._backlog,
-                start_serving=self._start_serving,
-            )
-        else:
-            tcp_options: dict[str, Any] = {
-                "sock": self._sock,
-                "ssl": self._ssl,
-                "reuse_port": self._reuse_port,
-                "backlog": self._backlog,
-                "start_serving": self._start_serving,
-            }
-            server._server = await loop.create_server(
-                server._make_connection, self._host, self._port, **tcp_options
-            )
+        await server._broker.start(server._deliver)
+        try:
+            if self._path is not None or (
+                self._sock is not None and self._sock.family == getattr(socket, "AF_UNIX", None)
+            ):
+                server._server = await loop.create_unix_server(
+                    server._make_connection,
+                    os.fspath(self._path) if self._path is not None else None,
+                    sock=self._sock,
+                    ssl=self._ssl,
+                    backlog=self._backlog,
+                    start_serving=self._start_serving,
+                )
+            else:
+                tcp_options: dict[str, Any] = {
+                    "sock": self._sock,
+                    "ssl": self._ssl,
+                    "reuse_port": self._reuse_port,
+                    "backlog": self._backlog,
+                    "start_serving": self._start_serving,
+                }
+                server._server = await loop.create_server(
+                    server._make_connection, self._host, self._port, **tcp_options
+                )
+        except BaseException:
+            await server._broker.close()
+            raise
         server._filter_accept_errors()
         if self._start_serving:
             server._log_listening()
@@ -805,6 +1085,11 @@ class serve(Opener["Server"]):
     async def _shut(self, opened: Server) -> None:
         opened.close()
         await opened.wait_closed()
+
+
+def _topic(topic: object) -> None:
+    if not isinstance(topic, str):
+        raise TypeError(f"topic must be a str, not {type(topic).__name__}: {topic!r}")
 
 
 def unix_serve(

@@ -4,15 +4,22 @@ Every test that takes the ``run`` fixture runs twice: on the default asyncio
 loop and on uvloop (skipped where uvloop is unavailable). ``run(coro)`` runs
 the coroutine in a fresh loop with asyncio debug mode on, bounded in time, and
 fails if a task is still pending when it returns (a leak).
+
+``redis_server`` starts a real ``redis-server`` (no persistence) on a free
+127.0.0.1 port for one test and stops it afterwards; the test is skipped,
+saying why, where the binary or redis-py is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import shutil
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from redis_helpers import RedisServer
 
 T = TypeVar("T")
 
@@ -89,3 +96,18 @@ def run(loop_name: str) -> Runner:
             loop.close()
 
     return runner
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server for this test (skipped where it or redis-py is missing)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    pytest.importorskip("redis.asyncio", reason="redis-py is not installed (pip install redis)")
+    server = RedisServer(binary, tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

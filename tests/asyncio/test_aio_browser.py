@@ -1,8 +1,10 @@
-"""The echo page in headless Chromium, served by ``python -m fastws echo``.
+"""The echo page in headless Chromium, served by ``python -m fastws echo``; the chat example.
 
 Chromium is driven over the DevTools protocol with the fastws client itself:
 the test types a message, clicks Send and reads the echo from the page's
-log; then a binary message, then a close with a code.
+log; then a binary message, then a close with a code. The chat example
+(examples/chat) runs two workers sharing Redis, with two pages of one room
+served by different workers.
 """
 
 from __future__ import annotations
@@ -13,18 +15,23 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from aio_helpers import EchoServer
+from aio_helpers import ENV, ROOT, EchoServer, free_port
+from redis_helpers import RedisServer
 
 from fastws.asyncio import ClientConnection, connect
 
 CHROMIUM = "/usr/bin/chromium"
+CHAT = ROOT / "examples" / "chat" / "chat.py"
 
 pytestmark = [
     pytest.mark.browser,
@@ -186,3 +193,87 @@ async def _drive(devtools_port: int, page_url: str) -> None:
         assert "code=4001" in closed
         assert "clean=true" in closed
         await cdp.wait_for("document.getElementById('status').textContent === 'CLOSED'")
+
+
+def _new_page(devtools_port: int) -> str:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{devtools_port}/json/new?about:blank", method="PUT"
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return str(json.load(r)["webSocketDebuggerUrl"])
+
+
+def test_chat_example_across_two_workers(
+    chromium: tuple[subprocess.Popen[bytes], int], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Two pages in one room, served by different workers, talk through Redis."""
+    _, devtools_port = chromium
+    port = free_port()
+    command = [sys.executable, str(CHAT), "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(
+        [*command, "--redis", redis_server.url],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+    )
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:
+            if "2 workers serving on" in line:
+                break
+        else:
+            raise AssertionError(f"the chat did not start: {server.wait()}")
+        page_url = f"http://127.0.0.1:{port}/?room=kitchen"
+        asyncio.run(asyncio.wait_for(_chat(devtools_port, page_url, redis_server), 60))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.stderr is not None:
+            server.stderr.close()
+    assert server.returncode == 0
+
+
+async def _open_chat(cdp: DevTools, page_url: str) -> int:
+    await cdp.call("Page.navigate", url=page_url)
+    await cdp.wait_for("document.getElementById('status').textContent === 'OPEN'")
+    worker = await cdp.wait_for("Number(document.getElementById('worker').textContent)")
+    return int(worker)
+
+
+async def _say(cdp: DevTools, text: str) -> None:
+    await cdp.evaluate(
+        "(() => { const m = document.getElementById('message'); m.value = ''; m.focus(); })()"
+    )
+    await cdp.call("Input.insertText", text=text)
+    await cdp.evaluate("document.getElementById('send').click()")
+
+
+async def _chat(devtools_port: int, page_url: str, redis: RedisServer) -> None:
+    first = connect(_page_ws_url(devtools_port), max_size=None, compression=None)
+    second = connect(_new_page(devtools_port), max_size=None, compression=None)
+    async with first as ws1, second as ws2:
+        one, two = DevTools(ws1), DevTools(ws2)
+        for cdp in (one, two):
+            await cdp.call("Page.enable")
+            await cdp.call("Runtime.enable")
+        worker1 = await _open_chat(one, page_url)
+        for _ in range(40):  # reload the second page until another worker serves it
+            worker2 = await _open_chat(two, page_url)
+            if worker2 != worker1:
+                break
+        else:
+            raise AssertionError("both pages stayed on one worker")
+        for _ in range(200):  # both workers listen to the room on Redis
+            if redis.command("PUBSUB SHARDNUMSUB", "fastws:kitchen").endswith(b":2\r\n"):
+                break
+            await asyncio.sleep(0.05)
+        await _say(one, "Hello from the first page ✓")
+        await two.log_has(f"[worker {worker1}] Hello from the first page ✓")
+        await one.log_has(f"[worker {worker1}] Hello from the first page ✓")
+        await _say(two, "and from the second")
+        await one.log_has(f"[worker {worker2}] and from the second")

@@ -54,6 +54,9 @@ SERVE_BAD: dict[str, tuple[Any, Any]] = {
     "start_serving": (1, None),
     "logger": ("fastws.server", None),
     "create_connection": (int, None),
+    "broker": ("redis://127.0.0.1", None),
+    "max_backpressure": ("1M", -1),
+    "backpressure": (1, "block"),
 }
 
 CONNECT_BAD: dict[str, tuple[Any, Any]] = {
