@@ -40,7 +40,10 @@ echo: build-base
 # against fastws.uvicorn, the C kernel tests, the sanitizer build, the
 # Autobahn TestSuite (both roles), bounded fuzzing runs, and the suite with
 # the C extension on the other supported Python versions that the machine has.
-test: lint test-c test-python test-uvicorn test-kernels-c sanitize conformance fuzz test-versions
+# Each step is timed; the times are printed at the end.
+TEST_STEPS := lint test-c test-python test-uvicorn test-kernels-c sanitize conformance fuzz test-versions
+test:
+	tools/steps.sh "$(MAKE)" $(TEST_STEPS)
 
 test-c: build
 	FASTWS_REQUIRE_EXTENSION=1 $(PY) -m pytest
