@@ -240,8 +240,10 @@ def test_chat_example_across_two_workers(
 
 async def _open_chat(cdp: DevTools, page_url: str) -> int:
     await cdp.call("Page.navigate", url=page_url)
-    await cdp.wait_for("document.getElementById('status').textContent === 'OPEN'")
-    worker = await cdp.wait_for("Number(document.getElementById('worker').textContent)")
+    # Page.navigate answers before the new document replaces the old one:
+    # until then the elements are missing (hence ?.), and polling goes on.
+    await cdp.wait_for("document.getElementById('status')?.textContent === 'OPEN'")
+    worker = await cdp.wait_for("Number(document.getElementById('worker')?.textContent)")
     return int(worker)
 
 
