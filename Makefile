@@ -57,7 +57,9 @@ test-python: setup
 test-uvicorn: setup
 	PYTHON=$(PY) tools/test_uvicorn.sh -q
 
-# Python 3.10, 3.12 and 3.13 (VERSIONS="..." to choose), each in .venv-3.X.
+# Python 3.10 and 3.13, the oldest and a recent supported version besides the
+# main one (VERSIONS="..." to choose; the workflow runs every version), each
+# in .venv-3.X.
 test-versions:
 	tools/test_versions.sh
 

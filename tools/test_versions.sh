@@ -3,7 +3,7 @@
 # versions that this machine has (asyncio's transports and the libraries
 # that fastws.patch speeds up differ between versions).
 #
-#   tools/test_versions.sh            # 3.10, 3.12 and 3.13
+#   tools/test_versions.sh            # 3.10 and 3.13
 #   VERSIONS="3.13" tools/test_versions.sh
 #
 # Each version gets its own virtual environment (.venv-3.X). A version that
@@ -39,7 +39,7 @@ strict=0
 if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ] || [ "${FASTWS_ALL_VERSIONS:-0}" = 1 ]; then
     strict=1
 fi
-for v in ${VERSIONS:-3.10 3.12 3.13}; do
+for v in ${VERSIONS:-3.10 3.13}; do
     py=$(find_python "$v")
     if [ -z "$py" ]; then
         echo "== Python $v: not installed, skipped"
