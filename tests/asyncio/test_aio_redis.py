@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aio_helpers import ENV, SocketlessTransport, handshake_request
-from redis_helpers import RedisServer
+from redis_server import RedisServer
 
 import fastws
 from fastws.asyncio import ConnectionClosed, ServerConnection, connect, serve
