@@ -608,6 +608,8 @@ class Server:
         if not subscribers:
             return PublishResult(0, 0)
         frames: dict[tuple[object, ...], bytes] = {}
+        frame_key: tuple[object, ...] | None = None
+        frame = b""
         limit = self._max_backpressure
         delivered = dropped = 0
         slow: list[ServerConnection] | None = None
@@ -635,9 +637,11 @@ class Server:
                         proto.send_binary(payload)
                     conn._flush()
                 else:
-                    frame = frames.get(key)
-                    if frame is None:
-                        frame = frames[key] = proto.encode_message(payload, text=text)
+                    if key is not frame_key:  # most subscribers share one key object
+                        cached = frames.get(key)
+                        if cached is None:
+                            cached = frames[key] = proto.encode_message(payload, text=text)
+                        frame_key, frame = key, cached
                     if conn._hold or proto.has_data_to_send():
                         # Keep the order of what the connection queued before.
                         proto.send_encoded(frame)

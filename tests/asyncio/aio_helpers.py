@@ -129,3 +129,49 @@ def tolerate_sslproto_leak(test: T) -> T:
         ":pytest.PytestUnraisableExceptionWarning"
     )
     return cast(T, mark(test))
+
+
+class SocketlessTransport(asyncio.Transport):
+    """A transport with no socket: what the server writes is counted (and kept if ``keep``)."""
+
+    def __init__(self, keep: bool = False) -> None:
+        super().__init__()
+        self.written = 0
+        self.closing = False
+        self.data: bytearray | None = bytearray() if keep else None
+
+    def write(self, data: Any) -> None:
+        self.written += len(data)
+        if self.data is not None:
+            self.data += data
+
+    def writelines(self, chunks: Any) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 1) if name in ("peername", "sockname") else default

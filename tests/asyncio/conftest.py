@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from redis_helpers import RedisServer
+from redis_server import RedisServer
 
 T = TypeVar("T")
 

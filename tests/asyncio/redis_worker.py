@@ -1,6 +1,8 @@
-"""A worker process for the Redis tests: ``python redis_worker.py REDIS_URL``.
+"""A worker process for the Redis tests: ``python redis_worker.py REDIS_URL LOOP``.
 
-Serves on a free port with a RedisBroker and prints the port once ready.
+Serves on a free port with a RedisBroker on ``LOOP`` (``asyncio`` or
+``uvloop``) and prints, once ready, the port, the loop's class and
+``fastws.implementation`` (the kernels in use).
 Clients send ``+topic`` to subscribe (answered ``subscribed``) or
 ``pub topic message`` to publish (answered ``published D X``).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import fastws
 from fastws.asyncio import ServerConnection, serve
 from fastws.pubsub import RedisBroker
 
@@ -30,9 +33,15 @@ async def main(url: str) -> None:
     broker = RedisBroker(url, max_backoff=0.5)
     async with serve(handler, "127.0.0.1", 0, broker=broker) as server:
         await broker.wait_connected()
-        print(server.port, flush=True)
+        loop = type(asyncio.get_running_loop())
+        print(server.port, f"{loop.__module__}.{loop.__name__}", fastws.implementation, flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    if sys.argv[2] == "uvloop":
+        import uvloop
+
+        uvloop.run(main(sys.argv[1]))
+    else:
+        asyncio.run(main(sys.argv[1]))

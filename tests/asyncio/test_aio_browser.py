@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from aio_helpers import ENV, ROOT, EchoServer, free_port
-from redis_helpers import RedisServer
+from redis_server import RedisServer
 
 from fastws.asyncio import ClientConnection, connect
 

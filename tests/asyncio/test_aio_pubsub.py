@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from aio_helpers import handshake_request
+from aio_helpers import SocketlessTransport, handshake_request
 
 from fastws.asyncio import ClientConnection, ConnectionClosed, ServerConnection, connect, serve
 from fastws.extensions.permessage_deflate import DeflateOptions
@@ -239,49 +239,6 @@ def test_many_subscribers_and_unsubscribe_on_close(run: Any) -> None:
     run(main(), timeout=100)
 
 
-class _FakeTransport(asyncio.Transport):
-    """A transport with no socket: what the server writes is counted and dropped."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = 0
-        self.closing = False
-
-    def write(self, data: Any) -> None:
-        self.written += len(data)
-
-    def writelines(self, chunks: Any) -> None:
-        for chunk in chunks:
-            self.write(chunk)
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
-
-    def can_write_eof(self) -> bool:
-        return False
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 1) if name in ("peername", "sockname") else default
-
-
 @pytest.mark.timeout(120)
 def test_ten_thousand_subscribe_disconnect_cycles(run: Any) -> None:
     """The real server code on socketless transports: the topic tables end empty."""
@@ -292,12 +249,14 @@ def test_ten_thousand_subscribe_disconnect_cycles(run: Any) -> None:
         await ws.wait_closed()
 
     async def main() -> None:
+        # Debug mode records a traceback per callback: too slow for 10,000 connections.
+        asyncio.get_running_loop().set_debug(False)
         async with serve(handler, "127.0.0.1", 0, compression=None) as server:
             request = handshake_request(server.port or 0)
-            live: list[tuple[ServerConnection, _FakeTransport]] = []
+            live: list[tuple[ServerConnection, SocketlessTransport]] = []
             for cycle in range(10_000):
                 conn = server._make_connection()
-                transport = _FakeTransport()
+                transport = SocketlessTransport()
                 conn.connection_made(transport)
                 conn.data_received(request)
                 live.append((conn, transport))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -10,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aio_helpers import ENV
-from redis_helpers import RedisServer
+from aio_helpers import ENV, SocketlessTransport, handshake_request
+from redis_server import RedisServer
 
+import fastws
 from fastws.asyncio import ConnectionClosed, ServerConnection, connect, serve
 from fastws.pubsub import RedisBroker
 
@@ -58,11 +60,11 @@ def test_fastws_imports_without_redis() -> None:
 
 @pytest.mark.timeout(60)
 def test_a_publish_reaches_subscribers_in_two_worker_processes(
-    run: Any, redis_server: RedisServer
+    run: Any, loop_name: str, redis_server: RedisServer
 ) -> None:
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), redis_server.url],
+            [sys.executable, str(WORKER), redis_server.url, loop_name],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -71,7 +73,13 @@ def test_a_publish_reaches_subscribers_in_two_worker_processes(
         for _ in range(2)
     ]
     try:
-        ports = [int(w.stdout.readline()) for w in workers]  # type: ignore[union-attr]
+        banners = [w.stdout.readline().split() for w in workers]  # type: ignore[union-attr]
+        ports = [int(port) for port, _, _ in banners]
+        # The workers run on the loop under test, with the kernels of this run
+        # (FASTWS_NO_EXTENSIONS=1 reaches them through the environment).
+        for _, loop_class, implementation in banners:
+            assert loop_class.startswith(loop_name), loop_class
+            assert implementation == fastws.implementation
 
         async def main() -> None:
             # Two subscribers on each worker, and one client that does not subscribe.
@@ -205,7 +213,12 @@ def test_publishes_from_redis_reach_many_subscribers_and_skip_a_slow_one(
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 sock.setblocking(False)
                 await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
-                slow = await connect(f"{url}/slow", sock=sock, max_queue=1, max_size=None)
+                # It never reads again: its closing handshake cannot finish (the
+                # server's close frame waits behind what it did not read), so
+                # close() gives up after close_timeout instead of the default 10 s.
+                slow = await connect(
+                    f"{url}/slow", sock=sock, max_queue=1, max_size=None, close_timeout=0.5
+                )
                 fast = await asyncio.gather(*(connect(f"{url}/") for _ in range(50)))
                 for ws in (slow, *fast):
                     assert await ws.recv() == "subscribed"
@@ -241,4 +254,68 @@ def test_publishes_from_redis_reach_many_subscribers_and_skip_a_slow_one(
             await other.close()
 
     caplog.set_level("INFO")
+    run(main(), timeout=50)
+
+
+@pytest.mark.timeout(60)
+def test_ten_thousand_subscribers_on_one_topic(run: Any, redis_server: RedisServer) -> None:
+    """Each of 10,000 subscribers gets a local publish and one from Redis, once each, in order.
+
+    The server's own connection code on socketless transports (10,000 pairs
+    of loopback sockets would exhaust the file descriptors of a test run).
+    """
+    count = 10_000
+
+    async def handler(ws: ServerConnection) -> None:
+        ws.subscribe("all")
+        await ws.wait_closed()
+
+    async def main() -> None:
+        # Debug mode records a traceback per callback: too slow for 10,000 connections.
+        asyncio.get_running_loop().set_debug(False)
+        broker = RedisBroker(redis_server.url, max_backoff=0.3)
+        other = RedisBroker(redis_server.url, max_backoff=0.3)
+        await other.start(lambda *args: None)
+        try:
+            async with serve(
+                handler, "127.0.0.1", 0, broker=broker, compression=None, ping_interval=None
+            ) as server:
+                request = handshake_request(server.port or 0)
+                subscribers: list[tuple[ServerConnection, SocketlessTransport]] = []
+                for _ in range(count):
+                    conn = server._make_connection()
+                    transport = SocketlessTransport(keep=True)
+                    conn.connection_made(transport)
+                    conn.data_received(request)
+                    subscribers.append((conn, transport))
+                await _until(lambda: server.topics() == {"all": count})
+                await broker.wait_connected()
+                await other.wait_connected()
+                await _until(lambda: _subscribers(redis_server, "fastws:all") == 1)
+                for _, transport in subscribers:
+                    assert transport.data is not None
+                    assert transport.data.startswith(b"HTTP/1.1 101 ")
+                    transport.data.clear()
+
+                local = os.urandom(1024)
+                assert server.publish("all", local) == (count, 0)
+                remote = "\u00e9" * 600  # 1,200 bytes of UTF-8
+                other.publish("all", remote.encode(), True)
+                # Framed by hand: FIN + opcode, 126, the 16-bit length, no mask.
+                expected = b"\x82\x7e\x04\x00" + local + b"\x81\x7e\x04\xb0" + remote.encode()
+                last = subscribers[-1][1]
+                await _until(lambda: last.written >= len(expected))
+                assert all(transport.data == expected for _, transport in subscribers)
+                assert (broker.lost, other.lost) == (0, 0)
+
+                for conn, transport in subscribers:
+                    transport.closing = True
+                    conn.connection_lost(None)
+                assert server.topics() == {}
+                await _until(lambda: _subscribers(redis_server, "fastws:all") == 0)
+                await _until(lambda: not server._tasks)
+                assert server._connections == set()
+        finally:
+            await other.close()
+
     run(main(), timeout=50)

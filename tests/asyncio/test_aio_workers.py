@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from aio_helpers import CMD, ENV, free_port
-from redis_helpers import RedisServer
+from redis_server import RedisServer
 
 from fastws import workers
 from fastws.asyncio import ClientConnection, ConnectionClosed, connect

@@ -1,4 +1,9 @@
-"""A real redis-server for the tests of fastws.pubsub.RedisBroker (see conftest.redis_server)."""
+"""A real redis-server on a free loopback port, without persistence.
+
+Shared by the tests of fastws.pubsub.RedisBroker (the ``redis_server``
+fixture of tests/asyncio/conftest.py; pytest puts this folder on
+``sys.path``) and by bench/pubsub/run.py (its Redis latency scenario).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from aio_helpers import free_port
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class RedisServer:
