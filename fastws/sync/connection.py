@@ -100,8 +100,8 @@ class Connection:
         # before the close frame goes out (see _release_hold()).
         self._hold = False
         self._hold_deadline = 0.0
-        # recv() returned a message and was not called again yet: the
-        # application may be answering it.
+        # A message was queued, and recv() was not called since with nothing
+        # left to take: the application may be answering it.
         self._answering = False
         # Held while a fragmented message is being sent: other sends wait.
         self._fragments = threading.Lock()
@@ -275,6 +275,9 @@ class Connection:
     def _on_message(self, data: Data, final: bool) -> bool:
         # Called by the state machine from receive_data() in the reader thread.
         items = self._items
+        # Set before recv() can take it: a recv() already waiting may take it
+        # before the reader checks for unanswered messages (_after_receive).
+        self._answering = True
         items.put((data, final))
         return items.qsize() >= self._max_queue
 

@@ -8,6 +8,7 @@ left behind by a test.
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import ssl
 import threading
@@ -25,6 +26,7 @@ from fastws.exceptions import (
     ConnectionClosedOK,
     InvalidStatus,
 )
+from fastws.handshake import accept_key
 from fastws.sync import Server, ServerConnection, connect, serve, unix_connect, unix_serve
 
 
@@ -249,6 +251,20 @@ def test_a_peer_that_vanishes_is_a_1006() -> None:
     assert isinstance(seen[0], ConnectionClosedError) and seen[0].code == 1006
 
 
+def _accept_upgrade(conn: socket.socket) -> None:
+    """Answer a client's opening handshake by hand on a raw socket."""
+    request = conn.recv(65536).decode()
+    key = next(
+        line.split(":", 1)[1].strip()
+        for line in request.split("\r\n")
+        if line.lower().startswith("sec-websocket-key")
+    )
+    conn.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
+    )
+
+
 def test_keepalive_measures_latency_and_fails_a_silent_peer() -> None:
     with Running(echo) as srv, connect(srv.uri, ping_interval=0.05, ping_timeout=2) as ws:
         deadline = time.monotonic() + 5
@@ -264,18 +280,7 @@ def test_keepalive_measures_latency_and_fails_a_silent_peer() -> None:
     def silent() -> None:
         conn, _ = listener.accept()
         held.append(conn)
-        request = conn.recv(65536).decode()
-        key = next(
-            line.split(":", 1)[1].strip()
-            for line in request.split("\r\n")
-            if line.lower().startswith("sec-websocket-key")
-        )
-        from fastws.handshake import accept_key
-
-        conn.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n"
-        )
+        _accept_upgrade(conn)
 
     thread = threading.Thread(target=silent)
     thread.start()
@@ -411,3 +416,60 @@ def test_many_connections_leave_nothing_behind() -> None:
             with connect(srv.uri) as ws:
                 ws.send(str(i))
                 assert ws.recv() == str(i)
+
+
+class _SlowHandOver(queue.SimpleQueue):  # type: ignore[type-arg]
+    """A receive queue that widens the window between recv() taking a
+    message and the reader's check for unanswered messages."""
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item)
+        time.sleep(0.05)  # recv() takes the message meanwhile
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        item = super().get(block, timeout)
+        time.sleep(0.1)  # recv() has not returned yet when the reader looks
+        return item
+
+
+def test_a_protocol_error_after_a_message_waits_for_its_answer() -> None:
+    # Autobahn 4.2.5: a text message, then a reserved opcode in the same
+    # read. recv() was already waiting and takes the message before the
+    # reader sees the error: the echo must still go out before the close.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received: list[bytes] = []
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            _accept_upgrade(conn)
+            time.sleep(0.2)  # the client waits in recv()
+            conn.sendall(b"\x81\x05hello" + b"\x8f\x02xy")
+            conn.settimeout(5)
+            data = b""
+            while len(data) < 2 + 4 + 5 + 2 + 4 + 2:  # the masked echo, then a close
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            received.append(data)
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    try:
+        with connect(f"ws://127.0.0.1:{port}/", close_timeout=1) as ws:
+            ws._items = _SlowHandOver()
+            message = ws.recv(timeout=5)
+            ws.send(message)
+            with pytest.raises(ConnectionClosedError) as info:
+                ws.recv(timeout=5)
+            assert info.value.code == 1002
+    finally:
+        thread.join(10)
+        listener.close()
+    data = received[0]
+    assert data[:2] == b"\x81\x85", data  # the echo came first
+    mask = data[2:6]
+    assert bytes(b ^ mask[i % 4] for i, b in enumerate(data[6:11])) == b"hello"
+    assert data[11] == 0x88, data  # then the close frame
