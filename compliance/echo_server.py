@@ -10,6 +10,7 @@ Every text and binary message is echoed back; permessage-deflate is accepted.
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 import threading
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--max-size", type=int, default=16 << 20)
     args = parser.parse_args(argv)
+    # A shell starts background jobs with SIGINT ignored, and Python then
+    # installs no handler of its own: stop on SIGINT and SIGTERM regardless.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     listener = socket.create_server((args.host, args.port), backlog=128, reuse_port=False)
     print(f"echo server on ws://{args.host}:{args.port} ({fastws.implementation})", flush=True)
     try:

@@ -71,7 +71,18 @@ case "$role" in
     fi
     (cd "$root" && exec "$py" "${server[@]}") > "$outdir/server.log" 2>&1 &
     pid=$!
-    trap 'kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
+    # Stop the server on exit: SIGINT, then SIGKILL if it is still there
+    # after 5 s (a server that ignores SIGINT must not hang the run).
+    stop_server() {
+      kill -INT "$pid" 2>/dev/null || return 0
+      for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      kill -KILL "$pid" 2>/dev/null && echo "the server did not stop on SIGINT: killed" >&2
+      wait "$pid" 2>/dev/null || true
+    }
+    trap stop_server EXIT
     for _ in $(seq 100); do
       (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
       kill -0 "$pid" 2>/dev/null || { cat "$outdir/server.log" >&2; exit 2; }
