@@ -203,6 +203,7 @@ class Protocol:
         "_reader",
         "_send_compressed",
         "_send_opcode",
+        "answers_pending",
         "auto_pong",
         "close_code",
         "close_code_sent",
@@ -277,6 +278,12 @@ class Protocol:
         self.close_reason: str = ""
         self.close_code_sent: int | None = None
         self.close_exc: FastWSError | None = None
+        #: Set by a front-end whose application may still be answering
+        #: messages that earlier :meth:`receive_data` calls delivered: a
+        #: protocol violation found meanwhile then waits for the answers,
+        #: as one found right after messages in the same call does (the
+        #: close frame is queued by the next :meth:`data_to_send`).
+        self.answers_pending = False
 
         # Every received frame goes through the reader, which applies every
         # rule and limit; its events list is this state machine's too. It
@@ -776,7 +783,7 @@ class Protocol:
             self.close_exc = exc
         self._discard = True
         self._reader.stop()
-        if (after_messages or self._events) and self.state is _OPEN:
+        if (after_messages or self._events or self.answers_pending) and self.state is _OPEN:
             # Messages parsed before the violation are still delivered and the
             # application may answer them: the close frame is queued by the
             # next data_to_send(), after those answers.

@@ -372,6 +372,29 @@ def test_messages_before_a_violation_can_be_answered_first() -> None:
     assert out == [sframe(1, b"echo me"), sframe(8, b"\x03\xea" + b"reserved opcode 0x5"), b""]
 
 
+def test_a_violation_in_a_later_read_waits_for_answers_pending() -> None:
+    # The message came in one read; the application has not answered it when
+    # the violation comes in the next: the front-end says so.
+    s = server()
+    s.receive_data(cframe(1, b"echo me"))
+    (event,) = s.events_received()
+    s.answers_pending = True
+    s.receive_data(cframe(5, b"bad"))
+    assert isinstance(s.close_exc, ProtocolError)
+    assert s.state is State.OPEN and s.has_data_to_send()
+    s.send_text(event.data)  # type: ignore[union-attr]
+    out = s.data_to_send()
+    assert out == [sframe(1, b"echo me"), sframe(8, b"\x03\xea" + b"reserved opcode 0x5"), b""]
+    # Without it, the close frame goes out at once.
+    s = server()
+    s.receive_data(cframe(1, b"echo me"))
+    s.events_received()
+    s.receive_data(cframe(5, b"bad"))
+    assert s.state is State.CLOSING
+    with pytest.raises(InvalidState):
+        s.send_text("echo me")
+
+
 def test_fail_explicitly() -> None:
     c = client()
     c.fail(1011, "internal")

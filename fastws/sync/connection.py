@@ -100,9 +100,13 @@ class Connection:
         # before the close frame goes out (see _release_hold()).
         self._hold = False
         self._hold_deadline = 0.0
-        # A message was queued, and recv() was not called since with nothing
-        # left to take: the application may be answering it.
-        self._answering = False
+        # Counts of what the reader queued, what recv() took, and what was
+        # taken before the latest call to recv() (the application is done
+        # with those). _queued > _answered: a message may still be being
+        # answered. Each is written by one thread only, so no lock is needed.
+        self._queued = 0
+        self._taken = 0
+        self._answered = 0
         # Held while a fragmented message is being sent: other sends wait.
         self._fragments = threading.Lock()
         self._sent_reason = ""
@@ -253,10 +257,9 @@ class Connection:
 
     def _take(self, deadline: float | None) -> tuple[Data, bool]:
         items = self._items
-        if items.empty():
-            self._answering = False
-            if self._hold:
-                self._release_hold()  # every message before the failure was answered
+        self._answered = self._taken  # a new call: the application is done with those
+        if self._hold and self._answered == self._queued:
+            self._release_hold()  # every message before the failure was answered
         if deadline is None:
             item = items.get()
         else:
@@ -267,7 +270,7 @@ class Connection:
         if item is None:  # the end: leave it for the next call
             items.put(None)
             raise closed_exception(self.protocol, self._sent_reason)
-        self._answering = True
+        self._taken += 1
         if self._reader_waiting and items.qsize() <= self._max_queue // 4:
             self._room.set()  # the reader may go on
         return item
@@ -275,9 +278,9 @@ class Connection:
     def _on_message(self, data: Data, final: bool) -> bool:
         # Called by the state machine from receive_data() in the reader thread.
         items = self._items
-        # Set before recv() can take it: a recv() already waiting may take it
-        # before the reader checks for unanswered messages (_after_receive).
-        self._answering = True
+        # Counted before recv() can take it: until recv() is called again
+        # after taking it, it counts as unanswered (_after_receive).
+        self._queued += 1
         items.put((data, final))
         return items.qsize() >= self._max_queue
 
@@ -540,6 +543,9 @@ class Connection:
                     data = b""
                 with self._lock:
                     if data:
+                        # A violation in these bytes lets the answers to
+                        # messages recv() returned go out first.
+                        self.protocol.answers_pending = self._queued > self._answered
                         self.protocol.receive_data(data)
                     else:
                         self.protocol.receive_eof()
@@ -628,7 +634,7 @@ class Connection:
         proto = self.protocol
         if (
             proto.close_exc is not None
-            and (not self._items.empty() or self._answering)
+            and self._queued > self._answered
             and proto.state is State.OPEN
         ):
             # The peer broke the protocol after messages the application has

@@ -473,3 +473,87 @@ def test_a_protocol_error_after_a_message_waits_for_its_answer() -> None:
     mask = data[2:6]
     assert bytes(b ^ mask[i % 4] for i, b in enumerate(data[6:11])) == b"hello"
     assert data[11] == 0x88, data  # then the close frame
+
+
+class _RaceAfterTake(queue.SimpleQueue):  # type: ignore[type-arg]
+    """A receive queue that lets the peer's next bytes be parsed while
+    recv() is between finding nothing to take and returning what it took.
+
+    The test's peer sends a message once recv() waits, and a protocol error
+    once recv() holds the message but has not returned it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()  # recv() waits for a message
+        self.queued = threading.Event()  # the reader queued it
+        self.taken = threading.Event()  # recv() holds it
+        self.error_sent = threading.Event()  # the peer sent the error
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item)
+        self.queued.set()
+
+    def empty(self) -> bool:
+        found = super().empty()
+        if found and not self.queued.is_set():
+            self.waiting.set()
+            self.queued.wait(5)  # the message comes meanwhile
+        return found
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if not self.queued.is_set():
+            self.waiting.set()
+        item = super().get(block, timeout)
+        if item is not None and not self.taken.is_set():
+            self.taken.set()
+            self.error_sent.wait(5)
+            time.sleep(0.1)  # the reader parses the error meanwhile
+        return item
+
+
+def test_a_protocol_error_while_recv_returns_a_message_waits_for_its_answer() -> None:
+    # The message and the error in two reads: the error is parsed after
+    # recv() took the message but before recv() returned it. The echo must
+    # still go out before the close frame.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    hook = _RaceAfterTake()
+    received: list[bytes] = []
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            _accept_upgrade(conn)
+            assert hook.waiting.wait(5)
+            conn.sendall(b"\x81\x05hello")
+            assert hook.taken.wait(5)
+            conn.sendall(b"\x8f\x02xy")
+            hook.error_sent.set()
+            conn.settimeout(5)
+            data = b""
+            while len(data) < 2 + 4 + 5 + 2 + 4 + 2:  # the masked echo, then a close
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            received.append(data)
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    try:
+        with connect(f"ws://127.0.0.1:{port}/", close_timeout=1) as ws:
+            ws._items = hook
+            message = ws.recv(timeout=5)
+            ws.send(message)
+            with pytest.raises(ConnectionClosedError) as info:
+                ws.recv(timeout=5)
+            assert info.value.code == 1002
+    finally:
+        hook.error_sent.set()
+        thread.join(10)
+        listener.close()
+    data = received[0]
+    assert data[:2] == b"\x81\x85", data  # the echo came first
+    mask = data[2:6]
+    assert bytes(b ^ mask[i % 4] for i, b in enumerate(data[6:11])) == b"hello"
+    assert data[11] == 0x88, data  # then the close frame
