@@ -173,6 +173,11 @@ class Role(enum.IntEnum):
     CLIENT = 1
 
 
+def _drop_message(data: str | bytes, final: bool) -> bool:
+    """The message handler of :meth:`Protocol.drop_messages`."""
+    return False
+
+
 class Protocol:
     """State shared by both roles: framing, messages, the closing handshake.
 
@@ -389,6 +394,20 @@ class Protocol:
             queue: the queue, or ``None`` to go back to the handler or events.
         """
         self._reader.queue = queue
+
+    def drop_messages(self) -> None:
+        """Drop every data message received from now on (control frames still count).
+
+        For a front-end whose application is done receiving, typically once
+        it sent a close frame: the messages the peer sends before its own
+        close frame then cost nothing and cannot fill a queue that keeps the
+        close frame unread. Replaces the message queue, callback and handler;
+        receiving stays paused if it was, until :meth:`resume_receiving`.
+        """
+        reader = self._reader
+        reader.queue = None
+        reader.callback = None
+        reader.handler = _drop_message
 
     @property
     def receiving_paused(self) -> bool:

@@ -466,7 +466,7 @@ class FastWSProtocol(asyncio.BufferedProtocol):
             self._ended_by_app = True
             # Messages from now on are dropped: the client's close frame
             # must not wait behind messages that nobody will read.
-            core.set_message_queue(None)
+            core.drop_messages()
             self._release_hold()
             self._flush()
             if self.close_timer is None and not self.transport.is_closing():

@@ -395,6 +395,20 @@ def test_a_violation_in_a_later_read_waits_for_answers_pending() -> None:
         s.send_text("echo me")
 
 
+def test_drop_messages_keeps_control_frames() -> None:
+    s = server()
+    s.receive_data(cframe(1, b"kept"))
+    s.send_close(1000)
+    s.data_to_send()
+    s.drop_messages()
+    s.receive_data(cframe(2, b"dropped") + cframe(1, b"one", fin=False) + cframe(0, b"two"))
+    s.receive_data(cframe(9, b"ping") + cframe(8, b"\x03\xe8"))
+    kinds = [type(e).__name__ for e in s.events_received()]
+    # Only the message from before drop_messages(); the control frames count.
+    assert kinds == ["TextMessage", "Ping", "CloseReceived"], kinds
+    assert s.close_code == 1000 and s.state is State.CLOSED
+
+
 def test_fail_explicitly() -> None:
     c = client()
     c.fail(1011, "internal")

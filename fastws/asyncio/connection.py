@@ -1010,11 +1010,27 @@ class Connection(asyncio.BufferedProtocol):
                 self._sent_reason = reason
                 self._proto.send_close(code, reason)
                 self._flush()
+                self._drop_messages()
             elif state is State.CONNECTING:
                 self._abort()
             if self._close_handle is None and not self._lost:
                 self._close_handle = self._loop.call_later(self._close_timeout, self._abort)
         await self.wait_closed()
+
+    def _drop_messages(self) -> None:
+        """We sent a close frame: drop the messages that arrive before the peer's.
+
+        The application is done receiving (what the queue holds stays there
+        for it). Without this, a full queue would keep reading paused and the
+        peer's close frame unread until ``close_timeout``.
+        """
+        proto = self._proto
+        proto.drop_messages()
+        if proto.receiving_paused:
+            self._schedule_resume()
+        if self._paused_by_queue:
+            self._paused_by_queue = False
+            self._update_reading()
 
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
@@ -1115,7 +1131,8 @@ class Connection(asyncio.BufferedProtocol):
             waiter = self._recv_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            if queue.full and not self._paused_by_queue:
+            # (Full and not paused: messages are dropped, see _drop_messages().)
+            if queue.full and not self._paused_by_queue and proto.receiving_paused:
                 self._paused_by_queue = True
                 self._update_reading()
         events = proto.events_received()

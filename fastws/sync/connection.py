@@ -115,6 +115,7 @@ class Connection:
         self._items: queue.SimpleQueue[tuple[Data, bool] | None] = queue.SimpleQueue()
         self._recv_lock = threading.Lock()  # held by the thread in recv()
         self._room = threading.Event()  # set when the reader may go on (see _wait_for_room)
+        self._dropping = False  # close() was called: messages are dropped
         self._reader_waiting = False
         self._parts: list[Data] = []  # the start of a message, kept by a recv() that timed out
         self._ended = False  # the reader is done: nothing more will be queued
@@ -413,6 +414,12 @@ class Connection:
                 self._sent_reason = reason
                 self.protocol.send_close(code, reason)
                 self._collect()
+                # Done receiving: messages that come before the peer's close
+                # frame are dropped (what the queue holds stays for recv()),
+                # so that a full queue cannot keep the close frame unread.
+                self._dropping = True
+                self.protocol.drop_messages()
+                self._room.set()
         self._flush()
         self._wait_ended(self._close_timeout)
 
@@ -667,7 +674,7 @@ class Connection:
         """The queue is full: wait until recv() made room, then parse what was kept."""
         self._reader_waiting = True
         try:
-            while self._items.qsize() > self._max_queue // 4:
+            while self._items.qsize() > self._max_queue // 4 and not self._dropping:
                 if self._aborted:
                     return False
                 self._room.wait()

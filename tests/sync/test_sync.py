@@ -557,3 +557,28 @@ def test_a_protocol_error_while_recv_returns_a_message_waits_for_its_answer() ->
     mask = data[2:6]
     assert bytes(b ^ mask[i % 4] for i, b in enumerate(data[6:11])) == b"hello"
     assert data[11] == 0x88, data  # then the close frame
+
+
+def test_close_with_a_full_queue_reads_on_to_the_peers_close_frame() -> None:
+    # The handler closes while its queue is full and more messages wait
+    # unread: close() drops them to reach the client's close frame, instead
+    # of leaving the reader waiting for room until close_timeout.
+    sent = threading.Event()
+    took: list[float] = []
+    codes: list[int | None] = []
+
+    def handler(ws: ServerConnection) -> None:
+        sent.wait(10)
+        start = time.monotonic()
+        ws.close()
+        took.append(time.monotonic() - start)
+        codes.append(ws.close_code)
+
+    with Running(handler, max_queue=4, close_timeout=5) as srv, connect(srv.uri) as ws:
+        for _ in range(2000):
+            ws.send(b"x" * 1024)
+        sent.set()
+        with pytest.raises(ConnectionClosedOK):
+            ws.recv(timeout=10)
+    assert took and took[0] < 2, took
+    assert codes == [1000]  # the client answered: no timeout
