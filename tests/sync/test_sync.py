@@ -418,6 +418,50 @@ def test_many_connections_leave_nothing_behind() -> None:
                 assert ws.recv() == str(i)
 
 
+def _check_echo_before_close(
+    items: queue.SimpleQueue[Any], send: Callable[[socket.socket], None]
+) -> None:
+    """A peer sends "hello" and a reserved opcode (by ``send``); the client,
+    whose receive queue is ``items``, echoes the message: the echo must go
+    out before the close frame (1002)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received: list[bytes] = []
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            _accept_upgrade(conn)
+            send(conn)
+            conn.settimeout(5)
+            data = b""
+            while len(data) < 2 + 4 + 5 + 2 + 4 + 2:  # the masked echo, then a close
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            received.append(data)
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    try:
+        with connect(f"ws://127.0.0.1:{port}/", close_timeout=1) as ws:
+            ws._items = items
+            message = ws.recv(timeout=5)
+            ws.send(message)
+            with pytest.raises(ConnectionClosedError) as info:
+                ws.recv(timeout=5)
+            assert info.value.code == 1002
+    finally:
+        thread.join(10)
+        listener.close()
+    data = received[0]
+    assert data[:2] == b"\x81\x85", data  # the echo came first
+    mask = data[2:6]
+    assert bytes(b ^ mask[i % 4] for i, b in enumerate(data[6:11])) == b"hello"
+    assert data[11] == 0x88, data  # then the close frame
+
+
 class _SlowHandOver(queue.SimpleQueue):  # type: ignore[type-arg]
     """A receive queue that widens the window between recv() taking a
     message and the reader's check for unanswered messages."""
@@ -436,43 +480,11 @@ def test_a_protocol_error_after_a_message_waits_for_its_answer() -> None:
     # Autobahn 4.2.5: a text message, then a reserved opcode in the same
     # read. recv() was already waiting and takes the message before the
     # reader sees the error: the echo must still go out before the close.
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    received: list[bytes] = []
+    def send(conn: socket.socket) -> None:
+        time.sleep(0.2)  # the client waits in recv()
+        conn.sendall(b"\x81\x05hello" + b"\x8f\x02xy")
 
-    def peer() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            _accept_upgrade(conn)
-            time.sleep(0.2)  # the client waits in recv()
-            conn.sendall(b"\x81\x05hello" + b"\x8f\x02xy")
-            conn.settimeout(5)
-            data = b""
-            while len(data) < 2 + 4 + 5 + 2 + 4 + 2:  # the masked echo, then a close
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            received.append(data)
-
-    thread = threading.Thread(target=peer)
-    thread.start()
-    try:
-        with connect(f"ws://127.0.0.1:{port}/", close_timeout=1) as ws:
-            ws._items = _SlowHandOver()
-            message = ws.recv(timeout=5)
-            ws.send(message)
-            with pytest.raises(ConnectionClosedError) as info:
-                ws.recv(timeout=5)
-            assert info.value.code == 1002
-    finally:
-        thread.join(10)
-        listener.close()
-    data = received[0]
-    assert data[:2] == b"\x81\x85", data  # the echo came first
-    mask = data[2:6]
-    assert bytes(b ^ mask[i % 4] for i, b in enumerate(data[6:11])) == b"hello"
-    assert data[11] == 0x88, data  # then the close frame
+    _check_echo_before_close(_SlowHandOver(), send)
 
 
 class _RaceAfterTake(queue.SimpleQueue):  # type: ignore[type-arg]
@@ -515,48 +527,19 @@ def test_a_protocol_error_while_recv_returns_a_message_waits_for_its_answer() ->
     # The message and the error in two reads: the error is parsed after
     # recv() took the message but before recv() returned it. The echo must
     # still go out before the close frame.
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
     hook = _RaceAfterTake()
-    received: list[bytes] = []
 
-    def peer() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            _accept_upgrade(conn)
-            assert hook.waiting.wait(5)
-            conn.sendall(b"\x81\x05hello")
-            assert hook.taken.wait(5)
-            conn.sendall(b"\x8f\x02xy")
-            hook.error_sent.set()
-            conn.settimeout(5)
-            data = b""
-            while len(data) < 2 + 4 + 5 + 2 + 4 + 2:  # the masked echo, then a close
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            received.append(data)
+    def send(conn: socket.socket) -> None:
+        assert hook.waiting.wait(5)
+        conn.sendall(b"\x81\x05hello")
+        assert hook.taken.wait(5)
+        conn.sendall(b"\x8f\x02xy")
+        hook.error_sent.set()
 
-    thread = threading.Thread(target=peer)
-    thread.start()
     try:
-        with connect(f"ws://127.0.0.1:{port}/", close_timeout=1) as ws:
-            ws._items = hook
-            message = ws.recv(timeout=5)
-            ws.send(message)
-            with pytest.raises(ConnectionClosedError) as info:
-                ws.recv(timeout=5)
-            assert info.value.code == 1002
+        _check_echo_before_close(hook, send)
     finally:
         hook.error_sent.set()
-        thread.join(10)
-        listener.close()
-    data = received[0]
-    assert data[:2] == b"\x81\x85", data  # the echo came first
-    mask = data[2:6]
-    assert bytes(b ^ mask[i % 4] for i, b in enumerate(data[6:11])) == b"hello"
-    assert data[11] == 0x88, data  # then the close frame
 
 
 def test_close_with_a_full_queue_reads_on_to_the_peers_close_frame() -> None:
