@@ -18,19 +18,12 @@ import ssl as ssl_module
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from fastws import _check, limits
+from fastws._client import USER_AGENT, Redirects, server_tls_error, user_agent_option
+from fastws._proxy import Proxy, ProxyOptions
 from fastws.asyncio._options import Opener, check_endpoint, compression_options, fragments_limit
-from fastws.asyncio._proxy import (
-    Proxy,
-    check_socks_available,
-    connect_http_proxy,
-    connect_socks_proxy,
-    environment_proxy,
-    is_tls_in_tls_error,
-    parse_proxy,
-)
+from fastws.asyncio._proxy import connect_http_proxy, connect_socks_proxy, is_tls_in_tls_error
 from fastws.asyncio.connection import CLIENT_LOGGER, Connection, LoggerLike, check_options
 from fastws.events import Response
 from fastws.exceptions import (
@@ -39,31 +32,15 @@ from fastws.exceptions import (
     InvalidProxyMessage,
     InvalidProxyStatus,
     InvalidStatus,
-    InvalidURI,
     ProxyError,
-    SecurityError,
 )
 from fastws.handshake import header_pairs, header_value, parse_uri
 from fastws.protocol import ClientProtocol
 
 __all__ = ["ClientConnection", "backoff", "connect", "process_exception", "unix_connect"]
 
-#: Statuses whose ``Location`` the client follows.
-_REDIRECTS = frozenset({300, 301, 302, 303, 307, 308})
 #: Statuses that :func:`process_exception` takes for a passing server or proxy failure.
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
-#: Request headers not sent on to another origin after a redirect.
-_CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
-
-
-class _Default:
-    """Marker for "use the state machine's default" (``fastws/<version>``)."""
-
-    def __repr__(self) -> str:
-        return "'fastws/<version>'"
-
-
-_USER_AGENT: Any = _Default()
 
 
 class ClientConnection(Connection):
@@ -205,18 +182,6 @@ def _default_delays() -> Callable[[], Iterator[float]]:
     )
 
 
-def _redirect_uri(uri: str, location: str) -> str:
-    """Resolve a ``Location`` against ``uri``; ``http``/``https`` become ``ws``/``wss``."""
-    parts = urlsplit(uri)
-    # Resolve as HTTP URLs: urljoin() knows their rules on every Python.
-    base = urlunsplit(parts._replace(scheme="https" if parts.scheme == "wss" else "http"))
-    target = urlsplit(urljoin(base, location.strip()))
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(target.scheme.lower())
-    if scheme is None:
-        raise InvalidURI(location, "a redirect to a scheme other than ws, wss, http or https")
-    return urlunsplit(target._replace(scheme=scheme, fragment=""))
-
-
 class connect(Opener["ClientConnection"]):
     """Open a WebSocket client connection, or keep one open.
 
@@ -298,8 +263,8 @@ class connect(Opener["ClientConnection"]):
         server_hostname: str | None = None,
         origin: str | None = None,
         additional_headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
-        user_agent_header: str | None = _USER_AGENT,
-        user_agent: str | None = _USER_AGENT,
+        user_agent_header: str | None = USER_AGENT,
+        user_agent: str | None = USER_AGENT,
         subprotocols: Sequence[str] | None = None,
         compression: str | Any | None = "deflate",
         proxy: str | Literal[True] | None = True,
@@ -327,29 +292,14 @@ class connect(Opener["ClientConnection"]):
         self._secure, self._host, self._port, _ = parse_uri(uri)
         if ssl is not None and not self._secure:
             raise ValueError("ssl= was given for a ws:// URI; use wss://")
-        if not isinstance(user_agent_header, _Default) and not isinstance(user_agent, _Default):
-            raise TypeError("give user_agent_header or user_agent, not both")
-        if isinstance(user_agent_header, _Default):
-            user_agent_header = user_agent
-        # The proxy options.
-        if proxy is False:
-            raise TypeError("proxy must be a str, True or None, not False: use proxy=None")
-        self._proxy: Proxy | Literal[True] | None = (
-            proxy if proxy is None or proxy is True else parse_proxy(proxy)
+        user_agent_kwargs = user_agent_option(user_agent_header, user_agent)
+        self._proxy = ProxyOptions(
+            proxy,
+            proxy_ssl,
+            proxy_server_hostname,
+            proxy_headers,
+            direct=path is not None or sock is not None,
         )
-        if proxy_ssl is not None and not isinstance(proxy_ssl, ssl_module.SSLContext):
-            raise TypeError(f"proxy_ssl must be an ssl.SSLContext or None, not {proxy_ssl!r}")
-        header_value("proxy_server_hostname", proxy_server_hostname)
-        self._proxy_headers: list[tuple[str, str]] = header_pairs("proxy_headers", proxy_headers)
-        if isinstance(self._proxy, Proxy):
-            if path is not None or sock is not None:
-                raise ValueError("proxy cannot be used with path or sock: set proxy=None")
-            if self._proxy.is_socks:
-                check_socks_available()
-            elif proxy_ssl is not None and self._proxy.scheme != "https":
-                raise ValueError("proxy_ssl was given for an http:// proxy; use https://")
-        self._proxy_ssl: ssl_module.SSLContext | None = proxy_ssl
-        self._proxy_server_hostname: str | None = proxy_server_hostname
         # Reconnection.
         if not callable(process_exception):
             raise TypeError(f"process_exception must be callable, not {process_exception!r}")
@@ -375,9 +325,7 @@ class connect(Opener["ClientConnection"]):
             "max_fragments": fragments_limit(max_size, max_fragments),
             "stream_messages": stream_messages,
         }
-        if not isinstance(user_agent_header, _Default):
-            header_value("user_agent_header", user_agent_header)
-            self._protocol_kwargs["user_agent"] = user_agent_header
+        self._protocol_kwargs.update(user_agent_kwargs)
         self._connection_options: dict[str, Any] = {
             "max_queue": max_queue,
             "write_limit": write_limit,
@@ -404,7 +352,6 @@ class connect(Opener["ClientConnection"]):
         self._user_agent: str | None = probe.user_agent
         self._open_timeout: float | None = open_timeout
         self._default_ssl: ssl_module.SSLContext | None = None
-        self._default_proxy_ssl: ssl_module.SSLContext | None = None
 
     # -- opening one connection -------------------------------------------
 
@@ -417,41 +364,14 @@ class connect(Opener["ClientConnection"]):
             raise TimeoutError("timed out while opening the connection") from None
 
     async def _follow_redirects(self) -> ClientConnection:
-        uri, headers = self._uri, self._headers
-        for followed in range(limits.MAX_REDIRECTS + 1):
+        redirects = Redirects(
+            self._uri, self._headers, path=self._path is not None, sock=self._sock is not None
+        )
+        while True:
             try:
-                return await self._open_one(uri, headers)
+                return await self._open_one(redirects.uri, redirects.headers)
             except InvalidStatus as exc:
-                uri, headers = self._redirect(uri, headers, exc)  # or raises
-                if followed == limits.MAX_REDIRECTS:
-                    raise SecurityError(f"more than {limits.MAX_REDIRECTS} redirects") from exc
-        raise AssertionError("unreachable")
-
-    def _redirect(
-        self, uri: str, headers: list[tuple[str, str]], exc: InvalidStatus
-    ) -> tuple[str, list[tuple[str, str]]]:
-        """The URI and headers of the next attempt, or ``exc`` raised when it is not a redirect."""
-        response = exc.response
-        location = response.headers.get("Location") if response is not None else None
-        if response is None or response.status not in _REDIRECTS or location is None:
-            raise exc
-        try:
-            new_uri = _redirect_uri(uri, location)
-            secure, host, port, _ = parse_uri(new_uri)
-        except InvalidURI as error:
-            raise error from exc
-        old_secure, old_host, old_port, _ = parse_uri(uri)
-        if old_secure and not secure:
-            raise SecurityError(f"redirect from wss:// to ws:// refused: {new_uri}") from exc
-        if self._sock is not None:
-            raise ValueError(f"cannot follow the redirect to {new_uri}: sock= was used") from exc
-        if (secure, host, port) != (old_secure, old_host, old_port):
-            if self._path is not None:
-                raise ValueError(
-                    f"cannot follow the redirect to another host ({new_uri}) over a unix socket"
-                ) from exc
-            headers = [(k, v) for k, v in headers if k.lower() not in _CREDENTIALS]
-        return new_uri, headers
+                redirects.follow(exc)  # or raises
 
     def _tls(self, secure: bool, host: str) -> dict[str, Any]:
         if not secure:
@@ -463,20 +383,12 @@ class connect(Opener["ClientConnection"]):
             context = self._default_ssl
         return {"ssl": context, "server_hostname": self._server_hostname or host}
 
-    def _proxy_for(self, secure: bool, host: str, port: int) -> Proxy | None:
-        if self._path is not None or self._sock is not None or self._proxy is None:
-            return None
-        if self._proxy is not True:
-            return self._proxy
-        url = environment_proxy(secure, host, port)
-        return None if url is None else parse_proxy(url)
-
     async def _open_one(self, uri: str, headers: list[tuple[str, str]]) -> ClientConnection:
         secure, host, port, _ = parse_uri(uri)
         proto = ClientProtocol(uri, additional_headers=headers, **self._protocol_kwargs)
         conn = self._create_connection(proto, **self._connection_options)
         tls = self._tls(secure, host)
-        proxy = self._proxy_for(secure, host, port)
+        proxy = self._proxy.for_uri(secure, host, port)
         loop = asyncio.get_running_loop()
         try:
             if self._path is not None:
@@ -500,10 +412,7 @@ class connect(Opener["ClientConnection"]):
         except ssl_module.SSLCertVerificationError:
             raise
         except ssl_module.SSLError as exc:
-            raise InvalidHandshake(
-                f"the TLS handshake with {host}:{port} failed ({exc.reason or exc}): "
-                "the server does not seem to speak TLS (a plain server? then use ws://)"
-            ) from exc
+            raise server_tls_error(host, port, exc) from exc
         try:
             await conn._opened
         except BaseException:
@@ -514,21 +423,14 @@ class connect(Opener["ClientConnection"]):
     async def _through_http_proxy(
         self, conn: ClientConnection, proxy: Proxy, host: str, port: int, tls: dict[str, Any]
     ) -> None:
-        proxy_ssl = None
-        if proxy.scheme == "https":
-            proxy_ssl = self._proxy_ssl
-            if proxy_ssl is None:
-                if self._default_proxy_ssl is None:
-                    self._default_proxy_ssl = ssl_module.create_default_context()
-                proxy_ssl = self._default_proxy_ssl
         transport, rest = await connect_http_proxy(
             proxy,
             host,
             port,
-            ssl=proxy_ssl,
-            server_hostname=self._proxy_server_hostname,
+            ssl=self._proxy.ssl_for(proxy),
+            server_hostname=self._proxy.server_hostname,
             user_agent=self._user_agent,
-            headers=self._proxy_headers,
+            headers=self._proxy.headers,
         )
         try:
             if tls["ssl"] is None:
