@@ -124,3 +124,14 @@ def simd_kernels(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
         yield module
     finally:
         module._force_isa("auto")
+
+
+_PROXY_VARIABLES = ("http", "https", "ws", "wss", "socks", "all", "no")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clients use the environment's proxy by default: the tests set their own."""
+    for scheme in _PROXY_VARIABLES:
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)

@@ -41,6 +41,7 @@ from fastws.events import CloseReceived, Pong, Request, Response
 from fastws.exceptions import ConcurrencyError, ConnectionClosed, InvalidState
 from fastws.frames import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL
 from fastws.protocol import State
+from fastws.sync._tls import TLSInTLS
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -522,14 +523,15 @@ class Connection:
         assert self._wake is not None
         wake = self._wake[0]
         waiter = _Waiter(sock, wake)
+        # A TLS socket may hold decrypted bytes that polling does not show.
+        tls = isinstance(sock, (ssl_module.SSLSocket, TLSInTLS))
         close_deadline: float | None = None
         try:
             while True:
                 if not self._room_to_read():
                     break
                 timeout = self._timeout(close_deadline)
-                pending = isinstance(sock, ssl_module.SSLSocket) and sock.pending() > 0
-                if not pending:
+                if not (tls and sock.pending() > 0):  # type: ignore[attr-defined]
                     ready = waiter.wait(timeout)
                     if ready & 2:  # woken by _abort()
                         break

@@ -40,16 +40,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 Runner = Callable[..., Any]
 
-_PROXY_VARIABLES = ("http", "https", "ws", "wss", "socks", "all", "no")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """connect() uses the environment's proxy by default: the tests set their own."""
-    for scheme in _PROXY_VARIABLES:
-        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
-        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
-
 
 @pytest.fixture(params=LOOPS)
 def loop_name(request: pytest.FixtureRequest) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from sync_helpers import Running
 
 from fastws.events import Request, Response
 from fastws.exceptions import (
@@ -27,47 +28,9 @@ from fastws.exceptions import (
     InvalidStatus,
 )
 from fastws.handshake import accept_key
-from fastws.sync import Server, ServerConnection, connect, serve, unix_connect, unix_serve
+from fastws.sync import ServerConnection, connect, serve, unix_connect, unix_serve
 
-
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
-
-
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    threads = set(threading.enumerate())
-    fds = _fds()
-    yield
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        extra = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
-        if not extra and _fds() <= fds:
-            break
-        time.sleep(0.02)
-    assert extra == [], extra
-    assert _fds() <= fds
-
-
-class Running:
-    """A server running serve_forever() in a thread, shut down on exit."""
-
-    def __init__(self, handler: Callable[[ServerConnection], Any], **options: Any) -> None:
-        self.server: Server = serve(handler, "127.0.0.1", 0, **options)
-        self.thread = threading.Thread(target=self.server.serve_forever)
-
-    def __enter__(self) -> Running:  # noqa: PYI034 - a test helper, never subclassed
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-
-    @property
-    def uri(self) -> str:
-        return f"ws://127.0.0.1:{self.server.port}/"
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 def echo(ws: ServerConnection) -> None:
