@@ -55,6 +55,34 @@ def test_websocket_client(fastws_server: str) -> None:
         ws.close()
 
 
+@pytest.mark.parametrize("library", ["websockets", "aiohttp"])
+def test_asyncio_clients(fastws_server: str, library: str) -> None:
+    # The other direction of test_fastws_sync_client_against_asyncio_servers.
+    big = os.urandom(900_000)
+
+    async def websockets_client() -> None:
+        ws_client = pytest.importorskip("websockets.asyncio.client")
+        async with ws_client.connect(fastws_server, max_size=None) as ws:
+            for message in [*MESSAGES, big]:
+                await ws.send(message)
+                assert await ws.recv() == message
+
+    async def aiohttp_client() -> None:
+        aiohttp = pytest.importorskip("aiohttp")
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(fastws_server, max_msg_size=0) as ws:
+                for message in [*MESSAGES, big]:
+                    if isinstance(message, str):
+                        await ws.send_str(message)
+                        assert await ws.receive_str() == message
+                    else:
+                        await ws.send_bytes(message)
+                        assert await ws.receive_bytes() == message
+
+    main = websockets_client if library == "websockets" else aiohttp_client
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
 @pytest.mark.parametrize("compression", ["deflate", None])
 def test_fastws_sync_client_against_websockets_sync_server(compression: str | None) -> None:
     sync_server = pytest.importorskip("websockets.sync.server")
