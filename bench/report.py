@@ -51,6 +51,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import _sections
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
@@ -1145,21 +1147,41 @@ def make_charts(
 def build_report(notes: list[str]) -> Path:
     """Write RESULTS.md and the charts from the JSON files in ``bench/results``."""
     names = [name for name, _ in bench_files()]
-    # Those have sections of their own; callgrind_echo and kernels_percall are
-    # summarized by hand in the kept sections (see _kept_sections).
-    skip = [*names, "echo", "echo_deflate", *INTERLEAVED_JSON, "callgrind_echo"]
-    skip.append("kernels_percall")
+    # Those have sections of their own (rendered here, or by their scripts and
+    # carried over: see _carried_sections); callgrind_echo and kernels_percall
+    # are summarized by hand in the kept sections (see _kept_sections).
+    skip = [*names, "echo", "echo_deflate", *SCRIPT_SECTIONS, *INTERLEAVED_JSON]
+    skip += ["callgrind_echo", "kernels_percall"]
     names += [p.stem for p in sorted(RESULTS.glob("*.json")) if p.stem not in skip]
     suites = [load_suite(name) for name in names]
     echo_data, echo_error = load_json(RESULTS / "echo.json")
     charts, problems = make_charts(suites, echo_data)
     text = render(environment(), suites, (echo_data, echo_error), charts, [*notes, *problems])
-    RESULTS_MD.write_text(text + _kept_sections())
+    text += _carried_sections(text) + _kept_sections()
+    RESULTS_MD.write_text(text)
     return RESULTS_MD
 
 
-KEPT_START = "<!-- kept:start -->"
+#: Results files of the benchmark scripts that write their own section of
+#: RESULTS.md (bench/pubsub, bench/sync, bench/uvicorn): not pytest-benchmark
+#: files, never rendered here.
+SCRIPT_SECTIONS = ["pubsub", "sync", "uvicorn"]
+KEPT_START = _sections.KEPT_START
 KEPT_END = "<!-- kept:end -->"
+
+
+def _carried_sections(text: str) -> str:
+    """The ``*-results`` sections of the old RESULTS.md that ``text`` lacks, in their order.
+
+    The benchmark scripts (pubsub, sync, uvicorn...) write their sections
+    themselves; the echo ones are carried over too when there is no JSON file
+    to render them from.
+    """
+    if not RESULTS_MD.exists():
+        return ""
+    rendered = {name for name, _ in _sections.find(text)}
+    carried = [s for name, s in _sections.find(RESULTS_MD.read_text()) if name not in rendered]
+    return "".join(f"\n{section}\n" for section in carried)
 
 
 def _kept_sections() -> str:

@@ -66,6 +66,10 @@ ROOT = HERE.parent.parent
 PY = sys.executable
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # report the version of this checkout
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+
+import _sections  # noqa: E402
 
 SCENARIOS: list[tuple[str, dict[str, int]]] = [
     ("rr-1", {"connections": 1, "inflight": 1, "size": 16}),
@@ -85,8 +89,7 @@ SERVERS = [
     "websockets",
     "aiohttp",
 ]
-START = "<!-- echo-results:start -->"
-END = "<!-- echo-results:end -->"
+START, END = _sections.markers("echo")
 
 DEFLATE_SCENARIOS: list[tuple[str, dict[str, int]]] = [
     ("deflate-rr-64-1KiB", {"connections": 64, "inflight": 1, "size": 1 << 10}),
@@ -103,8 +106,7 @@ DEFLATE_SERVERS = [
     "websockets",
     "aiohttp",
 ]
-DEFLATE_START = "<!-- echo-deflate-results:start -->"
-DEFLATE_END = "<!-- echo-deflate-results:end -->"
+DEFLATE_START, DEFLATE_END = _sections.markers("echo-deflate")
 #: Extra arguments of the Go client per server: aiohttp does not repeat
 #: client_no_context_takeover, which gorilla requires (see goclient/main.go).
 GOCLIENT_ARGS = {"aiohttp": ["--add-client-nct"]}
@@ -509,28 +511,17 @@ def markdown(results: dict[str, Any]) -> str:
 def write_results(results: dict[str, Any]) -> None:
     """Write echo.json (echo_deflate.json) and replace (or add) its section of RESULTS.md.
 
-    The deflate section goes right after the Echo section when it is new,
-    so that it stays before the hand-kept block at the end of the file.
+    The deflate section goes right after the Echo section when it is new.
     """
     deflate = _is_deflate(results)
-    start, end = (DEFLATE_START, DEFLATE_END) if deflate else (START, END)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     name = "echo_deflate.json" if deflate else "echo.json"
     (out / name).write_text(json.dumps(results, indent=2) + "\n")
-    md = ROOT / "bench" / "RESULTS.md"
-    section = markdown(results).rstrip("\n")
-    text = md.read_text() if md.exists() else "# Benchmark results\n\n"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        tail = rest.split(end, 1)[1]
-        text = head + section + tail
-    elif deflate and END in text:
-        head, tail = text.split(END, 1)
-        text = head + END + "\n\n" + section + tail
+    if deflate:
+        _sections.write("echo-deflate", markdown(results), after="echo")
     else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    md.write_text(text)
+        _sections.write("echo", markdown(results))
 
 
 def main() -> int:

@@ -59,6 +59,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PY = sys.executable
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+
+import _sections  # noqa: E402
+
 MODES = [
     "fastws-publish",
     "fastws-publish-asyncio",
@@ -69,8 +74,7 @@ MODES = [
 ]
 BASE = "@base"
 REFERENCE = "websockets-broadcast"
-START = "<!-- pubsub-results:start -->"
-END = "<!-- pubsub-results:end -->"
+START, END = _sections.markers("pubsub")
 
 
 def _pin(cpu: int) -> list[str]:
@@ -582,25 +586,11 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def write_results(results: dict[str, Any]) -> None:
-    """Write pubsub.json and replace (or append) the Fan-out section of RESULTS.md."""
+    """Write pubsub.json and replace (or add) the Fan-out section of RESULTS.md."""
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "pubsub.json").write_text(json.dumps(results, indent=2) + "\n")
-    md = ROOT / "bench" / "RESULTS.md"
-    section = markdown(results)
-    text = md.read_text() if md.exists() else "# Benchmark results\n\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        tail = rest.split(END, 1)[1]
-        text = head + section.rstrip("\n") + tail
-    else:
-        kept = "<!-- kept:start -->"
-        if kept in text:  # before the kept section, which stays last
-            head, tail = text.split(kept, 1)
-            text = head.rstrip("\n") + "\n\n" + section + "\n" + kept + tail
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-    md.write_text(text)
+    _sections.write("pubsub", markdown(results))
 
 
 def main() -> int:

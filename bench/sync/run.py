@@ -42,8 +42,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PY = sys.executable
-START = "<!-- sync-results:start -->"
-END = "<!-- sync-results:end -->"
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+
+import _sections  # noqa: E402
+
+START, END = _sections.markers("sync")
 CLIENTS = ["fastws", "websockets", "websocket-client", "websocket-client+wsaccel"]
 SCENARIOS: dict[str, dict[str, Any]] = {
     "rr-16B": {"size": 16, "text": True, "burst": 1},
@@ -256,15 +260,7 @@ def _write_markdown(report: dict[str, Any]) -> None:
             rate, cpu = r["msgs_per_s"], r["cpu_us_per_msg"]
             lines.append(f"| {scenario} | {client} | {rate:,.0f} | {cpu:.2f} | {ratio} |")
     lines.append(END)
-    path = ROOT / "bench/RESULTS.md"
-    text = path.read_text() if path.exists() else ""
-    block = "\n".join(lines)
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    _sections.write("sync", "\n".join(lines))
 
 
 if __name__ == "__main__":
