@@ -9,7 +9,10 @@ D seconds, records each message's round-trip time, and reads the server's CPU
 time (``/proc/PID/stat`` utime+stime) at both ends of the window.
 
 ``idle``: ``--idle N``. Reads the server's RSS, opens N connections (a few
-hundred at a time), waits a second, reads the RSS again, closes them.
+hundred at a time), waits a second, reads the RSS again, closes them. With
+``--offer-deflate`` the connections offer permessage-deflate in their
+handshake as a browser does (the server then sets up its compression state
+for each; no message is sent, so picows never has to inflate one).
 """
 
 from __future__ import annotations
@@ -88,16 +91,27 @@ class _Run:
         self.latencies: list[int] = []
 
 
-async def _open(url: str, n: int, factory: Any, batch: int = 200) -> list[tuple[Any, Any]]:
+#: The permessage-deflate offer of a browser, for ``--offer-deflate``.
+BROWSER_DEFLATE_OFFER = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
+
+
+def _connect(url: str, factory: Any, offer_deflate: bool) -> Any:
+    if offer_deflate:
+        headers = BROWSER_DEFLATE_OFFER
+        return ws_connect(factory, url, max_frame_size=64 << 20, extra_headers=headers)
+    return ws_connect(factory, url, max_frame_size=64 << 20)
+
+
+async def _open(
+    url: str, n: int, factory: Any, batch: int = 200, offer_deflate: bool = False
+) -> list[tuple[Any, Any]]:
+    # Only idle connections offer compression: picows cannot compress, and
+    # an idle connection sends no message for the server to inflate.
     pairs: list[tuple[Any, Any]] = []
     for start in range(0, n, batch):
+        batch_n = min(batch, n - start)
         pairs.extend(
-            await asyncio.gather(
-                *(
-                    ws_connect(factory, url, max_frame_size=64 << 20)
-                    for _ in range(min(batch, n - start))
-                )
-            )
+            await asyncio.gather(*(_connect(url, factory, offer_deflate) for _ in range(batch_n)))
         )
     return pairs
 
@@ -157,7 +171,8 @@ async def idle(args: argparse.Namespace) -> dict[str, Any]:
     """Open N idle connections and report the server's RSS growth."""
     before = rss_bytes(args.server_pid)
     t0 = time.perf_counter()
-    transports = [t for t, _ in await _open(args.url, args.idle, WSListener)]
+    pairs = await _open(args.url, args.idle, WSListener, offer_deflate=args.offer_deflate)
+    transports = [t for t, _ in pairs]
     opened = time.perf_counter() - t0
     await asyncio.sleep(1.0)
     after = rss_bytes(args.server_pid)
@@ -169,6 +184,7 @@ async def idle(args: argparse.Namespace) -> dict[str, Any]:
         "rss_delta_bytes": after - before,
         "bytes_per_connection": round((after - before) / args.idle),
         "open_seconds": round(opened, 2),
+        "offer_deflate": args.offer_deflate,
     }
 
 
@@ -183,6 +199,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--idle", type=int, default=0)
+    parser.add_argument(
+        "--offer-deflate",
+        action="store_true",
+        help="idle connections offer permessage-deflate as browsers do",
+    )
     args = parser.parse_args()
 
     async def run() -> dict[str, Any]:
