@@ -128,7 +128,7 @@ bench: build
 
 # uvicorn with each --ws implementation (fastws.uvicorn, websockets-sansio,
 # websockets, wsproto) under a Starlette echo endpoint and a bare ASGI one:
-# bench/uvicorn/RESULTS.md.
+# the uvicorn section of bench/RESULTS.md.
 bench-uvicorn: build
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/uvicorn/run.py
