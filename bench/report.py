@@ -1165,7 +1165,7 @@ def build_report(notes: list[str]) -> Path:
 #: Results files of the benchmark scripts that write their own section of
 #: RESULTS.md (bench/pubsub, bench/sync, bench/uvicorn): not pytest-benchmark
 #: files, never rendered here.
-SCRIPT_SECTIONS = ["pubsub", "sync", "uvicorn"]
+SCRIPT_SECTIONS = ["pubsub", "sync", "sync_parallel", "uvicorn"]
 KEPT_START = _sections.KEPT_START
 KEPT_END = "<!-- kept:end -->"
 
