@@ -71,14 +71,14 @@ from echo import run as echo  # noqa: E402
 
 START, END = _sections.markers("sync")
 SUITES = ["client", "server"]
-CLIENTS = ["fastws", "websockets", "websocket-client", "websocket-client+wsaccel"]
+CLIENTS = ["fastws", "websockets", "websocket-client", "websocket-client+wsaccel", "floor"]
 SCENARIOS: dict[str, dict[str, Any]] = {
     "rr-16B": {"size": 16, "text": True, "burst": 1},
     "stream-16KiB": {"size": 16 << 10, "text": False, "burst": 64},
     "rr-1MiB-text": {"size": 1 << 20, "text": True, "burst": 1},
     "rr-1MiB-binary": {"size": 1 << 20, "text": False, "burst": 1},
 }
-SERVERS = ["fastws", "websockets"]
+SERVERS = ["fastws", "websockets", "floor"]
 SERVER_SCENARIOS: dict[str, dict[str, int]] = {
     "rr-64": {"connections": 64, "inflight": 1, "size": 16},
     "pipe-16x64-16B": {"connections": 16, "inflight": 64, "size": 16},
@@ -89,7 +89,11 @@ SERVER_SCENARIOS: dict[str, dict[str, int]] = {
 #: websockets.sync).
 CLIENT_GOALS = {"websockets": 2.0, "websocket-client": 3.0, "websocket-client+wsaccel": 3.0}
 SERVER_GOALS = {"websockets": 2.0}
-LABELS = {"fastws": "fastws.sync", "websockets": "websockets.sync"}
+LABELS = {
+    "fastws": "fastws.sync",
+    "websockets": "websockets.sync",
+    "floor": "floor: threads + queue only (floor.py)",
+}
 
 
 # ---------------------------------------------------------------- one client
@@ -113,6 +117,10 @@ def _client(name: str, url: str, scenario: str, duration: float) -> dict[str, fl
 
         wsw = wconnect(url, max_size=None, compression=None)
         send, recv, close = wsw.send, wsw.recv, wsw.close
+    elif name == "floor":
+        import floor
+
+        send, recv, close = floor.connect(url)
     else:
         import websocket
 
@@ -165,6 +173,12 @@ def _serve(name: str, port: int) -> None:
         server = wserve(
             whandler, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None
         )
+    elif name == "floor":
+        import floor
+
+        print("READY", flush=True)
+        floor.serve_forever(port)
+        return
     else:
         raise SystemExit(f"unknown server {name!r}")
     # SIGTERM ends the process (its default action), connection threads and all.
@@ -397,7 +411,10 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             _run_line(client) + "Server: `python -m fastws echo --uvloop` on CPU 0; each "
             "client in a process of its own on CPU 1, the clients rotating. CPU per message "
-            "is the client process's (its reader thread included).",
+            "is the client process's (its reader thread included). The floor row is a "
+            "reader thread, a queue and one `sendall()` per message with a parser that knows "
+            "only data frames (`bench/sync/floor.py`): what the threaded model costs before "
+            "any WebSocket work.",
             "",
             *table,
             "",
@@ -415,7 +432,9 @@ def markdown(report: dict[str, Any]) -> str:
             "`websockets.sync.server.serve`, each alone in a process pinned to CPU 0, under "
             "the echo benchmark's load generator (picows clients on uvloop, binary messages) "
             "on CPU 1, the servers in rotating order. CPU per message is the server "
-            "process's (user + system, every thread, from /proc).",
+            "process's (user + system, every thread, from /proc). The floor row is the same "
+            "echo with a reader thread, a queue and one `sendall()` per message and no "
+            "WebSocket work beyond parsing data frames (`bench/sync/floor.py`).",
             "",
             *table,
             "",
