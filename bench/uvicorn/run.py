@@ -67,6 +67,7 @@ if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
 import _sections  # noqa: E402
+import zlib_floor  # noqa: E402
 from echo import run as echo  # noqa: E402
 
 PLAIN_SCENARIOS: list[tuple[str, dict[str, int]]] = [
@@ -252,6 +253,8 @@ def run(
         }
     results["runs"] = runs
     results["load_average_end"] = round(os.getloadavg()[0], 2)
+    if "deflate" in suites:
+        results["zlib_floor"] = zlib_floor.measure()
     return results
 
 
@@ -318,6 +321,48 @@ def _goals(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} (KiB per connection) | {_num(ours, 1)} | {_num(ref, 1)} | "
             f"{f'{ref / ours:.2f}x' if ours and ref else '-'} | ≤ sansio | {met} |"
+        )
+    return [*lines, ""]
+
+
+def _zlib_table(results: dict[str, Any]) -> list[str]:
+    """zlib's own cost per message beside the deflate scenarios' totals."""
+    floor = results.get("zlib_floor")
+    if not floor:
+        return []
+    app = "starlette" if "starlette" in results["servers"] else next(iter(results["servers"]))
+    lines = [
+        "### zlib alone (bench/uvicorn/zlib_floor.py)",
+        "",
+        f"Measured {floor['date']}: microseconds per message for inflating the client's "
+        "message and deflating the answer, no context takeover, as each implementation calls "
+        f"zlib (fastws: {floor['fastws_settings']}, a kept compressor reset by a full flush; "
+        f"websockets under uvicorn: {floor['websockets_settings']}, a new compressor per "
+        "message), no library code. `plain` is fastws's CPU per message in the plain "
+        "scenario of the same shape (16 B binary), `bound` is websockets-sansio's "
+        "measured total divided by zlib-for-fastws + plain: about the best ratio fastws "
+        "could reach without any other cost for the 1 KiB or 16 KiB text messages.",
+        "",
+        "| scenario | zlib for fastws | zlib for websockets | fastws total | sansio total "
+        "| plain | bound | goal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    shapes = {
+        "deflate-rr-64-1KiB": ("1KiB", "rr-64"),
+        "deflate-pipe-16x64-1KiB": ("1KiB", "pipe-16x64-16B"),
+        "deflate-pipe-16x16-16KiB": ("16KiB", "pipe-16x64-16B"),
+    }
+    for name, (size, plain_name) in shapes.items():
+        cost = floor["sizes"].get(size)
+        ours, ref = _cpu(results, app, "fastws", name), _cpu(results, app, REFERENCE, name)
+        plain = _cpu(results, app, "fastws", plain_name)
+        if not cost or not ours or not ref or not plain:
+            continue
+        bound = ref / (cost["floor_fastws_us"] + plain)
+        goal = SMALL_GOAL if name in SMALL_STREAMS else GOAL
+        lines.append(
+            f"| {name} | {cost['floor_fastws_us']:.1f} | {cost['floor_websockets_us']:.1f} "
+            f"| {ours:.1f} | {ref:.1f} | {plain:.1f} | {bound:.2f}x | {goal:g}x |"
         )
     return [*lines, ""]
 
@@ -420,6 +465,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     lines += _goals(results)
+    lines += _zlib_table(results)
     for app in results["apps"]:
         if _scenarios(results):
             lines += _load_tables(results, app)
@@ -453,6 +499,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.from_json is not None:
         results = json.loads(args.from_json.read_text())
+        if "deflate" in results.get("suites", []) and "zlib_floor" not in results:
+            results["zlib_floor"] = zlib_floor.measure()  # measured now, dated
     else:
         suites = [s for s in args.suites.split(",") if s]
         if not suites or not set(suites) <= set(SUITES):
