@@ -38,7 +38,13 @@ from fastws.exceptions import (
     InvalidProxyStatus,
     ProxyError,
 )
-from fastws.handshake import HttpHeadParser, header_pairs, header_value, parse_status_line
+from fastws.handshake import (
+    HttpHeadParser,
+    ascii_host,
+    header_pairs,
+    header_value,
+    parse_status_line,
+)
 
 __all__ = [
     "ConnectAnswer",
@@ -132,12 +138,9 @@ def parse_proxy(url: object) -> Proxy:
             password = unquote(password, errors="strict")
         except UnicodeDecodeError:
             raise InvalidProxy(shown, "its user name or password is not UTF-8") from None
-    host = parts.hostname
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise InvalidProxy(shown, "its host name cannot be encoded (IDNA)") from None
+    host = ascii_host(parts.hostname)
+    if host is None:
+        raise InvalidProxy(shown, "its host name cannot be encoded (IDNA)")
     return Proxy(shown, scheme, host, port or _DEFAULT_PORTS[scheme], username, password)
 
 

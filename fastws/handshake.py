@@ -37,6 +37,7 @@ __all__ = [
     "ExtensionOffer",
     "HttpHeadParser",
     "accept_key",
+    "ascii_host",
     "build_extension_header",
     "build_request",
     "build_response",
@@ -600,6 +601,16 @@ def serialize_request(request: Request) -> bytes:
     return "\r\n".join(lines).encode("latin-1")
 
 
+def ascii_host(host: str) -> str | None:
+    """``host`` in ASCII (IDNA-encoded when it is not), or ``None`` when it cannot be."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+
+
 def parse_uri(uri: str) -> tuple[bool, str, int, str]:
     """Split a ``ws://`` / ``wss://`` URI.
 
@@ -627,12 +638,9 @@ def parse_uri(uri: str) -> tuple[bool, str, int, str]:
         raise InvalidURI(uri, "its port is not a number in 0..65535") from None
     secure = parts.scheme == "wss"
     port = port or (443 if secure else 80)
-    host = parts.hostname
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise InvalidURI(uri, "its host name cannot be encoded (IDNA)") from None
+    host = ascii_host(parts.hostname)
+    if host is None:
+        raise InvalidURI(uri, "its host name cannot be encoded (IDNA)")
     # What a request line cannot carry (spaces, controls, non-ASCII) is
     # percent-encoded; existing escapes and reserved characters are kept.
     resource = quote(parts.path or "/", safe=_URI_SAFE)

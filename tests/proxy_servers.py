@@ -1,8 +1,9 @@
-"""Proxy servers for the client tests (asyncio and sync): HTTP CONNECT and SOCKS5.
+"""Peers for the client tests (asyncio and sync): proxies, certificates, redirects.
 
-Small asyncio servers on 127.0.0.1 only. The asyncio tests start them on
-their own loop; :func:`in_thread` runs one on a loop of its own in a
-thread, for the sync client.
+The proxy servers (HTTP CONNECT and SOCKS5) are small asyncio servers on
+127.0.0.1 only. The asyncio tests start them on their own loop;
+:func:`in_thread` runs one on a loop of its own in a thread, for the sync
+client.
 """
 
 from __future__ import annotations
@@ -183,6 +184,17 @@ def certificates() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
     return server_ctx, client_ctx
+
+
+def moved(status: int, location: str) -> Any:
+    """A ``process_request`` (asyncio or sync server) that redirects ``/old...`` there."""
+
+    def process_request(ws: Any, request: Any) -> Any:
+        if request.path.startswith("/old"):
+            return ws.respond(status, headers={"Location": location})
+        return None
+
+    return process_request
 
 
 R = TypeVar("R", bound=Relay)

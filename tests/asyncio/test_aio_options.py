@@ -23,6 +23,7 @@ from aio_helpers import (
     raw_open,
     tolerate_sslproto_leak,
 )
+from proxy_servers import certificates
 
 from fastws.asyncio import (
     ConnectionClosedError,
@@ -404,13 +405,7 @@ def test_client_headers_values(run: Any) -> None:
 
 @tolerate_sslproto_leak
 def test_tls(run: Any) -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    server_ctx, client_ctx = certificates()
 
     async def main() -> None:
         async with serve(echo_handler, "127.0.0.1", 0, ssl=server_ctx) as server:

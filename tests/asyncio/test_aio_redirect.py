@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
-import ssl
 from typing import Any
 
 import pytest
 from aio_helpers import tolerate_sslproto_leak
+from proxy_servers import certificates, moved
 
 from fastws import limits
 from fastws.asyncio import ServerConnection, connect, serve
@@ -22,15 +22,6 @@ async def path_and_headers(ws: ServerConnection) -> None:
     auth = ws.request.headers.get("Authorization", "-")
     await ws.send(f"{ws.request.path} {auth}")
     await ws.wait_closed()
-
-
-def moved(status: int, location: str) -> Any:
-    def process_request(ws: ServerConnection, request: Request) -> Response | None:
-        if request.path.startswith("/old"):
-            return ws.respond(status, headers={"Location": location})
-        return None
-
-    return process_request
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -136,13 +127,7 @@ def test_a_redirect_with_a_socket_given_is_refused(run: Any) -> None:
 
 @tolerate_sslproto_leak
 def test_a_redirect_from_wss_to_ws_is_refused(run: Any) -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    server_ctx, client_ctx = certificates()
 
     async def main() -> None:
         async with serve(path_and_headers, "127.0.0.1", 0) as plain:

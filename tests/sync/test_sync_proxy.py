@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from proxy_servers import HttpProxy, Socks5Proxy, certificates, in_thread
+from proxy_servers import HttpProxy, Socks5Proxy, certificates, in_thread, moved
 from sync_helpers import Running
 
 from fastws import __version__, limits
@@ -294,15 +294,6 @@ def path_and_headers(ws: ServerConnection) -> None:
     ws.send(f"{ws.request.path} {auth}")
     for _ in ws:
         pass
-
-
-def moved(status: int, location: str) -> Any:
-    def process_request(ws: ServerConnection, request: Request) -> Response | None:
-        if request.path.startswith("/old"):
-            return ws.respond(status, headers={"Location": location})
-        return None
-
-    return process_request
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
