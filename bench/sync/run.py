@@ -414,7 +414,8 @@ def markdown(report: dict[str, Any]) -> str:
             "is the client process's (its reader thread included). The floor row is a "
             "reader thread, a queue and one `sendall()` per message with a parser that knows "
             "only data frames (`bench/sync/floor.py`): what the threaded model costs before "
-            "any WebSocket work.",
+            "any WebSocket work, for small messages (its parser copies large ones naively: "
+            "there it is no floor).",
             "",
             *table,
             "",
