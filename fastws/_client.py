@@ -123,10 +123,8 @@ class Redirects:
 
 
 def server_tls_error(host: str, port: int, exc: ssl_module.SSLError) -> InvalidHandshake:
-    """The error for a TLS handshake with the WebSocket server that failed."""
-    error = InvalidHandshake(
+    """The error for a failed TLS handshake with the server (raise it from ``exc``)."""
+    return InvalidHandshake(
         f"the TLS handshake with {host}:{port} failed ({exc.reason or exc}): "
         "the server does not seem to speak TLS (a plain server? then use ws://)"
     )
-    error.__cause__ = exc
-    return error

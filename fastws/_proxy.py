@@ -240,13 +240,11 @@ class ConnectAnswer:
 
 
 def proxy_tls_error(proxy: Proxy, exc: ssl_module.SSLError) -> ProxyError:
-    """The error for a TLS handshake with an ``https://`` proxy that failed."""
-    error = ProxyError(
+    """The error for a failed TLS handshake with a proxy (raise it from ``exc``)."""
+    return ProxyError(
         f"the TLS handshake with the proxy {proxy.url} failed ({exc.reason or exc}): "
         "it does not seem to speak TLS (an http:// proxy?)"
     )
-    error.__cause__ = exc
-    return error
 
 
 def socks_arguments(proxy: Proxy) -> tuple[Any, dict[str, Any]]:
@@ -271,10 +269,8 @@ def socks_arguments(proxy: Proxy) -> tuple[Any, dict[str, Any]]:
 
 
 def socks_refused(proxy: Proxy, exc: Exception) -> ProxyError:
-    """The error for a SOCKS proxy that refused the connection or does not speak SOCKS."""
-    error = ProxyError(f"the SOCKS proxy {proxy.url} refused the connection: {exc}")
-    error.__cause__ = exc
-    return error
+    """The error for a SOCKS proxy that refused the connection (raise it from ``exc``)."""
+    return ProxyError(f"the SOCKS proxy {proxy.url} refused the connection: {exc}")
 
 
 class ProxyOptions:
