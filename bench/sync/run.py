@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -152,26 +153,17 @@ def _client(name: str, url: str, scenario: str, duration: float) -> dict[str, fl
 def _serve(name: str, port: int) -> None:
     """Run an echo server in this process until SIGTERM."""
     server: Any
-    if name == "fastws":
-        from fastws.sync import ServerConnection, serve
+    if name in ("fastws", "websockets"):
+        # The same handler and options: the two libraries share their sync API.
+        module = "fastws.sync" if name == "fastws" else "websockets.sync.server"
+        serve = importlib.import_module(module).serve
 
-        def handler(ws: ServerConnection) -> None:
+        def handler(ws: Any) -> None:
             for message in ws:
                 ws.send(message)
 
         server = serve(
             handler, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None
-        )
-    elif name == "websockets":
-        from websockets.sync.server import ServerConnection as WSConnection
-        from websockets.sync.server import serve as wserve
-
-        def whandler(ws: WSConnection) -> None:
-            for message in ws:
-                ws.send(message)
-
-        server = wserve(
-            whandler, "127.0.0.1", port, compression=None, max_size=None, ping_interval=None
         )
     elif name == "floor":
         import floor
