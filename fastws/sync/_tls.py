@@ -58,12 +58,18 @@ class TLSInTLS:
                 self._incoming.write_eof()
         return bool(data)
 
-    def _flush(self) -> None:
-        with self._send_lock:
+    def _flush(self, block: bool = True) -> None:
+        """Send the records the session wrote; ``block=False``: not if a write is under way
+        (that write sends them with its own)."""
+        if not self._send_lock.acquire(block):
+            return
+        try:
             with self._lock:
                 data = self._outgoing.read()
             if data:
                 self._outer.sendall(data)
+        finally:
+            self._send_lock.release()
 
     def recv(self, size: int) -> bytes:
         """Up to ``size`` bytes of plain text; waits for at least one; ``b""`` at the end."""
@@ -76,15 +82,8 @@ class TLSInTLS:
                 except ssl.SSLZeroReturnError:
                     data = b""
                 unsent = self._outgoing.pending
-            if unsent and self._send_lock.acquire(blocking=False):
-                # Records the session wrote while reading (a key update...); a
-                # write under way sends them with its own otherwise.
-                try:
-                    with self._lock:
-                        out = self._outgoing.read()
-                    self._outer.sendall(out)
-                finally:
-                    self._send_lock.release()
+            if unsent:  # records the session wrote while reading (a key update...)
+                self._flush(block=False)
             if data is not None:
                 return data
             if not self._fill():

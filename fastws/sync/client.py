@@ -209,7 +209,9 @@ class _Opener:
             raise
         return connection
 
-    def _tls(self, sock: socket.socket | TLSInTLS, host: str, port: int) -> Any:
+    def _tls(
+        self, sock: socket.socket | TLSInTLS, host: str, port: int
+    ) -> socket.socket | TLSInTLS:
         context = self._ssl
         if context is None:
             context = self._ssl = ssl_module.create_default_context()
