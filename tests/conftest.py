@@ -135,3 +135,29 @@ def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for scheme in _PROXY_VARIABLES:
         monkeypatch.delenv(f"{scheme}_proxy", raising=False)
         monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
+
+
+@pytest.fixture(params=["zlib", "isal"])
+def backend_module(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    """Compress with zlib, then with ISA-L (``set_deflate_backend``), zlib again afterwards.
+
+    ISA-L (the ``isal`` package) is in the test extra: where it is missing,
+    its variant fails unless ``FASTWS_ALLOW_NO_ISAL=1`` (then it is skipped).
+    """
+    from fastws.extensions import deflate_backend, set_deflate_backend
+
+    if request.param == "zlib":
+        module: ModuleType = importlib.import_module("zlib")
+    else:
+        try:
+            module = importlib.import_module("isal.isal_zlib")
+        except ImportError:
+            if os.environ.get("FASTWS_ALLOW_NO_ISAL") == "1":
+                pytest.skip("isal is not installed (pip install isal)")
+            raise
+    set_deflate_backend(module)
+    try:
+        assert deflate_backend() is module
+        yield module
+    finally:
+        set_deflate_backend(None)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import subprocess
+import sys
 import tracemalloc
 import zlib
+from types import ModuleType
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fastws import limits
 from fastws.events import BinaryMessage, Request, TextMessage
@@ -18,9 +23,14 @@ from fastws.extensions.permessage_deflate import (
     PerMessageDeflate,
     client_accept,
     client_offer,
+    deflate_backend,
     server_accept,
+    set_deflate_backend,
 )
 from fastws.protocol import ClientProtocol, ServerProtocol, State
+
+# Every test compresses with zlib, then with ISA-L (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("backend_module")
 
 
 def connect(
@@ -283,7 +293,9 @@ def test_server_window_small_when_kept_full_when_shared() -> None:
     assert all(name != "server_max_window_bits" for name, _ in client_offer(DeflateOptions()))
 
 
-def test_no_context_takeover_compressors_are_shared_and_forget() -> None:
+def test_no_context_takeover_compressors_are_shared_and_forget(
+    backend_module: ModuleType,
+) -> None:
     """Without context takeover a connection holds no compressor between
     messages; the pooled streams are reset, so every message inflates alone."""
     a = PerMessageDeflate(local_no_context_takeover=True)
@@ -304,7 +316,7 @@ def test_no_context_takeover_compressors_are_shared_and_forget() -> None:
     # The stream a ended with is the one b takes next (none created per message).
     from fastws.extensions.permessage_deflate import _POOLS
 
-    pool = _POOLS[(a.compress_level, 15, a.mem_level)]
+    pool = _POOLS[(backend_module.__name__, a.compress_level, 15, a.mem_level)]
     last = pool[-1]
     b.compress(text, fin=False)
     assert b._compressor is last
@@ -330,3 +342,126 @@ def test_small_compressed_frame_inflating_large_is_bounded(limit: int | None) ->
         with pytest.raises(PayloadTooBig):
             ext.decompress(bomb, True, limit)
         assert ext.decompress(b"\x4a\x04\x00", True, limit) == b"a"  # a fresh stream
+
+
+# -- the compressor's backend (set_deflate_backend) ---------------------------------------
+
+
+def test_set_deflate_backend_refuses_a_module_without_zlibs_api() -> None:
+    fake = ModuleType("fake_zlib")
+    fake.compressobj = zlib.compressobj  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="DEFLATED, Z_SYNC_FLUSH, Z_FULL_FLUSH"):
+        set_deflate_backend(fake)
+    with pytest.raises(TypeError, match="compressobj"):
+        set_deflate_backend(ModuleType("empty"))
+    assert deflate_backend() is not fake
+
+
+def test_set_deflate_backend_refuses_a_module_that_takes_no_level() -> None:
+    fake = ModuleType("fake_zlib")
+    for name in ("DEFLATED", "Z_SYNC_FLUSH", "Z_FULL_FLUSH"):
+        setattr(fake, name, getattr(zlib, name))
+
+    def compressobj(*args: object) -> object:
+        raise ValueError("no")
+
+    fake.compressobj = compressobj  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="refuses every compression level"):
+        set_deflate_backend(fake)
+
+
+@pytest.mark.parametrize("level", [-1, 0, 1, 3, 6, 9])
+def test_levels_the_backend_lacks_are_mapped(backend_module: ModuleType, level: int) -> None:
+    """zlib takes every level; ISA-L has 0-3: a higher one is its best, -1 its default."""
+    text = b'{"id": 1, "name": "a fairly repetitive record"}, ' * 50
+    if backend_module is zlib:
+        expected_level = level
+    else:
+        expected_level = 2 if level == -1 else min(level, 3)
+    reference = backend_module.compressobj(expected_level, zlib.DEFLATED, -15, 5)
+    expected = reference.compress(text) + reference.flush(zlib.Z_SYNC_FLUSH)
+    ext = PerMessageDeflate(compress_level=level, mem_level=5)
+    assert ext.compress(text) == expected[:-4]
+
+
+@given(
+    bits=st.integers(min_value=8, max_value=15),
+    chunk=st.binary(min_size=1, max_size=64),
+    gap=st.integers(min_value=200, max_value=40_000),
+    takeover=st.booleans(),
+)
+def test_the_backend_honours_the_window_bits(
+    backend_module: ModuleType, bits: int, chunk: bytes, gap: int, takeover: bool
+) -> None:
+    """Streams inflate with the negotiated window: no match reaches further back."""
+    filler = random.Random(gap).randbytes(gap)
+    data = chunk + filler + chunk + filler[: gap // 2] + chunk
+    ext = PerMessageDeflate(local_max_window_bits=bits, local_no_context_takeover=not takeover)
+    d = zlib.decompressobj(-max(bits, 9))  # a window of 2^bits: farther matches fail
+    for _ in range(2):  # with context takeover, the second message refers into the first
+        if not takeover:
+            d = zlib.decompressobj(-max(bits, 9))
+        assert d.decompress(ext.compress(data) + b"\x00\x00\xff\xff") == data
+
+
+def test_a_connection_keeps_the_backend_it_started_with() -> None:
+    if os.environ.get("FASTWS_ALLOW_NO_ISAL") == "1":
+        pytest.importorskip("isal.isal_zlib", reason="isal is not installed (pip install isal)")
+    from isal import isal_zlib
+
+    text = b'{"id": 1, "name": "a fairly repetitive record"}, ' * 100
+
+    def made_by(module: ModuleType) -> bytes:
+        c = module.compressobj(1, zlib.DEFLATED, -15, 5)
+        out: bytes = c.compress(text) + c.flush(zlib.Z_SYNC_FLUSH)
+        return out[:-4]
+
+    by_zlib, by_isal = made_by(zlib), made_by(isal_zlib)
+    assert by_zlib != by_isal
+    try:
+        set_deflate_backend(None)
+        before = PerMessageDeflate(local_no_context_takeover=True)
+        assert before.compress(text) == by_zlib  # leaves a zlib stream in the pool
+        set_deflate_backend(isal_zlib)
+        assert deflate_backend() is isal_zlib
+        after = PerMessageDeflate(local_no_context_takeover=True)
+        assert after.compress(text) == by_isal  # not the pooled zlib stream
+        assert before.compress(text) == by_zlib
+    finally:
+        set_deflate_backend(None)
+    assert deflate_backend() is zlib
+    assert PerMessageDeflate(local_no_context_takeover=True).compress(text) == by_zlib
+
+
+@pytest.mark.parametrize(
+    ("value", "prints"),
+    [("", "zlib"), ("zlib", "zlib"), ("isal", "isal.isal_zlib")],
+)
+def test_the_environment_chooses_the_backend_at_import(value: str, prints: str) -> None:
+    code = "from fastws.extensions import deflate_backend; print(deflate_backend().__name__)"
+    env = dict(os.environ, FASTWS_DEFLATE_BACKEND=value)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (out.returncode, out.stdout.strip()) == (0, prints), out.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "setup", "error"),
+    [
+        ("isal.isal_zlib", "", "ValueError: FASTWS_DEFLATE_BACKEND must be 'zlib' or 'isal'"),
+        ("isal", "import sys; sys.modules['isal'] = None; ", "pip install pyfastws[isal]"),
+    ],
+)
+def test_a_wrong_backend_in_the_environment_fails_the_import(
+    value: str, setup: str, error: str
+) -> None:
+    env = dict(os.environ, FASTWS_DEFLATE_BACKEND=value)
+    out = subprocess.run(
+        [sys.executable, "-c", setup + "import fastws.extensions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0 and error in out.stderr, out.stderr

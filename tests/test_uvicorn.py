@@ -369,6 +369,7 @@ def test_fastapi_example(run: Runner, client: str) -> None:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.usefixtures("backend_module")  # compressed by zlib, then by ISA-L
 def test_compression_and_large_messages(run: Runner, client: str) -> None:
     app = Starlette(routes=[WebSocketRoute("/", starlette_echo)])
 

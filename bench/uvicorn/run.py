@@ -67,6 +67,8 @@ if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
 import _sections  # noqa: E402
+import callgrind  # noqa: E402
+import worker  # noqa: E402
 import zlib_floor  # noqa: E402
 from echo import run as echo  # noqa: E402
 
@@ -80,13 +82,8 @@ DEFLATE_NAMES = ["deflate-rr-64-1KiB", "deflate-pipe-16x64-1KiB", "deflate-pipe-
 DEFLATE_SCENARIOS = [(n, p) for n, p in echo.DEFLATE_SCENARIOS if n in DEFLATE_NAMES]
 IDLE_SCENARIOS = ["idle", "idle-deflate"]
 SUITES = ["plain", "deflate", "idle"]
-WS = {
-    "fastws": "fastws.uvicorn:FastWSProtocol",
-    "websockets-sansio": "websockets-sansio",
-    "websockets": "websockets",
-    "wsproto": "wsproto",
-}
-APPS = {"starlette": "app:starlette_app", "raw": "app:raw_app"}
+WS = worker.WS
+APPS = worker.APPS
 APP_TITLES = {"starlette": "Starlette endpoint", "raw": "bare ASGI application"}
 REFERENCE = "websockets-sansio"
 #: The issue's goals: websockets-sansio's CPU per message over fastws's, at
@@ -97,37 +94,12 @@ GOAL = 1.5
 SMALL_GOAL = 2.0
 SMALL_STREAMS = ["pipe-16x64-16B", "deflate-pipe-16x64-1KiB"]
 WARMUP_CONNECTIONS = 20
+RESULTS_JSON = ROOT / "bench" / "results" / "uvicorn.json"
 
 
 def _start(ws: str, app: str, port: int, loop: str) -> subprocess.Popen[str]:
-    cmd = [
-        *echo._pin(0),
-        PY,
-        "-m",
-        "uvicorn",
-        APPS[app],
-        "--app-dir",
-        str(HERE),
-        "--ws",
-        WS[ws],
-        "--ws-per-message-deflate",
-        "true",
-        "--http",
-        "httptools",
-        "--loop",
-        loop,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--lifespan",
-        "off",
-    ]
-    # PYTHONWARNINGS: uvicorn warns that --ws websockets is deprecated.
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
+    cmd = [*echo._pin(0), *worker.command(PY, ws, app, port, loop)]
+    env = worker.environment(ws)
     proc = subprocess.Popen(cmd, env=env, text=True)
     for _ in range(200):
         try:
@@ -154,7 +126,7 @@ def _run_load(
     per: dict[str, dict[str, Any]] = {}
     try:
         for suite, scenarios in (("plain", PLAIN_SCENARIOS), ("deflate", DEFLATE_SCENARIOS)):
-            if suite not in suites:
+            if suite not in suites or (suite != "deflate" and ws in worker.DEFLATE_ONLY):
                 continue
             for name, params in scenarios:
                 extra = [f"--{k}={v}" for k, v in params.items()] + [f"--duration={duration}"]
@@ -240,10 +212,14 @@ def run(
         for round_ in range(repeat):
             shift = round_ % len(order)
             for app, ws in order[shift:] + order[:shift]:
+                if ws in worker.DEFLATE_ONLY and "deflate" not in suites:
+                    continue
                 for name, res in _run_load(ws, app, suites, duration, loop).items():
                     runs[app][ws].setdefault(name, []).append(res)
     if "idle" in suites:
         for app, ws in order:
+            if ws in worker.DEFLATE_ONLY:
+                continue  # a compressor is used only once a message is sent
             for offer_deflate, name in zip((False, True), IDLE_SCENARIOS, strict=True):
                 runs[app][ws][name] = [_run_idle(ws, app, idle, offer_deflate, loop)]
     for app in apps:
@@ -466,6 +442,9 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     lines += _goals(results)
     lines += _zlib_table(results)
+    counts = callgrind.load()
+    if counts:
+        lines += callgrind.table(counts)
     for app in results["apps"]:
         if _scenarios(results):
             lines += _load_tables(results, app)
@@ -476,9 +455,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write_results(results: dict[str, Any]) -> None:
     """Write uvicorn.json and replace (or add) the uvicorn section of RESULTS.md."""
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "uvicorn.json").write_text(json.dumps(results, indent=1) + "\n")
+    RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
     _sections.write("uvicorn", markdown(results))
 
 

@@ -7,6 +7,11 @@ parsed by :func:`fastws.handshake.parse_extension_header`.
 
 from __future__ import annotations
 
-from fastws.extensions.permessage_deflate import DeflateOptions, PerMessageDeflate
+from fastws.extensions.permessage_deflate import (
+    DeflateOptions,
+    PerMessageDeflate,
+    deflate_backend,
+    set_deflate_backend,
+)
 
-__all__ = ["DeflateOptions", "PerMessageDeflate"]
+__all__ = ["DeflateOptions", "PerMessageDeflate", "deflate_backend", "set_deflate_backend"]

@@ -39,6 +39,7 @@ def gorilla_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.usefixtures("backend_module")  # our answers compressed by zlib, then by ISA-L
 def test_gorilla_compressed_client(run: Any, gorilla_client: Path) -> None:
     seen: list[list[str]] = []
 
