@@ -157,7 +157,7 @@ def drive(port: int, scenario: Scenario, messages: int) -> None:
 # -- server under callgrind --------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -184,7 +184,7 @@ def measure_run(kind: str, scenario: Scenario, messages: int) -> int:
     with tempfile.TemporaryDirectory(prefix="cg-echo-") as tmp:
         out = Path(tmp) / "cg.out"
         log = Path(tmp) / "valgrind.log"
-        port = _free_port()
+        port = free_port()
         cmd = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
             f"--log-file={log}", "--trace-children=yes",
@@ -196,23 +196,31 @@ def measure_run(kind: str, scenario: Scenario, messages: int) -> int:
             ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT)
             line = proc.stdout.readline() if ready else "(timeout)"
             if not line.startswith("READY"):
-                raise RuntimeError(f"{kind} did not start: {line!r}\n{_tail(log)}")
+                raise RuntimeError(f"{kind} did not start: {line!r}\n{tail(log)}")
             drive(port, scenario, messages)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(START_TIMEOUT)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{kind} exited with {proc.returncode}\n{_tail(log)}")
-        files = sorted(Path(tmp).glob("cg.out.*"))
-        if not files:
-            raise RuntimeError(f"no callgrind output\n{_tail(log)}")
+            files = stop(proc, Path(tmp), log, kind)
         return sum(total_ir(p) for p in files)
 
 
-def _tail(path: Path) -> str:
+def stop(proc: subprocess.Popen[Any], tmp: Path, log: Path, what: str) -> list[Path]:
+    """Stop a server under callgrind (SIGTERM, then SIGKILL); its output files (``cg.out.*``)."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(START_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} exited with {proc.returncode}\n{tail(log)}")
+    files = sorted(tmp.glob("cg.out.*"))
+    if not files:
+        raise RuntimeError(f"no callgrind output\n{tail(log)}")
+    return files
+
+
+def tail(path: Path) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-20:])
     except OSError:

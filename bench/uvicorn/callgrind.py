@@ -47,7 +47,6 @@ import json
 import os
 import platform
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -63,11 +62,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the fastws of this checkout
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+for path in (HERE, HERE.parent):  # worker.py, zlib_floor.py; echo/callgrind.py
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 import worker  # noqa: E402
 import zlib_floor  # noqa: E402
+from echo import callgrind as echo_callgrind  # noqa: E402
 
 import fastws  # noqa: E402
 
@@ -194,12 +195,6 @@ def drive(port: int, scenario: Scenario, messages: int) -> None:
 # -- the worker under callgrind ----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def costs_by_object(path: Path) -> Counter[str]:
     """Self instructions per shared object of one callgrind output file.
 
@@ -256,7 +251,7 @@ def measure_run(ws: str, app: str, scenario: Scenario, messages: int) -> Counter
     with tempfile.TemporaryDirectory(prefix="cg-uvicorn-") as tmp:
         out = Path(tmp) / "cg.out"
         log = Path(tmp) / "valgrind.log"
-        port = _free_port()
+        port = echo_callgrind.free_port()
         cmd = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", f"--log-file={log}",
             *worker.command(sys.executable, ws, app, port, "uvloop"),
@@ -271,31 +266,19 @@ def measure_run(ws: str, app: str, scenario: Scenario, messages: int) -> Counter
                     break
                 except OSError:
                     if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{ws} did not start\n{_tail(log)}") from None
+                        raise RuntimeError(
+                            f"{ws} did not start\n{echo_callgrind.tail(log)}"
+                        ) from None
                     time.sleep(0.2)
             drive(port, scenario, messages)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(START_TIMEOUT)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-        files = sorted(Path(tmp).glob("cg.out.*"))
-        if not files:
-            raise RuntimeError(f"no callgrind output\n{_tail(log)}")
+            files = echo_callgrind.stop(proc, Path(tmp), log, ws)
         groups: Counter[str] = Counter()
         for f in files:
             for obj, n in costs_by_object(f).items():
                 groups[_group(obj)] += n
         groups["total"] = sum(v for k, v in groups.items() if k != "total")
         return groups
-
-
-def _tail(path: Path) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-20:])
-    except OSError:
-        return ""
 
 
 def measure(ws: str, app: str, scenario: Scenario) -> dict[str, float]:

@@ -9,8 +9,10 @@ benchmark's messages (JSON-like records, compressed by the client at level
 :data:`fastws.limits.DEFLATE_MEM_LEVEL` on a compressor it keeps and resets
 with a full flush; websockets, as uvicorn sets it up, makes a compressor
 with zlib's defaults (level 6, memory level 8) for each message. Both inflate
-with a new decompressor per message. No library code runs: it is the floor
-under an implementation that makes these calls.
+with a new decompressor per message. With the ``isal`` package installed,
+also ISA-L compressing at the same level (fastws with
+``FASTWS_DEFLATE_BACKEND=isal``). No library code runs: it is the floor under
+an implementation that makes these calls.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ import zlib
 from typing import Any
 
 from fastws import limits
+
+try:
+    from isal import isal_zlib
+except ImportError:  # the bench extra installs it
+    isal_zlib = None  # type: ignore[assignment]
 
 #: message sizes of the deflate scenarios
 SIZES = {"1KiB": 1 << 10, "16KiB": 16 << 10}
@@ -89,13 +96,24 @@ def measure() -> dict[str, Any]:
         inflate_us = _per_call(inflate, count)
         fastws_us = _per_call(deflate_fastws, count)
         websockets_us = _per_call(deflate_websockets, count)
-        out["sizes"][name] = {
+        out["sizes"][name] = row = {
             "inflate_us": inflate_us,
             "deflate_fastws_us": fastws_us,
             "deflate_websockets_us": websockets_us,
             "floor_fastws_us": inflate_us + fastws_us,
             "floor_websockets_us": inflate_us + websockets_us,
         }
+        if isal_zlib is not None:
+            isal = isal_zlib.compressobj(
+                limits.DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, limits.DEFLATE_MEM_LEVEL
+            )
+
+            def deflate_isal(data: bytes = data, kept: Any = isal) -> None:
+                kept.compress(data)
+                kept.flush(zlib.Z_FULL_FLUSH)
+
+            row["deflate_isal_us"] = _per_call(deflate_isal, count)
+            row["floor_isal_us"] = inflate_us + row["deflate_isal_us"]
     return out
 
 
