@@ -16,6 +16,7 @@
 #      UVLOOP=1 to run the asyncio stack (or uvicorn) on uvloop,
 #      CALLBACK=1 for the asyncio stack echoing with on_message() and send_nowait(),
 #      FASTWS_NO_EXTENSIONS=1 for the pure-Python kernels,
+#      FASTWS_DEFLATE_BACKEND=isal for ISA-L compressing instead of zlib,
 #      PYTHON (default: .venv/bin/python if present, else python3),
 #      OUTDIR (report folder, default: a new temporary folder), PORT (default: a free port),
 #      AUTOBAHN_DOCKER=IMAGE: wstest from a container image (CI), not a local install.
@@ -25,7 +26,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 role="${1:-}"
 case "$role" in SERVER | server | CLIENT | client) ;; *)
-  sed -n '2,22p' "$0" >&2; exit 2 ;;
+  sed -n '2,23p' "$0" >&2; exit 2 ;;
 esac
 cases="${2:-*}"
 exclude="${3:-}"

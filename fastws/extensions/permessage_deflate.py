@@ -92,12 +92,12 @@ class _Backend:
                 "pass a module with zlib's API, such as isal.isal_zlib"
             )
         self.module = module
-        self.name = module.__name__
+        self.name = getattr(module, "__name__", repr(module))
         self.compressobj = module.compressobj
         self.sync = module.Z_SYNC_FLUSH
         self.full = module.Z_FULL_FLUSH
-        levels = []
-        for level in _LEVELS:
+        levels = list(_LEVELS) if module is zlib else []
+        for level in () if module is zlib else _LEVELS:
             try:
                 module.compressobj(level, module.DEFLATED, -15, limits.DEFLATE_MEM_LEVEL)
             except Exception:  # the backend's own error class: a level it does not have
