@@ -33,6 +33,7 @@ def fastws_server() -> Iterator[str]:
 
 
 @pytest.mark.parametrize("compression", ["deflate", None])
+@pytest.mark.usefixtures("backend_module")  # compressed by zlib, then by ISA-L
 def test_websockets_sync_client(fastws_server: str, compression: str | None) -> None:
     sync_client = pytest.importorskip("websockets.sync.client")
     with sync_client.connect(fastws_server, compression=compression) as ws:
