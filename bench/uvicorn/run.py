@@ -365,6 +365,8 @@ def _load_tables(results: dict[str, Any], app: str) -> list[str]:
     for name in _scenarios(results):
         ref = _cpu(results, app, REFERENCE, name)
         for ws in results["ws"]:
+            if ws in worker.DEFLATE_ONLY and not name.startswith("deflate-"):
+                continue  # the same as its plain twin without compression
             res = results["servers"].get(app, {}).get(ws, {}).get(name, {})
             cpu, rate = res.get("server_cpu_us_per_msg"), res.get("msgs_per_s")
             if "error" in res or not cpu or not rate:
@@ -396,6 +398,8 @@ def _idle_table(results: dict[str, Any]) -> list[str]:
     ]
     for app in results["apps"]:
         for ws in results["ws"]:
+            if ws in worker.DEFLATE_ONLY:
+                continue
             cells = []
             for name in IDLE_SCENARIOS:
                 res = results["servers"].get(app, {}).get(ws, {}).get(name, {})
