@@ -294,6 +294,44 @@ SAME_SHAPE = {"deflate-rr-1KiB": "text-rr-1KiB", "deflate-pipe64-1KiB": "text-pi
 #: The goals of run.py's table, per deflate scenario here.
 GOALS = {"deflate-rr-1KiB": 1.5, "deflate-pipe64-1KiB": 2.0, "deflate-pipe16-16KiB": 1.5}
 REFERENCE = "websockets-sansio"
+#: run.py's load scenario that each deflate scenario here counts.
+LOAD_NAMES = {
+    "deflate-rr-64-1KiB": "deflate-rr-1KiB",
+    "deflate-pipe-16x64-1KiB": "deflate-pipe64-1KiB",
+    "deflate-pipe-16x16-16KiB": "deflate-pipe16-16KiB",
+}
+
+
+def why(report: dict[str, Any], load_name: str, goal: float, isal_ratio: float | None) -> str:
+    """Why a deflate load scenario misses ``goal``, from the counts (markdown); "" if unknown."""
+    name = LOAD_NAMES.get(load_name, "")
+    per_ws = report["results"].get("starlette", {})
+    ours, isal, ref = (per_ws.get(ws, {}).get(name) for ws in ("fastws", "fastws-isal", REFERENCE))
+    same = per_ws.get("fastws", {}).get(SAME_SHAPE.get(name, ""))
+    if not ours or not ref:
+        return ""
+    lib = ours["deflate_lib"]
+    text = (
+        f"**Why `{load_name}` misses {goal:g}x.** Counted by callgrind on the same worker "
+        f"(below), fastws runs {ours['total']:,.0f} instructions per message, {lib:,.0f} of "
+        f"them ({lib / ours['total']:.0%}) inside zlib, and websockets-sansio "
+        f"{ref['total']:,.0f} ({ref['total'] / ours['total']:.2f}x)."
+    )
+    if same:
+        bound = ref["total"] / (lib + same["total"])
+        text += (
+            f" If compressing cost fastws nothing but zlib's own work on top of its cost for the "
+            f"same messages uncompressed ({same['total']:,.0f}), the ratio would be "
+            f"{bound:.2f}x at most"
+            + (": zlib is the layer that costs it." if bound < goal else ".")
+        )
+    if isal:
+        text += (
+            f" With ISA-L compressing (`fastws-isal`): {isal['total']:,.0f} instructions, "
+            f"{ref['total'] / isal['total']:.2f}x fewer than websockets-sansio"
+            + (f", {isal_ratio:.2f}x in CPU time above." if isal_ratio else ".")
+        )
+    return text
 
 
 def _cell(row: dict[str, float] | None) -> str:

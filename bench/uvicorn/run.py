@@ -296,7 +296,17 @@ def _goals(results: dict[str, Any]) -> list[str]:
             f"| {name} (KiB per connection) | {_num(ours, 1)} | {_num(ref, 1)} | "
             f"{f'{ref / ours:.2f}x' if ours and ref else '-'} | ≤ sansio | {met} | - | - | - |"
         )
-    return [*lines, ""]
+    lines.append("")
+    counts = callgrind.load()
+    for name in _scenarios(results):
+        ours, ref = _cpu(results, app, "fastws", name), _cpu(results, app, REFERENCE, name)
+        isal = _cpu(results, app, "fastws-isal", name)
+        goal = SMALL_GOAL if name in SMALL_STREAMS else GOAL
+        if counts and ours and ref and ref / ours < goal:
+            reason = callgrind.why(counts, name, goal, ref / isal if isal else None)
+            if reason:
+                lines += [reason, ""]
+    return lines
 
 
 def _against(ours: float | None, ref: float | None, goal: float, *, show_goal: bool) -> str:
