@@ -96,13 +96,8 @@ class _Backend:
         self.compressobj = module.compressobj
         self.sync = module.Z_SYNC_FLUSH
         self.full = module.Z_FULL_FLUSH
-        levels = list(_LEVELS) if module is zlib else []
-        for level in () if module is zlib else _LEVELS:
-            try:
-                module.compressobj(level, module.DEFLATED, -15, limits.DEFLATE_MEM_LEVEL)
-            except Exception:  # the backend's own error class: a level it does not have
-                continue
-            levels.append(level)
+        # zlib takes every level; another backend is asked for each.
+        levels = [level for level in _LEVELS if module is zlib or _takes(module, level)]
         if not [level for level in levels if level >= 0]:
             raise TypeError(f"deflate backend {module!r} refuses every compression level")
         self.levels = levels
@@ -117,6 +112,15 @@ class _Backend:
         if level == -1 or not below:
             return self.default
         return max(below)
+
+
+def _takes(module: ModuleType, level: int) -> bool:
+    """Whether ``module.compressobj()`` accepts ``level``."""
+    try:
+        module.compressobj(level, module.DEFLATED, -15, limits.DEFLATE_MEM_LEVEL)
+    except Exception:  # the backend's own error class: a level it does not have
+        return False
+    return True
 
 
 #: The backends FASTWS_DEFLATE_BACKEND names.
