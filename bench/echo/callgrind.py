@@ -90,7 +90,7 @@ SCENARIOS = {
 # -- client (outside valgrind) -----------------------------------------------------------
 
 
-def _recv_exact(sock: socket.socket, n: int, buf: bytearray) -> bytes:
+def recv_exact(sock: socket.socket, n: int, buf: bytearray) -> bytes:
     """Return the next ``n`` bytes, keeping any excess in ``buf``."""
     while len(buf) < n:
         chunk = sock.recv(max(65536, n - len(buf)))
@@ -102,7 +102,11 @@ def _recv_exact(sock: socket.socket, n: int, buf: bytearray) -> bytes:
     return out
 
 
-def _handshake(port: int) -> tuple[socket.socket, bytearray]:
+def handshake(port: int, headers: str = "") -> tuple[socket.socket, bytearray, bytes]:
+    """Open a WebSocket connection (``headers``: more request lines, each ending in CRLF).
+
+    Returns the socket, the bytes read past the response, and the response head.
+    """
     sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -110,7 +114,7 @@ def _handshake(port: int) -> tuple[socket.socket, bytearray]:
         (
             f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
+            f"Sec-WebSocket-Version: 13\r\n{headers}\r\n"
         ).encode()
     )
     buf = bytearray()
@@ -120,11 +124,12 @@ def _handshake(port: int) -> tuple[socket.socket, bytearray]:
             raise ConnectionError("connection closed during the handshake")
         buf += chunk
     end = buf.index(b"\r\n\r\n") + 4
+    head = bytes(buf[:end])
     status = bytes(buf[: buf.index(b"\r\n")])
     if b" 101 " not in status + b" ":
         raise ConnectionError(f"handshake refused: {status!r}")
     del buf[:end]
-    return sock, buf
+    return sock, buf, head
 
 
 def drive(port: int, scenario: Scenario, messages: int) -> None:
@@ -137,19 +142,19 @@ def drive(port: int, scenario: Scenario, messages: int) -> None:
     masks = [rnd.randbytes(4) for _ in range(batch)]
     burst = b"".join(fastws.encode_frame(True, 2, payload, m) for m in masks)
     echo = fastws.encode_frame(True, 2, payload) * batch  # server frames: unmasked
-    sock, buf = _handshake(port)
+    sock, buf, _ = handshake(port)
     with sock:
         for _ in range(messages // batch):
             sock.sendall(burst)
-            got = _recv_exact(sock, len(echo), buf)
+            got = recv_exact(sock, len(echo), buf)
             if got != echo:
                 raise AssertionError(f"bad echo: {got[:40]!r}")
         sock.sendall(fastws.encode_frame(True, 8, (1000).to_bytes(2, "big"), b"\x01\x02\x03\x04"))
         # The server's close frame (2 + 2 bytes), then EOF.
-        head = _recv_exact(sock, 2, buf)
+        head = recv_exact(sock, 2, buf)
         if head[0] != 0x88:
             raise AssertionError(f"expected a close frame, got {head!r}")
-        _recv_exact(sock, head[1] & 0x7F, buf)
+        recv_exact(sock, head[1] & 0x7F, buf)
         while sock.recv(4096):
             pass
 
@@ -203,8 +208,13 @@ def measure_run(kind: str, scenario: Scenario, messages: int) -> int:
         return sum(total_ir(p) for p in files)
 
 
-def stop(proc: subprocess.Popen[Any], tmp: Path, log: Path, what: str) -> list[Path]:
-    """Stop a server under callgrind (SIGTERM, then SIGKILL); its output files (``cg.out.*``)."""
+def stop(
+    proc: subprocess.Popen[Any], tmp: Path, log: Path, what: str, ok: tuple[int, ...] = (0,)
+) -> list[Path]:
+    """Stop a server under callgrind (SIGTERM, then SIGKILL); its output files (``cg.out.*``).
+
+    ``ok``: the exit statuses of a clean stop.
+    """
     try:
         proc.send_signal(signal.SIGTERM)
         proc.wait(START_TIMEOUT)
@@ -212,7 +222,7 @@ def stop(proc: subprocess.Popen[Any], tmp: Path, log: Path, what: str) -> list[P
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         raise RuntimeError(f"{what} exited with {proc.returncode}\n{tail(log)}")
     files = sorted(tmp.glob("cg.out.*"))
     if not files:

@@ -41,12 +41,12 @@ section of ``bench/RESULTS.md`` (through ``run.py``'s report, from
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
 import json
 import os
 import platform
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -74,7 +74,6 @@ import fastws  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "uvicorn_callgrind.json"
 START_TIMEOUT = 300.0  # seconds for the worker to listen under valgrind
-IO_TIMEOUT = 300.0
 OFFER = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
 
@@ -107,54 +106,15 @@ SCENARIOS = {
 # -- client (outside valgrind) -----------------------------------------------------------
 
 
-class _Peer:
-    """A blocking client socket with a buffer, reading the server's frames."""
-
-    def __init__(self, port: int, deflate: bool) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = bytearray()
-        key = base64.b64encode(os.urandom(16)).decode()
-        offer = f"Sec-WebSocket-Extensions: {OFFER}\r\n" if deflate else ""
-        self.sock.sendall(
-            (
-                f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                f"Sec-WebSocket-Version: 13\r\n{offer}\r\n"
-            ).encode()
-        )
-        while b"\r\n\r\n" not in self.buf:
-            self._fill()
-        end = self.buf.index(b"\r\n\r\n") + 4
-        head = bytes(self.buf[:end]).lower()
-        del self.buf[:end]
-        if not head.startswith(b"http/1.1 101 "):
-            raise ConnectionError(f"handshake refused: {head[:60]!r}")
-        if deflate and b"permessage-deflate" not in head:
-            raise ConnectionError("the server did not accept permessage-deflate")
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError("connection closed")
-        self.buf += chunk
-
-    def _take(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            self._fill()
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
-
-    def frame(self) -> tuple[int, bytes]:
-        """The next frame of the server (unmasked, unfragmented): (first byte, payload)."""
-        b0, b1 = self._take(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = int.from_bytes(self._take(2), "big")
-        elif n == 127:
-            n = int.from_bytes(self._take(8), "big")
-        return b0, self._take(n)
+def _frame(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
+    """The server's next frame (unmasked, unfragmented): (first byte, payload)."""
+    b0, b1 = echo_callgrind.recv_exact(sock, 2, buf)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(echo_callgrind.recv_exact(sock, 2, buf), "big")
+    elif n == 127:
+        n = int.from_bytes(echo_callgrind.recv_exact(sock, 8, buf), "big")
+    return b0, echo_callgrind.recv_exact(sock, n, buf)
 
 
 def drive(port: int, scenario: Scenario, messages: int) -> None:
@@ -173,12 +133,15 @@ def drive(port: int, scenario: Scenario, messages: int) -> None:
         burst = b"".join(fastws.encode_frame(True, opcode, sent, m, rsv=4) for m in masks)
     else:
         burst = b"".join(fastws.encode_frame(True, opcode, data, m) for m in masks)
-    peer = _Peer(port, scenario.deflate)
-    with peer.sock:
+    offer = f"Sec-WebSocket-Extensions: {OFFER}\r\n" if scenario.deflate else ""
+    sock, buf, head = echo_callgrind.handshake(port, offer)
+    with sock:
+        if scenario.deflate and b"permessage-deflate" not in head.lower():
+            raise ConnectionError("the server did not accept permessage-deflate")
         for _ in range(messages // batch):
-            peer.sock.sendall(burst)
+            sock.sendall(burst)
             for _ in range(batch):
-                b0, payload = peer.frame()
+                b0, payload = _frame(sock, buf)
                 if b0 & 0x40:
                     payload = zlib.decompressobj(-zlib.MAX_WBITS).decompress(
                         payload + b"\x00\x00\xff\xff"
@@ -186,8 +149,8 @@ def drive(port: int, scenario: Scenario, messages: int) -> None:
                 if b0 & 0x0F != opcode or payload != data:
                     raise AssertionError(f"bad echo: {b0:#x} {payload[:40]!r}")
         close = fastws.encode_frame(True, 8, (1000).to_bytes(2, "big"), b"\x01\x02\x03\x04")
-        peer.sock.sendall(close)
-        b0, _ = peer.frame()
+        sock.sendall(close)
+        b0, _ = _frame(sock, buf)
         if b0 != 0x88:
             raise AssertionError(f"expected a close frame, got {b0:#x}")
 
@@ -272,7 +235,8 @@ def measure_run(ws: str, app: str, scenario: Scenario, messages: int) -> Counter
                     time.sleep(0.2)
             drive(port, scenario, messages)
         finally:
-            files = echo_callgrind.stop(proc, Path(tmp), log, ws)
+            # uvicorn shuts down on SIGTERM, then raises the signal again to exit by it.
+            files = echo_callgrind.stop(proc, Path(tmp), log, ws, ok=(0, -signal.SIGTERM))
         groups: Counter[str] = Counter()
         for f in files:
             for obj, n in costs_by_object(f).items():
@@ -291,15 +255,15 @@ def measure(ws: str, app: str, scenario: Scenario) -> dict[str, float]:
 
 #: The uncompressed scenario of the same shape as each deflate scenario.
 SAME_SHAPE = {"deflate-rr-1KiB": "text-rr-1KiB", "deflate-pipe64-1KiB": "text-pipe64-1KiB"}
-#: The goals of run.py's table, per deflate scenario here.
-GOALS = {"deflate-rr-1KiB": 1.5, "deflate-pipe64-1KiB": 2.0, "deflate-pipe16-16KiB": 1.5}
-REFERENCE = "websockets-sansio"
+REFERENCE = worker.REFERENCE
 #: run.py's load scenario that each deflate scenario here counts.
 LOAD_NAMES = {
     "deflate-rr-64-1KiB": "deflate-rr-1KiB",
     "deflate-pipe-16x64-1KiB": "deflate-pipe64-1KiB",
     "deflate-pipe-16x16-16KiB": "deflate-pipe16-16KiB",
 }
+#: Each deflate scenario here, and run.py's load scenario it counts.
+COUNTED = {counted: load for load, counted in LOAD_NAMES.items()}
 
 
 def why(report: dict[str, Any], load_name: str, goal: float, isal_ratio: float | None) -> str:
@@ -375,7 +339,7 @@ def table(report: dict[str, Any]) -> list[str]:
             same = ours.get(SAME_SHAPE.get(name, ""))
             c = isal.get(name)
             bound = f"{b['total'] / (a['deflate_lib'] + same['total']):.2f}x" if same else "-"
-            goal = f"{GOALS[name]:g}x" if name in GOALS else "-"
+            goal = f"{worker.goal(COUNTED[name]):g}x" if name in COUNTED else "-"
             with_isal = f"{b['total'] / c['total']:.2f}x" if c else "-"
             lines.append(
                 f"| {name} | {_cell(a)} | {_cell(c)} | {_cell(b)} "

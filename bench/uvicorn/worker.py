@@ -23,6 +23,19 @@ WS = {
 #: Implementations that differ from another only with compression.
 DEFLATE_ONLY = {"fastws-isal"}
 APPS = {"starlette": "app:starlette_app", "raw": "app:raw_app"}
+#: What fastws is measured against, and the issue's goals: REFERENCE's CPU
+#: per message over fastws's, at least GOAL in every scenario and SMALL_GOAL in
+#: the small-message streams (pipelined, messages of at most 1 KiB); idle
+#: memory per connection at most REFERENCE's.
+REFERENCE = "websockets-sansio"
+GOAL = 1.5
+SMALL_GOAL = 2.0
+SMALL_STREAMS = ["pipe-16x64-16B", "deflate-pipe-16x64-1KiB"]
+
+
+def goal(scenario: str) -> float:
+    """The goal of one of run.py's load scenarios."""
+    return SMALL_GOAL if scenario in SMALL_STREAMS else GOAL
 
 
 def command(python: str, ws: str, app: str, port: int, loop: str) -> list[str]:
