@@ -20,8 +20,6 @@ kernel) and writes it back: the least work a WebSocket echo can do in Python.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import os
 import signal
 import sys
@@ -29,11 +27,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastws import apply_mask
+from fastws.handshake import accept_key
 
 MAX = 64 << 20
 #: Set by ``--deflate``: accept permessage-deflate.
 DEFLATE = False
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def _ready() -> None:
@@ -175,7 +173,7 @@ class _RawEcho(asyncio.Protocol):
             for line in bytes(buf[:end]).split(b"\r\n"):
                 if line.lower().startswith(b"sec-websocket-key:"):
                     key = line.split(b":", 1)[1].strip()
-            accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+            accept = accept_key(key.decode("latin-1")).encode()
             self.transport.write(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"

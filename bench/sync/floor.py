@@ -15,7 +15,6 @@ built this way can go below.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import queue
 import socket
@@ -25,8 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastws import apply_mask
-
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from fastws.handshake import accept_key
 
 
 def _head(sock: socket.socket) -> tuple[bytes, bytes]:
@@ -160,7 +158,7 @@ def _serve_one(sock: socket.socket) -> None:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"sec-websocket-key":
                 key = value.strip()
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+        accept = accept_key(key.decode("latin-1")).encode()
         sock.sendall(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
